@@ -1,0 +1,66 @@
+//! Where things are: the physical memory the bootloader uses below 1 MiB and
+//! the places on disk that stage 1, stage 2 and the packager agree on.
+//!
+//! Physical memory while stage 2 runs (identity-mapped in long mode):
+//!
+//! ```text
+//! 0x00000-0x004FF  real-mode IVT and BIOS data area (the BIOS's)
+//! 0x00500-0x00FFF  unused: page 0 is the kernel's NULL guard (Solo5)
+//! 0x01000-0x05FFF  INFO_ARENA: Multiboot info, memory map, names, cmdline
+//! 0x06000-0x07BFF  real-mode stack for stage 1 and BIOS calls (top 0x7C00)
+//! 0x07C00-0x07DFF  stage 1, the MBR (partition table at 0x7DBE)
+//! 0x07E00-0x1FFFF  stage 2: code, data, then bss (page tables, stack)
+//! 0x20000-0x2FFFF  BOUNCE: BIOS disk reads land here
+//! 0x30000-0x3FFFF  RECORD_BUF: the configuration record
+//! 0x40000-0x9FFFF  left alone (the EBDA sits just below 0xA0000)
+//! 0x100000-        the kernel (KERNEL_FLOOR and up)
+//! ```
+//!
+//! Stage 2's linker script asserts that its image and bss end below
+//! [`BOUNCE_ADDR`].
+
+/// Sector size of every disk bootpack writes and reads.
+pub const SECTOR: u64 = 512;
+
+/// Where the BIOS loads stage 1.
+pub const STAGE1_ADDR: u32 = 0x7C00;
+/// Where stage 1 loads stage 2 (right behind itself).
+pub const STAGE2_ADDR: u32 = 0x7E00;
+/// First sector of stage 2 on disk.
+pub const STAGE2_LBA: u32 = 1;
+/// Stage 1 reads stage 2 in one INT 13h call; 127 sectors is the most every
+/// BIOS accepts in one extended read. Stage 2 must fit in this.
+pub const STAGE2_MAX_SECTORS: u16 = 127;
+
+/// The kernel partition starts here: 1 MiB aligned, leaving the gap for
+/// stage 2.
+pub const PARTITION_START_LBA: u32 = 2048;
+/// MBR partition type of the kernel partition: 0x7F is reserved for
+/// individual/experimental use, so no operating system tries to mount it.
+pub const PARTITION_TYPE: u8 = 0x7F;
+
+/// Multiboot information and everything it points to.
+pub const INFO_ARENA_ADDR: u32 = 0x1000;
+pub const INFO_ARENA_LEN: usize = 0x5000;
+/// Top of the real-mode stack (grows down towards the info arena).
+pub const REAL_STACK_TOP: u32 = 0x7C00;
+/// BIOS disk reads go here, then are copied to where they belong.
+pub const BOUNCE_ADDR: u32 = 0x20000;
+pub const BOUNCE_LEN: usize = 0x10000;
+/// Sectors per BIOS read: 127 is the portable bound for INT 13h AH=42h and
+/// fits the bounce buffer.
+pub const SECTORS_PER_READ: u16 = 127;
+/// The configuration record is read here whole.
+pub const RECORD_BUF_ADDR: u32 = 0x30000;
+pub const RECORD_BUF_LEN: usize = 0x10000;
+
+/// Nothing the kernel loads may lie below this: the bootloader, the BIOS
+/// and the Multiboot information live there.
+pub const KERNEL_FLOOR: u64 = 0x10_0000;
+/// Nor at or above this: stage 2 identity-maps the low 4 GiB, and Multiboot 1
+/// addresses are 32 bits.
+pub const KERNEL_CEILING: u64 = 0x1_0000_0000;
+
+/// Command lines are handed over NUL-terminated; Solo5 copies them into an
+/// 8192-byte buffer, so the whole string including the NUL must fit there.
+pub const CMDLINE_MAX: usize = 8192;

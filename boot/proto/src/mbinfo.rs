@@ -1,0 +1,182 @@
+//! Building the Multiboot 1 information structure.
+//!
+//! Everything is written into one arena (a byte slice that stage 2 places at
+//! [`crate::layout::INFO_ARENA_ADDR`]); pointers in the structure are
+//! physical addresses computed from the arena's base. Layout inside the
+//! arena, in this order, each part 8-byte aligned:
+//!
+//! ```text
+//! info structure (INFO_LEN bytes)
+//! memory map: one 24-byte entry per E820 entry (size = 20, base, length, type)
+//! boot loader name, NUL-terminated
+//! command line, NUL-terminated
+//! ```
+
+use crate::e820::{mem_lower_kib, mem_upper_kib, E820Entry};
+use crate::le;
+
+/// EAX at kernel entry.
+pub const BOOTLOADER_MAGIC: u32 = 0x2BAD_B002;
+
+/// Info flag bits (Multiboot 1 spec, section 3.3).
+pub const INFO_MEMORY: u32 = 1 << 0;
+pub const INFO_BOOTDEV: u32 = 1 << 1;
+pub const INFO_CMDLINE: u32 = 1 << 2;
+pub const INFO_MEM_MAP: u32 = 1 << 6;
+pub const INFO_BOOT_LOADER_NAME: u32 = 1 << 9;
+
+/// Size of the info structure up to and including boot_loader_name (0x44),
+/// rounded up; the fields after it stay zero.
+pub const INFO_LEN: usize = 0x58;
+/// Bytes per memory map entry: the 4-byte size field plus 20 bytes.
+pub const MMAP_ENTRY_LEN: usize = 24;
+
+/// What goes into the information structure.
+#[derive(Clone, Copy, Debug)]
+pub struct InfoSpec<'a> {
+    pub e820: &'a [E820Entry],
+    /// BIOS drive number (0x80 for the first hard disk).
+    pub drive: u8,
+    /// 0-based index of the kernel's partition in the MBR.
+    pub partition: u8,
+    /// The command line with its terminating NUL.
+    pub cmdline: &'a [u8],
+    /// The boot loader name without NUL.
+    pub loader_name: &'a [u8],
+}
+
+/// Where each part ended up, as physical addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InfoAddrs {
+    pub info: u32,
+    pub mmap: u32,
+    pub mmap_len: u32,
+    pub loader_name: u32,
+    pub cmdline: u32,
+    /// One past the last byte used.
+    pub end: u32,
+}
+
+/// The arena is too small for this memory map and command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArenaFull {
+    pub needed: usize,
+}
+
+fn align8(x: usize) -> usize {
+    (x + 7) & !7
+}
+
+/// The `boot_device` field: drive, then partition, sub-partitions unused.
+pub fn boot_device(drive: u8, partition: u8) -> u32 {
+    (drive as u32) << 24 | (partition as u32) << 16 | 0xFFFF
+}
+
+/// Writes the information into `arena`, which lies at physical `base`.
+pub fn build(spec: &InfoSpec, arena: &mut [u8], base: u32) -> Result<InfoAddrs, ArenaFull> {
+    let mmap_off = align8(INFO_LEN);
+    let mmap_len = spec.e820.len() * MMAP_ENTRY_LEN;
+    let name_off = align8(mmap_off + mmap_len);
+    let cmd_off = align8(name_off + spec.loader_name.len() + 1);
+    let end = cmd_off + spec.cmdline.len();
+    if end > arena.len() {
+        return Err(ArenaFull { needed: end });
+    }
+    arena[..end].fill(0);
+
+    for (i, e) in spec.e820.iter().enumerate() {
+        let o = mmap_off + i * MMAP_ENTRY_LEN;
+        le::put_u32(arena, o, (MMAP_ENTRY_LEN - 4) as u32);
+        le::put_u64(arena, o + 4, e.base);
+        le::put_u64(arena, o + 12, e.len);
+        le::put_u32(arena, o + 20, e.kind);
+    }
+    arena[name_off..name_off + spec.loader_name.len()].copy_from_slice(spec.loader_name);
+    arena[cmd_off..end].copy_from_slice(spec.cmdline);
+
+    let at = |off: usize| base + off as u32;
+    let info = &mut arena[..INFO_LEN];
+    le::put_u32(
+        info,
+        0,
+        INFO_MEMORY | INFO_BOOTDEV | INFO_CMDLINE | INFO_MEM_MAP | INFO_BOOT_LOADER_NAME,
+    );
+    le::put_u32(info, 4, mem_lower_kib(spec.e820));
+    le::put_u32(info, 8, mem_upper_kib(spec.e820));
+    le::put_u32(info, 12, boot_device(spec.drive, spec.partition));
+    le::put_u32(info, 16, at(cmd_off));
+    le::put_u32(info, 44, mmap_len as u32);
+    le::put_u32(info, 48, at(mmap_off));
+    le::put_u32(info, 64, at(name_off));
+    Ok(InfoAddrs {
+        info: base,
+        mmap: at(mmap_off),
+        mmap_len: mmap_len as u32,
+        loader_name: at(name_off),
+        cmdline: at(cmd_off),
+        end: at(end),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_every_field() {
+        let map = [
+            E820Entry {
+                base: 0,
+                len: 0x9fc00,
+                kind: 1,
+            },
+            E820Entry {
+                base: 0x100000,
+                len: 0x7ee0000,
+                kind: 1,
+            },
+        ];
+        let mut arena = [0xAAu8; 512];
+        let a = build(
+            &InfoSpec {
+                e820: &map,
+                drive: 0x80,
+                partition: 0,
+                cmdline: b"k x\0",
+                loader_name: b"bootpack 0.1.0",
+            },
+            &mut arena,
+            0x1000,
+        )
+        .unwrap();
+        assert_eq!(le::u32(&arena, 0), 0x247);
+        assert_eq!(le::u32(&arena, 4), 639);
+        assert_eq!(le::u32(&arena, 8), 0x7ee0000 / 1024);
+        assert_eq!(le::u32(&arena, 12), 0x8000_FFFF);
+        assert_eq!(le::u32(&arena, 16), a.cmdline);
+        assert_eq!(le::u32(&arena, 44), 48);
+        assert_eq!(le::u32(&arena, 48), 0x1058);
+        let m = (a.mmap - 0x1000) as usize;
+        assert_eq!(le::u32(&arena, m + 24), 20);
+        assert_eq!(le::u64(&arena, m + 28), 0x100000);
+        assert_eq!(le::u32(&arena, m + 44), 1);
+        let n = (a.loader_name - 0x1000) as usize;
+        assert_eq!(&arena[n..n + 15], b"bootpack 0.1.0\0");
+        let c = (a.cmdline - 0x1000) as usize;
+        assert_eq!(&arena[c..c + 4], b"k x\0");
+        assert_eq!(a.end, a.cmdline + 4);
+    }
+
+    #[test]
+    fn reports_a_full_arena() {
+        let mut arena = [0u8; 64];
+        let spec = InfoSpec {
+            e820: &[],
+            drive: 0x80,
+            partition: 1,
+            cmdline: b"\0",
+            loader_name: b"x",
+        };
+        assert!(build(&spec, &mut arena, 0x1000).is_err());
+    }
+}
