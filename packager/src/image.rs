@@ -1,0 +1,425 @@
+//! Laying out and writing the disk image.
+//!
+//! ```text
+//! LBA 0            MBR: stage 1 (patched with stage 2's place and sum),
+//!                  disk signature, partition table
+//! LBA 1..          stage 2
+//! LBA 2048..       the kernel partition (type 0x7F, active):
+//!                  configuration record, then each segment's file bytes,
+//!                  each starting on a sector boundary
+//! ```
+//!
+//! The partition is rounded up to whole MiB so the disk ends on a MiB
+//! boundary. The image is written to a temporary file beside the output
+//! and renamed into place only when complete, so the output path never
+//! holds a half-written image. Runs of zero bytes are not written, so the
+//! image is sparse where the file system allows.
+
+use std::fs::File;
+use std::io::{self, Cursor, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use bootpack_proto::checksum::{fletcher64, Fletcher64};
+use bootpack_proto::layout::{
+    PARTITION_START_LBA, PARTITION_TYPE, SECTOR, STAGE2_LBA, STAGE2_MAX_SECTORS,
+};
+use bootpack_proto::record::{self, RecordSpec, Segment, RECORD_MAX};
+use bootpack_proto::stage1;
+use mbrman::{MBRHeader, MBRPartitionEntry, CHS};
+
+use crate::kernel::LoadPlan;
+
+const MIB_SECTORS: u64 = 2048;
+
+/// The two boot stages as flat binaries.
+#[derive(Clone, Copy, Debug)]
+pub struct Bootloader<'a> {
+    /// At least the 440 bytes of MBR boot code, with the patch placeholders.
+    pub stage1: &'a [u8],
+    pub stage2: &'a [u8],
+}
+
+/// Why an image could not be laid out or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("the command line is {len} bytes; with its terminating NUL it must fit in {max} bytes (Solo5's buffer)")]
+    CmdlineTooLong { len: usize, max: usize },
+    #[error("the load plan has {segments} segments and does not fit the {max}-byte configuration record")]
+    RecordTooLarge { segments: usize, max: usize },
+    #[error("the disk would need {sectors} sectors; MBR partitions end at 2 TiB")]
+    TooLarge { sectors: u64 },
+    #[error("internal: stage 1 lacks its patch placeholders (stale bootloader build)")]
+    Stage1Layout,
+    #[error("internal: stage 2 is {sectors} sectors; stage 1 loads at most {max}")]
+    Stage2TooLarge { sectors: u64, max: u16 },
+    #[error("cannot write {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// Everything about the image that is decided before writing it.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// Sector 0, complete.
+    pub mbr: [u8; 512],
+    /// Stage 2 padded to whole sectors.
+    pub stage2: Vec<u8>,
+    /// The configuration record, padded to whole sectors.
+    pub record: Vec<u8>,
+    /// For each plan segment with file bytes: where they go on disk
+    /// (absolute byte offset).
+    pub data: Vec<(std::ops::Range<usize>, u64)>,
+    pub partition_sectors: u64,
+    pub disk_sectors: u64,
+    pub payload_sum: u64,
+}
+
+impl Layout {
+    pub fn disk_bytes(&self) -> u64 {
+        self.disk_sectors * SECTOR
+    }
+}
+
+fn sectors(bytes: u64) -> u64 {
+    bytes.div_ceil(SECTOR)
+}
+
+fn pad_to_sectors(mut v: Vec<u8>) -> Vec<u8> {
+    v.resize((sectors(v.len() as u64) * SECTOR) as usize, 0);
+    v
+}
+
+/// Decides where everything goes and builds the MBR and record.
+pub fn layout(
+    boot: &Bootloader,
+    kernel: &[u8],
+    plan: &LoadPlan,
+    cmdline: &[u8],
+) -> Result<Layout, ImageError> {
+    let max = bootpack_proto::layout::CMDLINE_MAX;
+    if cmdline.len() + 1 > max {
+        return Err(ImageError::CmdlineTooLong {
+            len: cmdline.len(),
+            max,
+        });
+    }
+    let rec_len = record::record_len(plan.segments.len(), cmdline.len());
+    if rec_len > RECORD_MAX {
+        return Err(ImageError::RecordTooLarge {
+            segments: plan.segments.len(),
+            max: RECORD_MAX,
+        });
+    }
+
+    // Segment data follows the record, each on a sector boundary.
+    let mut next = sectors(rec_len as u64);
+    let mut segs = Vec::with_capacity(plan.segments.len());
+    let mut data = Vec::new();
+    let mut sum = Fletcher64::new();
+    for s in &plan.segments {
+        segs.push(Segment {
+            dest: s.dest,
+            file_size: s.file_size(),
+            mem_size: s.mem_size,
+            data_sector: next,
+        });
+        if !s.file.is_empty() {
+            sum.update_padded(&kernel[s.file.clone()]);
+            data.push((s.file.clone(), (PARTITION_START_LBA as u64 + next) * SECTOR));
+            next += sectors(s.file_size());
+        }
+    }
+    let record_sectors = sectors(rec_len as u64);
+    let payload_sum = sum.finish();
+    let mut rec = vec![0u8; rec_len];
+    record::encode(
+        &RecordSpec {
+            entry: plan.entry,
+            mb_flags: plan.mb_flags,
+            segments: &segs,
+            cmdline,
+            payload_sum,
+            data_sectors: (next - record_sectors) as u32,
+        },
+        &mut rec,
+    );
+
+    let partition_sectors = next.div_ceil(MIB_SECTORS) * MIB_SECTORS;
+    let disk_sectors = PARTITION_START_LBA as u64 + partition_sectors;
+    if disk_sectors > u32::MAX as u64 {
+        return Err(ImageError::TooLarge {
+            sectors: disk_sectors,
+        });
+    }
+
+    let stage2 = pad_to_sectors(boot.stage2.to_vec());
+    let stage2_sectors = stage2.len() as u64 / SECTOR;
+    if stage2_sectors > STAGE2_MAX_SECTORS as u64
+        || STAGE2_LBA as u64 + stage2_sectors > PARTITION_START_LBA as u64
+    {
+        return Err(ImageError::Stage2TooLarge {
+            sectors: stage2_sectors,
+            max: STAGE2_MAX_SECTORS,
+        });
+    }
+    // The disk signature is derived from the content, so the same inputs
+    // give the same image.
+    let signature = (fletcher64(&rec) as u32 | 1).to_le_bytes();
+    let mbr = build_mbr(boot.stage1, &stage2, signature, partition_sectors as u32)?;
+    Ok(Layout {
+        mbr,
+        stage2,
+        record: pad_to_sectors(rec),
+        data,
+        partition_sectors,
+        disk_sectors,
+        payload_sum,
+    })
+}
+
+/// CHS for `lba` in the conventional 255-head, 63-sector geometry, or the
+/// "beyond CHS" marker 1023/254/63 that partitioning tools write when the
+/// address does not fit.
+fn chs(lba: u32) -> CHS {
+    CHS::from_lba_exact(lba, 1023, 255, 63).unwrap_or(CHS::new(1023, 254, 63))
+}
+
+fn build_mbr(
+    stage1: &[u8],
+    stage2: &[u8],
+    signature: [u8; 4],
+    partition_sectors: u32,
+) -> Result<[u8; 512], ImageError> {
+    if stage1.len() < stage1::CODE_LEN {
+        return Err(ImageError::Stage1Layout);
+    }
+    let mut code = [0u8; stage1::CODE_LEN];
+    code.copy_from_slice(&stage1[..stage1::CODE_LEN]);
+    let get16 = |o: usize| u16::from_le_bytes([code[o], code[o + 1]]);
+    let get32 = |o: usize| u32::from_le_bytes(code[o..o + 4].try_into().unwrap());
+    if get32(stage1::STAGE2_LBA_OFFSET) != stage1::PLACEHOLDER_LBA
+        || get16(stage1::STAGE2_SECTORS_OFFSET) != stage1::PLACEHOLDER_SECTORS
+        || get16(stage1::STAGE2_SUM_OFFSET) != stage1::PLACEHOLDER_SUM
+    {
+        return Err(ImageError::Stage1Layout);
+    }
+    let o = stage1::STAGE2_LBA_OFFSET;
+    code[o..o + 4].copy_from_slice(&STAGE2_LBA.to_le_bytes());
+    let o = stage1::STAGE2_SECTORS_OFFSET;
+    code[o..o + 2].copy_from_slice(&((stage2.len() as u64 / SECTOR) as u16).to_le_bytes());
+    let o = stage1::STAGE2_SUM_OFFSET;
+    code[o..o + 2].copy_from_slice(&stage1::stage2_sum(stage2).to_le_bytes());
+
+    let mut header = MBRHeader::new(signature);
+    header.bootstrap_code = code;
+    let last = PARTITION_START_LBA + partition_sectors - 1;
+    header.partition_1 = MBRPartitionEntry {
+        boot: mbrman::BOOT_ACTIVE,
+        first_chs: chs(PARTITION_START_LBA),
+        sys: PARTITION_TYPE,
+        last_chs: chs(last),
+        starting_lba: PARTITION_START_LBA,
+        sectors: partition_sectors,
+    };
+    let mut sector = Cursor::new([0u8; 512]);
+    header
+        .write_into(&mut sector)
+        .expect("an MBR header always fits in 512 bytes");
+    Ok(sector.into_inner())
+}
+
+/// Writes `bytes` at `offset`, skipping 4 KiB blocks that are all zero so
+/// they stay holes in the (already sized) file.
+fn write_sparse(file: &File, mut offset: u64, bytes: &[u8]) -> io::Result<()> {
+    const BLOCK: usize = 4096;
+    let mut pos = 0;
+    while pos < bytes.len() {
+        // Align blocks to the file so skipped ranges are whole FS blocks.
+        let len = (BLOCK - (offset % BLOCK as u64) as usize).min(bytes.len() - pos);
+        let chunk = &bytes[pos..pos + len];
+        if chunk.iter().any(|&b| b != 0) {
+            file.write_all_at(chunk, offset)?;
+        }
+        pos += len;
+        offset += len as u64;
+    }
+    Ok(())
+}
+
+/// Writes the raw image to `out` atomically: a temporary file in the same
+/// directory, renamed over `out` once complete.
+pub fn write_raw(layout: &Layout, kernel: &[u8], out: &Path) -> Result<(), ImageError> {
+    write_atomically(out, |file| {
+        file.set_len(layout.disk_bytes())?;
+        file.write_all_at(&layout.mbr, 0)?;
+        file.write_all_at(&layout.stage2, STAGE2_LBA as u64 * SECTOR)?;
+        file.write_all_at(&layout.record, PARTITION_START_LBA as u64 * SECTOR)?;
+        for (range, at) in &layout.data {
+            write_sparse(file, *at, &kernel[range.clone()])?;
+        }
+        Ok(())
+    })
+}
+
+/// Runs `fill` on a fresh temporary file beside `out` and renames it to
+/// `out` if `fill` succeeds; removes it otherwise.
+pub fn write_atomically(
+    out: &Path,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> Result<(), ImageError> {
+    let io_err = |source| ImageError::Io {
+        path: out.to_path_buf(),
+        source,
+    };
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.bootpack-{}.tmp", std::process::id()));
+    let result = File::create(&tmp).and_then(|mut f| {
+        fill(&mut f)?;
+        f.flush()
+    });
+    match result.and_then(|()| std::fs::rename(&tmp, out)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(io_err(e))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{KernelFormat, LoadSegment};
+    use bootpack_proto::record::Record;
+
+    fn stage1() -> Vec<u8> {
+        let mut s = vec![0xEEu8; 512];
+        s[stage1::STAGE2_LBA_OFFSET..][..4].copy_from_slice(&stage1::PLACEHOLDER_LBA.to_le_bytes());
+        s[stage1::STAGE2_SECTORS_OFFSET..][..2]
+            .copy_from_slice(&stage1::PLACEHOLDER_SECTORS.to_le_bytes());
+        s[stage1::STAGE2_SUM_OFFSET..][..2].copy_from_slice(&stage1::PLACEHOLDER_SUM.to_le_bytes());
+        s
+    }
+
+    fn plan() -> LoadPlan {
+        LoadPlan {
+            format: KernelFormat::Elf32,
+            mb_flags: 3,
+            header_offset: 0,
+            entry: 0x100000,
+            segments: vec![
+                LoadSegment {
+                    dest: 0x100000,
+                    file: 0..1000,
+                    mem_size: 0x2000,
+                },
+                LoadSegment {
+                    dest: 0x200000,
+                    file: 1000..1000,
+                    mem_size: 0x1000,
+                },
+                LoadSegment {
+                    dest: 0x300000,
+                    file: 1000..1700,
+                    mem_size: 700,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn lays_out_mbr_stage2_record_and_data() {
+        let kernel: Vec<u8> = (0..1700).map(|i| i as u8).collect();
+        let s1 = stage1();
+        let boot = Bootloader {
+            stage1: &s1,
+            stage2: &[7u8; 600],
+        };
+        let l = layout(&boot, &kernel, &plan(), b"k a b").unwrap();
+        // Stage 1 patched: LBA 1, two sectors, the word sum.
+        assert_eq!(&l.mbr[0x1AC..0x1B0], &1u32.to_le_bytes());
+        assert_eq!(&l.mbr[0x1B0..0x1B2], &2u16.to_le_bytes());
+        assert_eq!(
+            &l.mbr[0x1B2..0x1B4],
+            &stage1::stage2_sum(&l.stage2).to_le_bytes()
+        );
+        assert_eq!(&l.mbr[0x1FE..], &[0x55, 0xAA]);
+        // One active 0x7F partition at 2048, a whole MiB.
+        let p = &l.mbr[0x1BE..0x1CE];
+        assert_eq!((p[0], p[4]), (0x80, 0x7F));
+        assert_eq!(&p[8..12], &2048u32.to_le_bytes());
+        assert_eq!(&p[12..16], &2048u32.to_le_bytes());
+        assert_eq!(l.disk_sectors, 4096);
+        // The record reads back and points at the data.
+        let r = Record::parse(&l.record).unwrap();
+        assert_eq!(r.cmdline(), b"k a b");
+        let segs: Vec<_> = r.segments().collect();
+        assert_eq!((segs[0].data_sector, segs[0].file_size), (1, 1000));
+        assert_eq!((segs[1].data_sector, segs[1].file_size), (3, 0));
+        assert_eq!((segs[2].data_sector, segs[2].file_size), (3, 700));
+        assert_eq!(
+            l.data,
+            vec![(0..1000, (2048 + 1) * 512), (1000..1700, (2048 + 3) * 512)]
+        );
+        assert_eq!(r.data_sectors(), 4);
+    }
+
+    #[test]
+    fn refuses_an_overlong_command_line_and_a_stale_stage1() {
+        let s1 = stage1();
+        let boot = Bootloader {
+            stage1: &s1,
+            stage2: &[7u8; 600],
+        };
+        let long = vec![b'x'; 8192];
+        assert!(matches!(
+            layout(&boot, &[0; 1700], &plan(), &long),
+            Err(ImageError::CmdlineTooLong {
+                len: 8192,
+                max: 8192
+            })
+        ));
+        assert!(layout(&boot, &[0; 1700], &plan(), &long[..8191]).is_ok());
+        let stale = Bootloader {
+            stage1: &[0u8; 512],
+            stage2: &[7u8; 600],
+        };
+        assert!(matches!(
+            layout(&stale, &[0; 1700], &plan(), b"k"),
+            Err(ImageError::Stage1Layout)
+        ));
+    }
+
+    #[test]
+    fn writes_atomically_and_sparsely() {
+        let dir = std::env::temp_dir().join(format!("bootpack-image-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("disk.img");
+        let mut kernel = vec![0u8; 1700];
+        kernel[1500] = 9;
+        let s1 = stage1();
+        let boot = Bootloader {
+            stage1: &s1,
+            stage2: &[7u8; 600],
+        };
+        let l = layout(&boot, &kernel, &plan(), b"k").unwrap();
+        write_raw(&l, &kernel, &out).unwrap();
+        let disk = std::fs::read(&out).unwrap();
+        assert_eq!(disk.len() as u64, l.disk_bytes());
+        assert_eq!(&disk[..512], &l.mbr);
+        assert_eq!(disk[(2048 + 3) * 512 + 500], 9);
+        // A failing fill leaves neither the output nor a temporary file.
+        let out2 = dir.join("never.img");
+        let err = write_atomically(&out2, |_| Err(io::Error::other("disk full")));
+        assert!(err.is_err() && !out2.exists());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,459 @@
+//! Reading a Multiboot kernel and reducing it to a load plan.
+//!
+//! The plan is what stage 2 follows at boot: which file bytes go to which
+//! physical address, how much to zero after them, and where to jump. All
+//! parsing and checking happens here, on the host, where errors can name
+//! the file and offset; stage 2 only copies.
+//!
+//! Which loading rule applies follows the Multiboot 1 spec and GRUB:
+//! - header flag bit 16 (the "a.out kludge", which Solo5 uses): the header's
+//!   load_addr, load_end_addr, bss_end_addr and entry_addr win, even in an
+//!   ELF file (a Solo5 kernel's ELF entry point is 64-bit code);
+//! - otherwise the file must be ELF (32- or 64-bit): its PT_LOAD segments
+//!   load at their physical addresses and the entry point is e_entry,
+//!   translated from virtual to physical through the segment containing it.
+
+use std::ops::Range;
+
+use bootpack_proto::layout::{KERNEL_CEILING, KERNEL_FLOOR};
+use bootpack_proto::multiboot::{self, HeaderError, Kludge, FLAG_AOUT_KLUDGE};
+use goblin::elf::program_header::PT_LOAD;
+use goblin::elf::Elf;
+
+/// One piece of the kernel to load.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadSegment {
+    /// Physical address the bytes go to.
+    pub dest: u64,
+    /// The bytes' place in the kernel file.
+    pub file: Range<usize>,
+    /// Bytes the segment occupies in memory; past the file bytes it is
+    /// zeroed (bss).
+    pub mem_size: u64,
+}
+
+impl LoadSegment {
+    pub fn file_size(&self) -> u64 {
+        self.file.len() as u64
+    }
+    pub fn end(&self) -> u64 {
+        self.dest + self.mem_size
+    }
+}
+
+/// How the kernel file was understood.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelFormat {
+    Elf32,
+    Elf64,
+    /// Loaded by the header's address fields; `elf` says whether the file is
+    /// also an ELF (Solo5) or a flat binary.
+    AoutKludge {
+        elf: bool,
+    },
+}
+
+impl std::fmt::Display for KernelFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(match self {
+            KernelFormat::Elf32 => "ELF32",
+            KernelFormat::Elf64 => "ELF64",
+            KernelFormat::AoutKludge { elf: true } => "ELF with a.out kludge",
+            KernelFormat::AoutKludge { elf: false } => "flat binary with a.out kludge",
+        })
+    }
+}
+
+/// A kernel ready to be packed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadPlan {
+    pub format: KernelFormat,
+    /// The Multiboot header's flags and offset in the file.
+    pub mb_flags: u32,
+    pub header_offset: usize,
+    /// Physical address entered in 32-bit protected mode.
+    pub entry: u32,
+    /// Sorted by address, non-overlapping, all within
+    /// [KERNEL_FLOOR, KERNEL_CEILING).
+    pub segments: Vec<LoadSegment>,
+}
+
+/// Why a kernel cannot be packed. Each message says what is wrong, where
+/// (offset or address) and, where it helps, what to do; the caller adds the
+/// file name.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KernelError {
+    #[error("no Multiboot header in the first 8 KiB ({len} bytes searched): this is not a Multiboot kernel; link a Multiboot header (magic 0x1BADB002) into the start of the image")]
+    NoHeader { len: usize },
+    #[error("the Multiboot header at offset {offset:#x} has a bad checksum: magic 0x1BADB002 + flags {flags:#010x} + checksum {checksum:#010x} is not 0")]
+    BadHeaderChecksum {
+        offset: usize,
+        flags: u32,
+        checksum: u32,
+    },
+    #[error("the Multiboot header at offset {offset:#x} is cut off by the 8 KiB search window or the end of the file")]
+    TruncatedHeader { offset: usize },
+    #[error("the Multiboot header at offset {offset:#x} sets flag bit {bit} ({what}), a requirement bootpack cannot honour")]
+    UnsupportedFlag {
+        offset: usize,
+        bit: u32,
+        what: &'static str,
+    },
+    #[error("not an ELF file and the Multiboot header (offset {offset:#x}) has no address fields (flag bit 16): bootpack cannot tell where to load it")]
+    NotElfNoKludge { offset: usize },
+    #[error("invalid ELF: {0}")]
+    BadElf(String),
+    #[error(
+        "ELF for machine {machine} ({class}-bit); a Multiboot kernel is x86 (EM_386 or EM_X86_64)"
+    )]
+    WrongMachine { machine: u16, class: u8 },
+    #[error("ELF has no loadable segment (PT_LOAD) with a size")]
+    NoSegments,
+    #[error("segment {index} is truncated: it needs file bytes {start:#x}..{end:#x}, but the file is only {len:#x} bytes long")]
+    Truncated {
+        index: usize,
+        start: u64,
+        end: u64,
+        len: usize,
+    },
+    #[error(
+        "segment {index} has {file_size:#x} file bytes but only {mem_size:#x} bytes in memory"
+    )]
+    FileLargerThanMemory {
+        index: usize,
+        file_size: u64,
+        mem_size: u64,
+    },
+    #[error("segment {index} would load at {start:#x}..{end:#x}, below 1 MiB where the BIOS and bootpack's loader live; link the kernel at 0x100000 or above")]
+    BelowFloor { index: usize, start: u64, end: u64 },
+    #[error("segment {index} would load at {start:#x}..{end:#x}, beyond 4 GiB; a Multiboot 1 kernel must load below 4 GiB")]
+    AboveCeiling { index: usize, start: u64, end: u64 },
+    #[error("segments {a} ({a_start:#x}..{a_end:#x}) and {b} ({b_start:#x}..{b_end:#x}) overlap in memory")]
+    Overlap {
+        a: usize,
+        a_start: u64,
+        a_end: u64,
+        b: usize,
+        b_start: u64,
+        b_end: u64,
+    },
+    #[error("the Multiboot header's address fields are inconsistent: {0}")]
+    BadKludge(String),
+    #[error("the entry point {entry:#x} is not inside any loaded segment")]
+    EntryOutside { entry: u64 },
+}
+
+fn flag_name(bit: u32) -> &'static str {
+    match bit {
+        2 => "video mode table; bootpack does not set video modes",
+        _ => "unknown to Multiboot 1",
+    }
+}
+
+/// Parses `image` (the whole kernel file) into a load plan.
+pub fn plan(image: &[u8]) -> Result<LoadPlan, KernelError> {
+    let header = multiboot::find(image).map_err(|e| match e {
+        HeaderError::NotFound => KernelError::NoHeader {
+            len: image.len().min(multiboot::SEARCH_LEN),
+        },
+        HeaderError::BadChecksum {
+            offset,
+            flags,
+            checksum,
+        } => KernelError::BadHeaderChecksum {
+            offset,
+            flags,
+            checksum,
+        },
+        HeaderError::Truncated { offset } => KernelError::TruncatedHeader { offset },
+        HeaderError::UnsupportedFlag { offset, bit } => KernelError::UnsupportedFlag {
+            offset,
+            bit,
+            what: flag_name(bit),
+        },
+    })?;
+    let is_elf = image.starts_with(b"\x7fELF");
+    let (format, entry, mut segments) = match header.kludge {
+        Some(k) if header.flags & FLAG_AOUT_KLUDGE != 0 => {
+            let (entry, segs) = plan_kludge(image, header.offset, &k)?;
+            (KernelFormat::AoutKludge { elf: is_elf }, entry, segs)
+        }
+        _ if is_elf => plan_elf(image)?,
+        _ => {
+            return Err(KernelError::NotElfNoKludge {
+                offset: header.offset,
+            })
+        }
+    };
+    check_segments(&mut segments)?;
+    if !segments.iter().any(|s| (s.dest..s.end()).contains(&entry)) {
+        return Err(KernelError::EntryOutside { entry });
+    }
+    Ok(LoadPlan {
+        format,
+        mb_flags: header.flags,
+        header_offset: header.offset,
+        entry: entry as u32,
+        segments,
+    })
+}
+
+/// The a.out kludge: the file offset of `load_addr` is the header's offset
+/// minus (header_addr - load_addr); the file bytes up to `load_end_addr`
+/// (or the end of the file) follow contiguously, then bss up to
+/// `bss_end_addr`.
+fn plan_kludge(
+    image: &[u8],
+    header_offset: usize,
+    k: &Kludge,
+) -> Result<(u64, Vec<LoadSegment>), KernelError> {
+    let bad = |m: String| Err(KernelError::BadKludge(m));
+    if k.header_addr < k.load_addr {
+        return bad(format!(
+            "header_addr {:#x} is below load_addr {:#x}",
+            k.header_addr, k.load_addr
+        ));
+    }
+    let lead = (k.header_addr - k.load_addr) as usize;
+    if lead > header_offset {
+        return bad(format!(
+            "load_addr {:#x} would start {lead:#x} bytes before the header, but the header is only {header_offset:#x} bytes into the file",
+            k.load_addr
+        ));
+    }
+    let file_start = header_offset - lead;
+    let file_end = if k.load_end_addr == 0 {
+        image.len()
+    } else {
+        if k.load_end_addr < k.load_addr {
+            return bad(format!(
+                "load_end_addr {:#x} is below load_addr {:#x}",
+                k.load_end_addr, k.load_addr
+            ));
+        }
+        let end = file_start as u64 + (k.load_end_addr - k.load_addr) as u64;
+        if end > image.len() as u64 {
+            return Err(KernelError::Truncated {
+                index: 0,
+                start: file_start as u64,
+                end,
+                len: image.len(),
+            });
+        }
+        end as usize
+    };
+    let file_size = (file_end - file_start) as u64;
+    let mem_size = if k.bss_end_addr == 0 {
+        file_size
+    } else {
+        let load_end = k.load_addr as u64 + file_size;
+        if (k.bss_end_addr as u64) < load_end {
+            return bad(format!(
+                "bss_end_addr {:#x} is below the end of the loaded data {load_end:#x}",
+                k.bss_end_addr
+            ));
+        }
+        k.bss_end_addr as u64 - k.load_addr as u64
+    };
+    let seg = LoadSegment {
+        dest: k.load_addr as u64,
+        file: file_start..file_end,
+        mem_size,
+    };
+    Ok((k.entry_addr as u64, vec![seg]))
+}
+
+fn plan_elf(image: &[u8]) -> Result<(KernelFormat, u64, Vec<LoadSegment>), KernelError> {
+    let elf = Elf::parse(image).map_err(|e| KernelError::BadElf(e.to_string()))?;
+    let class = if elf.is_64 { 64 } else { 32 };
+    let machine = elf.header.e_machine;
+    use goblin::elf::header::{EM_386, EM_X86_64};
+    if machine != EM_386 && machine != EM_X86_64 {
+        return Err(KernelError::WrongMachine { machine, class });
+    }
+    let mut segments = Vec::new();
+    let mut entry = None;
+    for (index, ph) in elf.program_headers.iter().enumerate() {
+        // Newer Solo5 kernels carry an empty PT_LOAD at address 0; it loads
+        // nothing and is skipped, as GRUB does.
+        if ph.p_type != PT_LOAD || ph.p_memsz == 0 {
+            continue;
+        }
+        if ph.p_filesz > ph.p_memsz {
+            return Err(KernelError::FileLargerThanMemory {
+                index,
+                file_size: ph.p_filesz,
+                mem_size: ph.p_memsz,
+            });
+        }
+        let end = ph.p_offset.checked_add(ph.p_filesz).unwrap_or(u64::MAX);
+        if end > image.len() as u64 {
+            return Err(KernelError::Truncated {
+                index,
+                start: ph.p_offset,
+                end,
+                len: image.len(),
+            });
+        }
+        // The entry point is virtual; the segment containing it says where
+        // it lands physically.
+        if (ph.p_vaddr..ph.p_vaddr.saturating_add(ph.p_memsz)).contains(&elf.entry) {
+            entry = Some(elf.entry - ph.p_vaddr + ph.p_paddr);
+        }
+        segments.push(LoadSegment {
+            dest: ph.p_paddr,
+            file: ph.p_offset as usize..end as usize,
+            mem_size: ph.p_memsz,
+        });
+    }
+    if segments.is_empty() {
+        return Err(KernelError::NoSegments);
+    }
+    let format = if elf.is_64 {
+        KernelFormat::Elf64
+    } else {
+        KernelFormat::Elf32
+    };
+    Ok((format, entry.unwrap_or(elf.entry), segments))
+}
+
+/// Every segment within [KERNEL_FLOOR, KERNEL_CEILING), none overlapping;
+/// sorts them by address. Segment numbers in errors are positions in the
+/// plan before sorting.
+fn check_segments(segments: &mut [LoadSegment]) -> Result<(), KernelError> {
+    for (index, s) in segments.iter().enumerate() {
+        let (start, end) = (s.dest, s.dest.saturating_add(s.mem_size));
+        if start < KERNEL_FLOOR {
+            return Err(KernelError::BelowFloor { index, start, end });
+        }
+        if end > KERNEL_CEILING {
+            return Err(KernelError::AboveCeiling { index, start, end });
+        }
+    }
+    let mut order: Vec<usize> = (0..segments.len()).collect();
+    order.sort_by_key(|&i| segments[i].dest);
+    for w in order.windows(2) {
+        let (a, b) = (&segments[w[0]], &segments[w[1]]);
+        if a.end() > b.dest {
+            return Err(KernelError::Overlap {
+                a: w[0],
+                a_start: a.dest,
+                a_end: a.end(),
+                b: w[1],
+                b_start: b.dest,
+                b_end: b.end(),
+            });
+        }
+    }
+    segments.sort_by_key(|s| s.dest);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bootpack_proto::multiboot::write;
+
+    /// A flat kludge kernel: header at `off`, loaded from 1 MiB.
+    fn flat(len: usize, off: usize, k: Kludge) -> Vec<u8> {
+        let mut img: Vec<u8> = (0..len).map(|i| (i % 251) as u8 | 1).collect();
+        write(&mut img, off, 0x10003, Some(k));
+        img
+    }
+
+    fn kludge(load_end: u32, bss_end: u32, entry: u32) -> Kludge {
+        Kludge {
+            header_addr: 0x100010,
+            load_addr: 0x100000,
+            load_end_addr: load_end,
+            bss_end_addr: bss_end,
+            entry_addr: entry,
+        }
+    }
+
+    #[test]
+    fn kludge_uses_the_header_addresses() {
+        let img = flat(0x3000, 0x10, kludge(0x102000, 0x105000, 0x100040));
+        let p = plan(&img).unwrap();
+        assert_eq!(p.format, KernelFormat::AoutKludge { elf: false });
+        assert_eq!(p.entry, 0x100040);
+        assert_eq!(
+            p.segments,
+            vec![LoadSegment {
+                dest: 0x100000,
+                file: 0..0x2000,
+                mem_size: 0x5000
+            }]
+        );
+    }
+
+    #[test]
+    fn kludge_zero_fields_mean_whole_file_and_no_bss() {
+        let img = flat(0x1234, 0x10, kludge(0, 0, 0x100040));
+        let p = plan(&img).unwrap();
+        assert_eq!(p.segments[0].file, 0..0x1234);
+        assert_eq!(p.segments[0].mem_size, 0x1234);
+    }
+
+    #[test]
+    fn kludge_errors_name_the_problem() {
+        let img = flat(0x1000, 0x10, kludge(0x102000, 0, 0x100040));
+        assert!(matches!(
+            plan(&img),
+            Err(KernelError::Truncated {
+                end: 0x2000,
+                len: 0x1000,
+                ..
+            })
+        ));
+        let img = flat(0x3000, 0x10, kludge(0x102000, 0x101000, 0x100040));
+        assert!(matches!(plan(&img), Err(KernelError::BadKludge(_))));
+        let img = flat(0x3000, 0x10, kludge(0x102000, 0, 0x900000));
+        assert_eq!(
+            plan(&img),
+            Err(KernelError::EntryOutside { entry: 0x900000 })
+        );
+        let mut low = kludge(0, 0, 0x8040);
+        low.header_addr = 0x8010;
+        low.load_addr = 0x8000;
+        let img = flat(0x3000, 0x10, low);
+        assert!(matches!(
+            plan(&img),
+            Err(KernelError::BelowFloor { start: 0x8000, .. })
+        ));
+    }
+
+    #[test]
+    fn no_header_and_bad_checksum() {
+        assert_eq!(plan(&[0u8; 100]), Err(KernelError::NoHeader { len: 100 }));
+        let mut img = flat(0x1000, 0x10, kludge(0, 0, 0x100040));
+        img[0x18] ^= 1;
+        assert!(matches!(
+            plan(&img),
+            Err(KernelError::BadHeaderChecksum { offset: 0x10, .. })
+        ));
+        let mut img = vec![0u8; 64];
+        write(&mut img, 0, 3, None);
+        assert_eq!(plan(&img), Err(KernelError::NotElfNoKludge { offset: 0 }));
+    }
+
+    #[test]
+    fn overlapping_segments_are_refused() {
+        let mut segs = vec![
+            LoadSegment {
+                dest: 0x200000,
+                file: 0..0,
+                mem_size: 0x2000,
+            },
+            LoadSegment {
+                dest: 0x100000,
+                file: 0..0,
+                mem_size: 0x100001,
+            },
+        ];
+        assert!(matches!(
+            check_segments(&mut segs),
+            Err(KernelError::Overlap { a: 1, b: 0, .. })
+        ));
+    }
+}

@@ -1,0 +1,257 @@
+//! Bad input at pack time: every case gets a clear error naming the file and
+//! the problem, a non-zero exit, and no output file.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use bootpack_proto::multiboot;
+use support::elf::{self, Seg};
+use support::{bootpack, scratch};
+
+/// Segment data that starts with a Multiboot header with `flags`.
+fn with_header(flags: u32, len: usize) -> Vec<u8> {
+    let mut d = vec![0x90u8; len];
+    multiboot::write(&mut d, 0, flags, None);
+    d
+}
+
+fn elf32(segs: &[Seg]) -> Vec<u8> {
+    elf::write(false, segs[0].paddr, segs)
+}
+
+/// Packs `kernel` (written to a file named `name`) and checks the failure.
+fn expect_failure(test: &str, name: &str, kernel: Option<&[u8]>, extra: &[&str], needles: &[&str]) {
+    let dir = scratch(test);
+    let k = dir.join(name);
+    if let Some(bytes) = kernel {
+        std::fs::write(&k, bytes).unwrap();
+    }
+    let out = dir.join("disk.img");
+    let mut args: Vec<String> = vec![
+        "build".into(),
+        k.display().to_string(),
+        "-o".into(),
+        out.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let r = bootpack(&args);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "exit status; stderr: {stderr}");
+    assert!(
+        stderr.starts_with("bootpack: error: "),
+        "error style: {stderr}"
+    );
+    assert!(
+        stderr.contains(&k.display().to_string()),
+        "names the file: {stderr}"
+    );
+    for n in needles {
+        assert!(stderr.contains(n), "mentions {n:?}: {stderr}");
+    }
+    assert!(!out.exists(), "no output file may be left behind");
+    assert_no_temporaries(&dir);
+}
+
+fn assert_no_temporaries(dir: &Path) {
+    let stray: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(stray.is_empty(), "temporary files left: {stray:?}");
+}
+
+#[test]
+fn missing_file() {
+    expect_failure(
+        "missing",
+        "no-such-kernel",
+        None,
+        &[],
+        &["cannot read the kernel", "No such file"],
+    );
+}
+
+#[test]
+fn unreadable_file() {
+    // A directory cannot be read as a file, even by root (which reads
+    // files whatever their mode).
+    let dir = scratch("unreadable");
+    let out = dir.join("disk.img");
+    let r = bootpack(["build", dir.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        stderr.contains("cannot read the kernel") && stderr.contains(dir.to_str().unwrap()),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn not_elf_and_no_kludge() {
+    expect_failure(
+        "noelf",
+        "flat.bin",
+        Some(&with_header(0x3, 512)),
+        &[],
+        &["not an ELF file", "flag bit 16"],
+    );
+}
+
+#[test]
+fn no_header_in_first_8k() {
+    // The header sits 0x1400 bytes into a segment stored at file offset
+    // 0x1000: file offset 0x2400, past the 8 KiB window.
+    let mut data = vec![0u8; 0x2000];
+    multiboot::write(&mut data, 0x1400, 0x3, None);
+    let k = elf32(&[Seg::load(0x100000, data, 0x2000)]);
+    expect_failure(
+        "noheader",
+        "kernel.elf",
+        Some(&k),
+        &[],
+        &["no Multiboot header in the first 8 KiB"],
+    );
+    expect_failure(
+        "garbage",
+        "random.bin",
+        Some(&[0x5au8; 20000]),
+        &[],
+        &["no Multiboot header"],
+    );
+}
+
+#[test]
+fn bad_header_checksum() {
+    let mut data = with_header(0x3, 0x100);
+    data[8] ^= 0xff;
+    let k = elf32(&[Seg::load(0x100000, data, 0x100)]);
+    expect_failure(
+        "checksum",
+        "kernel.elf",
+        Some(&k),
+        &[],
+        &["bad checksum", "offset 0x1000"],
+    );
+}
+
+#[test]
+fn unsupported_required_flag() {
+    let k = elf32(&[Seg::load(0x100000, with_header(0x7, 0x100), 0x100)]);
+    expect_failure(
+        "videoflag",
+        "kernel.elf",
+        Some(&k),
+        &[],
+        &["flag bit 2", "video"],
+    );
+}
+
+#[test]
+fn truncated_segment() {
+    let mut seg = Seg::load(0x100000, with_header(0x3, 0x100), 0x10000);
+    seg.claimed_file_size = Some(0x8000);
+    let k = elf32(&[seg]);
+    expect_failure(
+        "truncated",
+        "kernel.elf",
+        Some(&k),
+        &[],
+        &["segment 0 is truncated", "0x1000..0x9000"],
+    );
+}
+
+#[test]
+fn overlapping_segments() {
+    let k = elf32(&[
+        Seg::load(0x100000, with_header(0x3, 0x100), 0x3000),
+        Seg::load(0x102000, vec![1; 16], 0x100),
+    ]);
+    expect_failure(
+        "overlap",
+        "kernel.elf",
+        Some(&k),
+        &[],
+        &["overlap", "0x100000..0x103000", "0x102000..0x102100"],
+    );
+}
+
+#[test]
+fn segment_in_bootloader_memory() {
+    let k = elf32(&[Seg::load(0x8000, with_header(0x3, 0x100), 0x100)]);
+    expect_failure(
+        "low",
+        "kernel.elf",
+        Some(&k),
+        &[],
+        &["0x8000..0x8100", "below 1 MiB"],
+    );
+}
+
+#[test]
+fn command_line_over_the_limit() {
+    let k = elf32(&[Seg::load(0x100000, with_header(0x3, 0x100), 0x100)]);
+    // "kernel.elf " (11 bytes) + 8181 bytes = 8192 bytes, one too many with the NUL.
+    let arg = "x".repeat(8181);
+    expect_failure(
+        "cmdline",
+        "kernel.elf",
+        Some(&k),
+        &["--", &arg],
+        &["command line is 8192 bytes", "8192"],
+    );
+    // One byte less fits.
+    let dir = scratch("cmdline-ok");
+    let kp = dir.join("kernel.elf");
+    std::fs::write(&kp, &k).unwrap();
+    let out = dir.join("disk.img");
+    let r = bootpack([
+        "build",
+        kp.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--",
+        &arg[1..],
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(out.exists());
+}
+
+#[test]
+fn output_over_the_kernel_itself() {
+    let dir = scratch("self");
+    let k = dir.join("kernel.elf");
+    let bytes = elf32(&[Seg::load(0x100000, with_header(0x3, 0x100), 0x100)]);
+    std::fs::write(&k, &bytes).unwrap();
+    let r = bootpack(["build", k.to_str().unwrap(), "-o", k.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(stderr.contains("over the kernel file itself"), "{stderr}");
+    assert_eq!(std::fs::read(&k).unwrap(), bytes, "the kernel is untouched");
+}
+
+#[test]
+fn a_failed_build_leaves_an_existing_image_alone() {
+    let dir = scratch("keep");
+    let good = dir.join("good.elf");
+    std::fs::write(
+        &good,
+        elf32(&[Seg::load(0x100000, with_header(0x3, 0x100), 0x100)]),
+    )
+    .unwrap();
+    let out = dir.join("disk.img");
+    assert!(
+        bootpack(["build", good.to_str().unwrap(), "-o", out.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let before = std::fs::read(&out).unwrap();
+    let bad = dir.join("bad.elf");
+    std::fs::write(&bad, [0u8; 100]).unwrap();
+    let r = bootpack(["build", bad.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(1));
+    assert_eq!(std::fs::read(&out).unwrap(), before);
+    assert_no_temporaries(&dir);
+}

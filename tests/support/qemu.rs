@@ -1,0 +1,213 @@
+//! Booting an image in QEMU (TCG) and collecting what the guest printed on
+//! COM1, with an optional look at the VGA text screen through the monitor.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// How to boot.
+#[derive(Clone, Debug)]
+pub struct Machine {
+    /// "pc" (IDE disk) or "q35" (AHCI disk).
+    pub machine: &'static str,
+    /// e.g. "128M", "3G".
+    pub mem: &'static str,
+    /// Extra arguments, e.g. a different disk format.
+    pub extra: Vec<String>,
+}
+
+impl Machine {
+    pub fn new(machine: &'static str, mem: &'static str) -> Self {
+        Machine {
+            machine,
+            mem,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug)]
+pub struct Run {
+    pub serial: Vec<u8>,
+    /// QEMU's exit code, None if it was still running when stopped.
+    pub exit: Option<i32>,
+    /// The VGA text screen at the end, if it was asked for.
+    pub vga: Option<String>,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn serial_text(&self) -> String {
+        String::from_utf8_lossy(&self.serial).into_owned()
+    }
+}
+
+/// Fails the test with a clear message when QEMU is missing: boot tests
+/// never pass by skipping.
+pub fn require_qemu() {
+    let ok = Command::new(QEMU)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !matches!(ok, Ok(s) if s.success()) {
+        panic!(
+            "{QEMU} was not found or does not run: the boot tests need it. \
+             Install it (Debian/Ubuntu: apt-get install qemu-system-x86) and run the tests again."
+        );
+    }
+}
+
+fn base_command(m: &Machine) -> Command {
+    require_qemu();
+    let mut c = Command::new(QEMU);
+    c.args(["-accel", "tcg", "-machine", m.machine, "-m", m.mem])
+        .args(["-display", "none", "-serial", "stdio", "-no-reboot"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .args(&m.extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Boots a raw disk image until the guest exits QEMU or `timeout` passes.
+pub fn boot_image(image: &Path, m: &Machine, timeout: Duration) -> Run {
+    let mut c = base_command(m);
+    c.arg("-drive")
+        .arg(format!("file={},format=raw", image.display()));
+    run(c, timeout, None)
+}
+
+/// Boots with QEMU's own Multiboot loader (`-kernel`), the reference the
+/// tests compare bootpack's memory map against.
+pub fn boot_kernel(kernel: &Path, append: &str, m: &Machine, timeout: Duration) -> Run {
+    let mut c = base_command(m);
+    c.arg("-kernel").arg(kernel).arg("-append").arg(append);
+    run(c, timeout, None)
+}
+
+/// Boots an image that is expected to stop with a message: waits until
+/// `marker` has appeared on the serial port and `settle` more has passed
+/// (to see that nothing else happens: no reboot, no kernel), then reads the
+/// VGA screen and stops QEMU.
+pub fn boot_until(
+    image: &Path,
+    m: &Machine,
+    marker: &str,
+    settle: Duration,
+    timeout: Duration,
+) -> Run {
+    let sock = std::env::temp_dir().join(format!(
+        "bootpack-mon-{}-{}.sock",
+        std::process::id(),
+        image.file_name().unwrap().to_string_lossy()
+    ));
+    let _ = std::fs::remove_file(&sock);
+    let mut c = base_command(m);
+    c.arg("-drive")
+        .arg(format!("file={},format=raw", image.display()));
+    c.arg("-monitor")
+        .arg(format!("unix:{},server=on,wait=off", sock.display()));
+    run(c, timeout, Some((marker.to_string(), settle, sock)))
+}
+
+fn run(mut c: Command, timeout: Duration, until: Option<(String, Duration, PathBuf)>) -> Run {
+    let start = Instant::now();
+    let mut child: Child = c.spawn().expect("start QEMU");
+    let serial = Arc::new(Mutex::new(Vec::new()));
+    let mut out = child.stdout.take().unwrap();
+    let sink = serial.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let mut seen_at = None;
+    let mut vga = None;
+    let exit = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if let Some((marker, settle, sock)) = &until {
+            let found = String::from_utf8_lossy(&serial.lock().unwrap()).contains(marker.as_str());
+            if found && seen_at.is_none() {
+                seen_at = Some(Instant::now());
+            }
+            if seen_at.is_some_and(|t| t.elapsed() >= *settle) {
+                vga = Some(read_vga(sock));
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+        if start.elapsed() > timeout {
+            if let Some((_, _, sock)) = &until {
+                vga = Some(read_vga(sock));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let elapsed = start.elapsed();
+    reader.join().unwrap();
+    if let Some((_, _, sock)) = &until {
+        let _ = std::fs::remove_file(sock);
+    }
+    let serial = Arc::try_unwrap(serial).unwrap().into_inner().unwrap();
+    Run {
+        serial,
+        exit,
+        vga,
+        elapsed,
+    }
+}
+
+/// Saves the VGA text buffer (80x25 cells at 0xB8000) through the human
+/// monitor and returns its characters, one line per row, trailing blanks
+/// trimmed.
+fn read_vga(sock: &Path) -> String {
+    let dump = sock.with_extension("vga");
+    let _ = std::fs::remove_file(&dump);
+    let mut s = UnixStream::connect(sock).expect("connect to the QEMU monitor");
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    writeln!(s, "pmemsave 0xb8000 4000 \"{}\"", dump.display()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut sink = [0u8; 1024];
+    while std::fs::metadata(&dump).map(|m| m.len()).unwrap_or(0) < 4000 && Instant::now() < deadline
+    {
+        let _ = s.read(&mut sink);
+    }
+    let bytes = std::fs::read(&dump).unwrap_or_default();
+    let _ = std::fs::remove_file(&dump);
+    bytes
+        .chunks(160)
+        .map(|row| {
+            let line: String = row
+                .chunks(2)
+                .map(|c| {
+                    if (0x20..0x7f).contains(&c[0]) {
+                        c[0] as char
+                    } else {
+                        ' '
+                    }
+                })
+                .collect();
+            line.trim_end().to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
