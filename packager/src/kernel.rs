@@ -286,7 +286,7 @@ fn plan_elf(image: &[u8]) -> Result<(KernelFormat, u64, Vec<LoadSegment>), Kerne
                 mem_size: ph.p_memsz,
             });
         }
-        let end = ph.p_offset.checked_add(ph.p_filesz).unwrap_or(u64::MAX);
+        let end = ph.p_offset.saturating_add(ph.p_filesz);
         if end > image.len() as u64 {
             return Err(KernelError::Truncated {
                 index,

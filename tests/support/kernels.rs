@@ -34,7 +34,7 @@ pub struct Payload {
 impl Payload {
     /// `len` pseudo-random bytes (a multiple of 8) to load at `addr`.
     pub fn random(addr: u64, len: usize, seed: u64) -> Payload {
-        assert!(len % 8 == 0);
+        assert!(len.is_multiple_of(8));
         let mut x = seed | 1;
         let mut data = Vec::with_capacity(len);
         for _ in 0..len / 8 {
