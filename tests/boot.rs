@@ -21,7 +21,7 @@ const MIB: u64 = 1 << 20;
 
 /// A packed image and what went into it.
 struct Packed {
-    dir: PathBuf,
+    dir: support::Scratch,
     kernel: PathBuf,
     image: PathBuf,
     cmdline: Vec<u8>,
@@ -29,12 +29,23 @@ struct Packed {
     occupied: Vec<(u64, u64)>,
 }
 
-fn pack(test: &str, shape: Shape, payload: Option<&Payload>, name: Option<&str>, args: &[&str]) -> Packed {
+fn pack(
+    test: &str,
+    shape: Shape,
+    payload: Option<&Payload>,
+    name: Option<&str>,
+    args: &[&str],
+) -> Packed {
     let dir = scratch(test);
     let kernel = dir.join(format!("{shape:?}-kernel").to_lowercase());
     std::fs::write(&kernel, kernels::build(shape, payload)).unwrap();
     let image = dir.join("disk.img");
-    let mut argv: Vec<String> = vec!["build".into(), kernel.display().to_string(), "-o".into(), image.display().to_string()];
+    let mut argv: Vec<String> = vec![
+        "build".into(),
+        kernel.display().to_string(),
+        "-o".into(),
+        image.display().to_string(),
+    ];
     if let Some(n) = name {
         argv.extend(["--name".to_string(), n.to_string()]);
     }
@@ -43,24 +54,49 @@ fn pack(test: &str, shape: Shape, payload: Option<&Payload>, name: Option<&str>,
         argv.extend(args.iter().map(|a| a.to_string()));
     }
     let r = bootpack(&argv);
-    assert!(r.status.success(), "bootpack build failed: {}", String::from_utf8_lossy(&r.stderr));
-    let name = name.map(str::to_string).unwrap_or_else(|| kernel.file_name().unwrap().to_string_lossy().into_owned());
-    let cmdline = std::iter::once(name.as_str()).filter(|n| !n.is_empty()).chain(args.iter().copied()).collect::<Vec<_>>().join(" ");
+    assert!(
+        r.status.success(),
+        "bootpack build failed: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let name = name
+        .map(str::to_string)
+        .unwrap_or_else(|| kernel.file_name().unwrap().to_string_lossy().into_owned());
+    let cmdline = std::iter::once(name.as_str())
+        .filter(|n| !n.is_empty())
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
     let img = kernels::loaded_image(payload);
     let mut occupied = vec![(img.dest, img.dest + img.mem_size)];
     if let Some(p) = payload {
         occupied.push((p.addr, p.addr + p.data.len() as u64));
     }
-    Packed { dir, kernel, image, cmdline: cmdline.into_bytes(), occupied }
+    Packed {
+        dir,
+        kernel,
+        image,
+        cmdline: cmdline.into_bytes(),
+        occupied,
+    }
 }
 
 fn boot(p: &Packed, m: &Machine) -> Report {
     let run = qemu::boot_image(&p.image, m, BOOT_TIMEOUT);
     let report = Report::parse(&run.serial);
-    assert_eq!(run.exit, Some(KERNEL_EXIT), "QEMU exit status; serial:\n{}", run.serial_text());
+    assert_eq!(
+        run.exit,
+        Some(KERNEL_EXIT),
+        "QEMU exit status; serial:\n{}",
+        run.serial_text()
+    );
     // The loader prints nothing on success: the kernel's output is the
     // first thing on the serial port.
-    assert!(run.serial.starts_with(b"bootpack demo kernel:"), "serial starts with the kernel's output:\n{}", run.serial_text());
+    assert!(
+        run.serial.starts_with(b"bootpack demo kernel:"),
+        "serial starts with the kernel's output:\n{}",
+        run.serial_text()
+    );
     report
 }
 
@@ -68,11 +104,22 @@ fn boot(p: &Packed, m: &Machine) -> Report {
 fn assert_handoff(r: &Report, p: &Packed) {
     assert_eq!(r.num("magic"), 0x2BAD_B002, "EAX");
     let flags = r.num("flags");
-    assert_eq!(flags & 0x247, 0x247, "flags {flags:#x}: memory, boot device, cmdline, mmap, loader name");
+    assert_eq!(
+        flags & 0x247,
+        0x247,
+        "flags {flags:#x}: memory, boot device, cmdline, mmap, loader name"
+    );
     assert_eq!(r.cmdline(), p.cmdline, "command line bytes");
     assert_eq!(r.num("cmdline_len"), p.cmdline.len() as u64);
-    assert_eq!(r.get("loader_name"), format!("bootpack {}", env!("CARGO_PKG_VERSION")));
-    assert_eq!(r.num("boot_device"), 0x8000_FFFF, "first hard disk, first partition");
+    assert_eq!(
+        r.get("loader_name"),
+        format!("bootpack {}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(
+        r.num("boot_device"),
+        0x8000_FFFF,
+        "first hard disk, first partition"
+    );
 
     // CPU state: protected mode, paging off, interrupts off, flat segments, A20.
     let eflags = r.num("eflags");
@@ -80,9 +127,17 @@ fn assert_handoff(r: &Report, p: &Packed) {
     let cr0 = r.num("cr0");
     assert_eq!(cr0 & 1, 1, "CR0.PE: {cr0:#x}");
     assert_eq!(cr0 & (1 << 31), 0, "CR0.PG: {cr0:#x}");
-    assert!(r.gdt["cs"].contains("base=0x00000000 limit=0xffffffff code32"), "cs: {}", r.gdt["cs"]);
+    assert!(
+        r.gdt["cs"].contains("base=0x00000000 limit=0xffffffff code32"),
+        "cs: {}",
+        r.gdt["cs"]
+    );
     for seg in ["ds", "es", "ss"] {
-        assert!(r.gdt[seg].contains("base=0x00000000 limit=0xffffffff data"), "{seg}: {}", r.gdt[seg]);
+        assert!(
+            r.gdt[seg].contains("base=0x00000000 limit=0xffffffff data"),
+            "{seg}: {}",
+            r.gdt[seg]
+        );
     }
     assert_eq!(r.get("a20"), "on");
     assert_eq!(r.get("bss"), "zero", "the loader zeroes the bss");
@@ -92,9 +147,20 @@ fn assert_handoff(r: &Report, p: &Packed) {
     assert!(!r.mmap.is_empty());
     assert_eq!(r.num("mmap_length"), 24 * r.mmap.len() as u64);
     assert!(r.mmap.iter().all(|e| e.size == 20));
-    let at_1m = r.mmap.iter().find(|e| e.base == MIB && e.kind == 1).expect("a usable entry starting at exactly 1 MiB");
-    assert_eq!(r.num("mem_upper"), ((at_1m.base + at_1m.len).min(1 << 32) - MIB) / 1024);
-    let at_0 = r.mmap.iter().find(|e| e.base == 0 && e.kind == 1).expect("a usable entry at 0");
+    let at_1m = r
+        .mmap
+        .iter()
+        .find(|e| e.base == MIB && e.kind == 1)
+        .expect("a usable entry starting at exactly 1 MiB");
+    assert_eq!(
+        r.num("mem_upper"),
+        ((at_1m.base + at_1m.len).min(1 << 32) - MIB) / 1024
+    );
+    let at_0 = r
+        .mmap
+        .iter()
+        .find(|e| e.base == 0 && e.kind == 1)
+        .expect("a usable entry at 0");
     assert_eq!(r.num("mem_lower"), at_0.len.min(640 * 1024) / 1024);
 
     // Every part of the information: out of page 0, below 1 MiB, clear of
@@ -103,13 +169,23 @@ fn assert_handoff(r: &Report, p: &Packed) {
         ("info", r.num("info"), 0x58),
         ("cmdline", r.num("cmdline_addr"), p.cmdline.len() as u64 + 1),
         ("mmap", r.num("mmap_addr"), r.num("mmap_length")),
-        ("loader_name", r.num("loader_name_addr"), r.get("loader_name").len() as u64 + 1),
+        (
+            "loader_name",
+            r.num("loader_name_addr"),
+            r.get("loader_name").len() as u64 + 1,
+        ),
     ];
     for (what, start, len) in parts {
         let end = start + len;
-        assert!(start >= 0x1000 && end <= MIB, "{what} at {start:#x}..{end:#x} must lie in 0x1000..0x100000");
+        assert!(
+            start >= 0x1000 && end <= MIB,
+            "{what} at {start:#x}..{end:#x} must lie in 0x1000..0x100000"
+        );
         for &(a, b) in &p.occupied {
-            assert!(end <= a || start >= b, "{what} at {start:#x}..{end:#x} overlaps the kernel at {a:#x}..{b:#x}");
+            assert!(
+                end <= a || start >= b,
+                "{what} at {start:#x}..{end:#x} overlaps the kernel at {a:#x}..{b:#x}"
+            );
         }
     }
 }
@@ -121,7 +197,13 @@ fn boot_and_check(p: &Packed, m: &Machine) -> Report {
 }
 
 fn shape_boots_on_pc_and_q35(shape: Shape) {
-    let p = pack(&format!("{shape:?}"), shape, None, None, &["hello", "world"]);
+    let p = pack(
+        &format!("{shape:?}"),
+        shape,
+        None,
+        None,
+        &["hello", "world"],
+    );
     for machine in ["pc", "q35"] {
         let r = boot_and_check(&p, &Machine::new(machine, "128M"));
         assert_eq!(r.get("payload"), "none");
@@ -150,7 +232,17 @@ fn command_lines_arrive_byte_for_byte() {
         (Some(""), vec![], 0),
         (Some(""), vec!["x"], 1),
         (Some(""), vec![long.as_str()], 8000),
-        (None, vec!["a b", "\"double\"", "'single'", "tab\there", "UTF-8: é ü 日本語 🦀"], 0),
+        (
+            None,
+            vec![
+                "a b",
+                "\"double\"",
+                "'single'",
+                "tab\there",
+                "UTF-8: é ü 日本語 🦀",
+            ],
+            0,
+        ),
     ];
     for (i, (name, args, len)) in cases.iter().enumerate() {
         let p = pack(&format!("cmdline{i}"), Shape::Solo5Elf64, None, *name, args);
@@ -172,9 +264,17 @@ fn memory_sizes_and_the_bios_map_passed_through() {
         let theirs = qemu::boot_kernel(&p.kernel, "ref m", &m, BOOT_TIMEOUT);
         let theirs = Report::parse(&theirs.serial);
         assert_eq!(ours.mmap, theirs.mmap, "E820 map with {mem} of RAM");
-        let usable: u64 = ours.mmap.iter().filter(|e: &&MmapEntry| e.kind == 1).map(|e| e.len).sum();
+        let usable: u64 = ours
+            .mmap
+            .iter()
+            .filter(|e: &&MmapEntry| e.kind == 1)
+            .map(|e| e.len)
+            .sum();
         let ram = parse_size(mem);
-        assert!(usable > ram - 2 * MIB && usable <= ram, "usable {usable:#x} for {mem}");
+        assert!(
+            usable > ram - 2 * MIB && usable <= ram,
+            "usable {usable:#x} for {mem}"
+        );
     }
 }
 
@@ -205,14 +305,29 @@ fn record_of(image: &Path) -> (Vec<u8>, u64) {
 
 /// Boots an image that must stop at a bootpack error; returns the run.
 fn boot_expecting_halt(image: &Path, message: &str) -> qemu::Run {
-    let run = qemu::boot_until(image, &Machine::new("pc", "64M"), "bootpack: halted", Duration::from_secs(1), BOOT_TIMEOUT);
+    let run = qemu::boot_until(
+        image,
+        &Machine::new("pc", "64M"),
+        "bootpack: halted",
+        Duration::from_secs(1),
+        BOOT_TIMEOUT,
+    );
     let text = run.serial_text();
-    assert!(text.contains(message), "serial must say {message:?}:\n{text}");
+    assert!(
+        text.contains(message),
+        "serial must say {message:?}:\n{text}"
+    );
     assert!(text.contains("bootpack: halted"), "{text}");
     assert!(!text.contains("BPTK"), "the kernel must not run:\n{text}");
-    assert_eq!(run.exit, None, "QEMU must still be running (halted, not rebooting)");
+    assert_eq!(
+        run.exit, None,
+        "QEMU must still be running (halted, not rebooting)"
+    );
     let vga = run.vga.as_deref().unwrap_or_default();
-    assert!(vga.contains(message), "VGA screen must say {message:?}:\n{vga}");
+    assert!(
+        vga.contains(message),
+        "VGA screen must say {message:?}:\n{vga}"
+    );
     run
 }
 
@@ -232,7 +347,10 @@ fn disk_read_error_is_reported() {
     // promises those sectors, the BIOS fails to read them.
     let p = pack("short", Shape::Solo5Elf64, None, None, &[]);
     let (_, data_at) = record_of(&p.image);
-    let f = std::fs::OpenOptions::new().write(true).open(&p.image).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p.image)
+        .unwrap();
     f.set_len(data_at + SECTOR).unwrap();
     boot_expecting_halt(&p.image, "disk read failed");
 }
@@ -244,7 +362,10 @@ fn the_demo_image_boots() {
     let r = bootpack(["demo", "-o", image.to_str().unwrap(), "--", "hello"]);
     let stdout = String::from_utf8_lossy(&r.stdout);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    assert!(stdout.contains("qemu-system-x86_64") && stdout.contains(image.to_str().unwrap()), "{stdout}");
+    assert!(
+        stdout.contains("qemu-system-x86_64") && stdout.contains(image.to_str().unwrap()),
+        "{stdout}"
+    );
     let run = qemu::boot_image(&image, &Machine::new("pc", "64M"), BOOT_TIMEOUT);
     let report = Report::parse(&run.serial);
     assert_eq!(report.cmdline(), b"bootpack-demo hello");
