@@ -1,0 +1,323 @@
+//! bootpack's test and demo kernel.
+//!
+//! A Multiboot 1 kernel shaped like a Solo5 "virtio" unikernel (ELF64 with
+//! the a.out kludge, 64-bit e_entry, an empty PT_LOAD at 0, a PT_TLS) that
+//! prints on COM1 everything the boot loader handed over, one fact per line,
+//! each line starting with "BPTK " so tests can parse them, and then exits
+//! QEMU through isa-debug-exit (or powers off through ACPI).
+//!
+//! Output lines end in "\r\n", as serial consoles expect.
+
+#![no_std]
+#![no_main]
+
+mod boot;
+mod phys;
+mod serial;
+
+use core::fmt::Write;
+use core::ptr::{addr_of, read_volatile};
+use serial::Com1;
+use x86_64::instructions::port::Port;
+
+const MULTIBOOT_BOOTLOADER_MAGIC: u32 = 0x2bad_b002;
+
+/// First word of the payload descriptor: the bytes "BPPAPYLD" read as a
+/// little-endian u64. Tests find the descriptor by searching the kernel file
+/// for these 8 bytes (or by the symbol `BPTK_PAYLOAD`).
+const PAYLOAD_MARKER: u64 = 0x444c_5950_4150_5042;
+
+/// The payload descriptor, patched in the file by tests: [marker, addr, len,
+/// checksum], little-endian u64 words. When len != 0 the kernel checks
+/// [addr, addr + len) against checksum (see `payload_hash`). It is the first
+/// thing in .data (linker/test-kernel.ld), and is only ever read with
+/// read_volatile so the compiler cannot fold the unpatched values in.
+#[no_mangle]
+#[used]
+#[link_section = ".data.bptk_payload"]
+pub static mut BPTK_PAYLOAD: [u64; 4] = [PAYLOAD_MARKER, 0, 0, 0];
+
+/// 64 KiB of bss that nothing writes: it must read as zero if the loader
+/// zeroed [load_end_addr, bss_end_addr) as Multiboot requires.
+static mut BSS_PROBE: [u64; 8192] = [0; 8192];
+
+/// Writes one "BPTK ..." line.
+macro_rules! bptk {
+    ($out:expr, $($arg:tt)*) => {{
+        let out: &mut Com1 = $out;
+        let _ = out.write_str("BPTK ");
+        let _ = write!(out, $($arg)*);
+        let _ = out.write_str("\r\n");
+    }};
+}
+
+/// Called by `_start64` (boot.rs) in long mode with the identity map active,
+/// on the kernel's own stack.
+pub extern "C" fn kernel_main() -> ! {
+    let mut out = Com1::init();
+    // SAFETY: SAVED was completely written by _start32 before this function
+    // ran and nothing writes it afterwards; the volatile read keeps the
+    // compiler from assuming the all-zero initializer is still there.
+    let saved = unsafe { read_volatile(addr_of!(boot::SAVED)) };
+
+    let _ = out.write_str("\r\nbootpack demo kernel: here is what the boot loader handed over\r\n");
+    bptk!(&mut out, "begin");
+    report_multiboot(&mut out, &saved);
+    report_machine(&mut out, &saved);
+    report_image(&mut out);
+    bptk!(&mut out, "end");
+    exit()
+}
+
+/// The Multiboot magic, the info structure and everything it points to.
+fn report_multiboot(out: &mut Com1, saved: &boot::Saved) {
+    bptk!(out, "magic 0x{:08x}", saved.eax);
+    if saved.eax != MULTIBOOT_BOOTLOADER_MAGIC {
+        // For people; tests read the magic line.
+        let _ = out.write_str("(that is not the Multiboot magic 0x2badb002: this loader did not boot us as Multiboot says)\r\n");
+    }
+    bptk!(out, "info 0x{:08x}", saved.ebx);
+    // Reported even when the magic is wrong: the tests want to see what
+    // arrived. Without the magic EBX may be garbage, but phys reads cannot
+    // fault, so reading it is harmless.
+    let info = u64::from(saved.ebx);
+    let flags = phys::read_u32(info);
+    bptk!(out, "flags 0x{flags:08x}");
+
+    if flags & 1 << 0 != 0 {
+        bptk!(out, "mem_lower {}", phys::read_u32(info + 4));
+        bptk!(out, "mem_upper {}", phys::read_u32(info + 8));
+    }
+    if flags & 1 << 1 != 0 {
+        bptk!(out, "boot_device 0x{:08x}", phys::read_u32(info + 12));
+    }
+    if flags & 1 << 2 != 0 {
+        let addr = phys::read_u32(info + 16);
+        bptk!(out, "cmdline_addr 0x{addr:08x}");
+        let len = c_string_len(u64::from(addr), MAX_CMDLINE);
+        bptk!(out, "cmdline_len {len}");
+        let _ = out.write_str("BPTK cmdline_hex ");
+        for i in 0..len {
+            let _ = write!(out, "{:02x}", phys::read_u8(u64::from(addr) + i));
+        }
+        let _ = out.write_str("\r\nBPTK cmdline_text ");
+        write_text(out, u64::from(addr), len);
+        let _ = out.write_str("\r\n");
+    }
+    if flags & 1 << 3 != 0 {
+        let count = phys::read_u32(info + 20);
+        let addr = phys::read_u32(info + 24);
+        bptk!(out, "mods_count {count}");
+        bptk!(out, "mods_addr 0x{addr:08x}");
+        // Each module: mod_start, mod_end, string, reserved (16 bytes).
+        for i in 0..u64::from(count.min(MAX_MODS)) {
+            let entry = u64::from(addr) + 16 * i;
+            let start = phys::read_u32(entry);
+            let end = phys::read_u32(entry + 4);
+            let string = u64::from(phys::read_u32(entry + 8));
+            let _ = write!(out, "BPTK mod 0x{start:08x} 0x{end:08x} ");
+            if string != 0 {
+                write_text(out, string, c_string_len(string, MAX_CMDLINE));
+            }
+            let _ = out.write_str("\r\n");
+        }
+    }
+    if flags & 1 << 6 != 0 {
+        let length = phys::read_u32(info + 44);
+        let addr = phys::read_u32(info + 48);
+        bptk!(out, "mmap_addr 0x{addr:08x}");
+        bptk!(out, "mmap_length {length}");
+        // Entries are {size: u32, base: u64, length: u64, type: u32}, each
+        // followed by the next at +size+4 (Multiboot 1 §3.3), so a loader
+        // may use a larger size than 20.
+        let mut entry = u64::from(addr);
+        let end = u64::from(addr) + u64::from(length);
+        let mut count = 0;
+        while entry < end && count < MAX_MMAP_ENTRIES {
+            let size = phys::read_u32(entry);
+            let base = phys::read_u64(entry + 4);
+            let len = phys::read_u64(entry + 12);
+            let kind = phys::read_u32(entry + 20);
+            bptk!(out, "mmap 0x{base:016x} 0x{len:016x} {kind} {size}");
+            entry += u64::from(size) + 4;
+            count += 1;
+        }
+    }
+    if flags & 1 << 9 != 0 {
+        let addr = phys::read_u32(info + 64);
+        bptk!(out, "loader_name_addr 0x{addr:08x}");
+        let _ = out.write_str("BPTK loader_name ");
+        write_text(out, u64::from(addr), c_string_len(u64::from(addr), 256));
+        let _ = out.write_str("\r\n");
+    }
+}
+
+/// Longest command line reported (Solo5's buffer is 8 KiB; this is more).
+const MAX_CMDLINE: u64 = 64 * 1024;
+/// Bounds on lists, so a garbage count cannot print for ever.
+const MAX_MODS: u32 = 256;
+const MAX_MMAP_ENTRIES: u32 = 1024;
+
+/// Length of the NUL-terminated string at addr, at most `max`.
+fn c_string_len(addr: u64, max: u64) -> u64 {
+    (0..max)
+        .find(|&i| phys::read_u8(addr + i) == 0)
+        .unwrap_or(max)
+}
+
+/// Writes len bytes from addr, printable ASCII as is and others as '.'.
+fn write_text(out: &mut Com1, addr: u64, len: u64) {
+    for i in 0..len {
+        let b = phys::read_u8(addr + i);
+        out.write_byte(if (0x20..0x7f).contains(&b) { b } else { b'.' });
+    }
+}
+
+/// The CPU state _start32 found: flags, control registers, segments, A20.
+fn report_machine(out: &mut Com1, saved: &boot::Saved) {
+    bptk!(out, "eflags 0x{:08x}", saved.eflags);
+    bptk!(out, "cr0 0x{:08x}", saved.cr0);
+    bptk!(out, "cr4 0x{:08x}", saved.cr4);
+    let [cs, ds, es, fs, gs, ss] = saved.selectors;
+    bptk!(
+        out,
+        "selectors cs=0x{cs:04x} ds=0x{ds:04x} es=0x{es:04x} fs=0x{fs:04x} gs=0x{gs:04x} ss=0x{ss:04x}"
+    );
+    let gdt_limit = u16::from_le_bytes([saved.gdtr[0], saved.gdtr[1]]);
+    let gdt_base = u32::from_le_bytes([saved.gdtr[2], saved.gdtr[3], saved.gdtr[4], saved.gdtr[5]]);
+    bptk!(out, "gdtr base=0x{gdt_base:08x} limit=0x{gdt_limit:04x}");
+    for (name, selector) in [("cs", cs), ("ds", ds), ("es", es), ("ss", ss)] {
+        let _ = write!(out, "BPTK gdt {name} ");
+        describe_segment(out, u64::from(gdt_base), gdt_limit, selector);
+        let _ = out.write_str("\r\n");
+    }
+    bptk!(out, "a20 {}", if saved.a20 != 0 { "on" } else { "off" });
+}
+
+/// Decodes the descriptor `selector` picks in the GDT the loader left, as
+/// "base=0x........ limit=0x........ KIND" where KIND is code32, code16,
+/// code64, data (32-bit: B=1), data16, or system, followed by " ro" for a
+/// read-only data segment, " expdown" for an expand-down one and
+/// " notpresent" when P=0. Selectors the GDT cannot resolve print just
+/// "null", "ldt" or "outside".
+fn describe_segment(out: &mut Com1, gdt_base: u64, gdt_limit: u16, selector: u16) {
+    let offset = u64::from(selector & !7);
+    if selector & 4 != 0 {
+        let _ = out.write_str("ldt");
+        return;
+    }
+    if offset == 0 {
+        let _ = out.write_str("null");
+        return;
+    }
+    if offset + 7 > u64::from(gdt_limit) {
+        let _ = out.write_str("outside");
+        return;
+    }
+    let d = phys::read_u64(gdt_base + offset).to_le_bytes();
+    let base = u32::from_le_bytes([d[2], d[3], d[4], d[7]]);
+    let mut limit = u32::from(d[0]) | u32::from(d[1]) << 8 | u32::from(d[6] & 0x0f) << 16;
+    if d[6] & 0x80 != 0 {
+        // G=1: the limit counts 4 KiB pages.
+        limit = limit << 12 | 0xfff;
+    }
+    let access = d[5];
+    let present = access & 0x80 != 0;
+    let code_or_data = access & 0x10 != 0;
+    let executable = access & 0x08 != 0;
+    let big = d[6] & 0x40 != 0; // D (code) / B (data)
+    let long = d[6] & 0x20 != 0;
+    let kind = match (code_or_data, executable, long, big) {
+        (false, _, _, _) => "system",
+        (true, true, true, _) => "code64",
+        (true, true, false, true) => "code32",
+        (true, true, false, false) => "code16",
+        (true, false, _, true) => "data",
+        (true, false, _, false) => "data16",
+    };
+    let _ = write!(out, "base=0x{base:08x} limit=0x{limit:08x} {kind}");
+    if code_or_data && !executable {
+        if access & 0x02 == 0 {
+            let _ = out.write_str(" ro");
+        }
+        if access & 0x04 != 0 {
+            let _ = out.write_str(" expdown");
+        }
+    }
+    if !present {
+        let _ = out.write_str(" notpresent");
+    }
+}
+
+/// The kernel's own image as linked, the bss probe and the payload.
+fn report_image(out: &mut Com1) {
+    let load_start = addr_of!(boot::__bptk_load_start) as usize;
+    let load_end = addr_of!(boot::__bptk_load_end) as usize;
+    let bss_end = addr_of!(boot::__bptk_bss_end) as usize;
+    bptk!(
+        out,
+        "image 0x{load_start:08x} 0x{load_end:08x} 0x{bss_end:08x}"
+    );
+
+    // SAFETY: BSS_PROBE is a static that nothing writes; volatile reads of
+    // its words in bounds make the compiler actually load the memory the
+    // loader was supposed to zero instead of assuming the initializer.
+    let probe = addr_of!(BSS_PROBE) as *const u64;
+    let dirty = (0..8192).any(|i| unsafe { read_volatile(probe.add(i)) } != 0);
+    bptk!(out, "bss {}", if dirty { "dirty" } else { "zero" });
+
+    // SAFETY: in-bounds volatile reads of a static nothing in the kernel
+    // writes (tests patch it in the file); see BPTK_PAYLOAD.
+    let desc: [u64; 4] = unsafe { read_volatile(addr_of!(BPTK_PAYLOAD)) };
+    let [_marker, addr, len, checksum] = desc;
+    if len == 0 {
+        bptk!(out, "payload none");
+        return;
+    }
+    let verdict = if len % 8 != 0 || addr.checked_add(len).is_none_or(|e| e > phys::MAPPED_END) {
+        "invalid"
+    } else if payload_hash(addr, len) == checksum {
+        "ok"
+    } else {
+        "bad"
+    };
+    bptk!(out, "payload 0x{addr:08x} {len} {verdict}");
+}
+
+/// FNV-1a-style hash over little-endian u64 words: h = 0xcbf29ce484222325,
+/// then h = (h ^ w) * 0x100000001b3 for each word. Tests compute the same.
+fn payload_hash(addr: u64, len: u64) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for i in 0..len / 8 {
+        h = (h ^ phys::read_u64(addr + 8 * i)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Leaves: QEMU's isa-debug-exit first (QEMU exits with status
+/// (0x10 << 1) | 1 = 0x21), then ACPI power-off, then halts for ever.
+fn exit() -> ! {
+    // SAFETY: port 0xf4 is isa-debug-exit when QEMU has one and otherwise
+    // an unused ISA port (writes vanish). Port 0x604 is the PM1a control
+    // register of QEMU's pc (PIIX4) and q35 (ICH9) ACPI blocks; 0x2000 is
+    // SLP_EN with SLP_TYP 0 (S5 in QEMU's tables). Elsewhere nothing
+    // decodes it. Both only end or leave the machine untouched.
+    unsafe {
+        Port::<u8>::new(0xf4).write(0x10);
+        Port::<u16>::new(0x604).write(0x2000);
+    }
+    loop {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::hlt();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    // Nothing in the kernel is expected to panic; if it does, say so in a
+    // line the tests recognise and leave as usual.
+    let mut out = Com1::init();
+    bptk!(&mut out, "panic {}", info);
+    bptk!(&mut out, "end");
+    exit()
+}
