@@ -94,23 +94,61 @@ bptk_multiboot_header:
     options(att_syntax)
 );
 
-// An empty allocated section, placed at address 0 by the linker script to
-// produce the empty PT_LOAD newer Solo5 kernels carry.
-global_asm!(r#".section .bptk_null, "a", @progbits"#);
+// The ELF header and program header table of the kernel file. The kernel
+// is linked with --oformat=binary (see linker/test-kernel.ld for why), and
+// this section is placed at file offset 0, so these bytes are what ELF
+// readers see. Sizes and offsets come from symbols the linker script
+// computes; a program header is {type, flags: u32; offset, vaddr, paddr,
+// filesz, memsz, align: u64}.
+global_asm!(
+    r#"
+    .section .bptk_elf_headers, "a", @progbits
+bptk_elf_header:
+    .byte 0x7f, 0x45, 0x4c, 0x46    /* "\x7fELF" */
+    .byte 2, 1, 1, 0                /* ELFCLASS64, little endian, version 1, System V ABI */
+    .zero 8
+    .word 2                         /* e_type: ET_EXEC */
+    .word 0x3e                      /* e_machine: EM_X86_64 */
+    .long 1                         /* e_version */
+    .quad _start64                  /* e_entry: 64-bit code, as in Solo5 */
+    .quad bptk_program_headers - bptk_elf_header /* e_phoff */
+    .quad 0                         /* e_shoff: no section headers */
+    .long 0                         /* e_flags */
+    .word bptk_program_headers - bptk_elf_header /* e_ehsize (64) */
+    .word 56                        /* e_phentsize */
+    .word (bptk_program_headers_end - bptk_program_headers) / 56 /* e_phnum */
+    .word 64                        /* e_shentsize */
+    .word 0                         /* e_shnum */
+    .word 0                         /* e_shstrndx: SHN_UNDEF */
+bptk_program_headers:
+    /* The empty PT_LOAD at address 0 newer Solo5 kernels carry. */
+    .long 1, 4                      /* PT_LOAD, PF_R */
+    .quad 0, 0, 0, 0, 0, 0x1000
+    /* The image: Multiboot header, text, rodata, data, tdata; then bss. */
+    .long 1, 7                      /* PT_LOAD, PF_R | PF_W | PF_X */
+    .quad __bptk_image_offset, __bptk_load_start, __bptk_load_start
+    .quad __bptk_image_filesz, __bptk_image_memsz, 0x1000
+    /* TLS template (.tdata then .tbss), inside the image. */
+    .long 7, 4                      /* PT_TLS, PF_R */
+    .quad __bptk_tls_offset, __bptk_tls_start, __bptk_tls_start
+    .quad __bptk_tls_filesz, __bptk_tls_memsz, 16
+bptk_program_headers_end:
+    "#,
+    options(att_syntax)
+);
 
 // A small TLS image so the ELF file has a PT_TLS, as newer Solo5 kernels do.
-// Nothing uses it (the kernel never sets up FS for TLS).
+// Nothing uses it (the kernel never sets up FS for TLS). No labels: a TLS
+// symbol needs a PT_TLS from the linker, and with --oformat=binary lld
+// makes none (it would fail as soon as a symbol value is asked for, e.g.
+// by -Map).
 global_asm!(
     r#"
     .section .tdata.bptk, "awT", @progbits
     .balign 8
-    .global bptk_tls_data
-bptk_tls_data:
-    .quad 0x544c532d4b545042        /* "BPTK-TLS" */
+    .quad 0x534c542d4b545042        /* "BPTK-TLS" */
     .section .tbss.bptk, "awT", @nobits
     .balign 8
-    .global bptk_tls_bss
-bptk_tls_bss:
     .zero 16
     "#,
     options(att_syntax)

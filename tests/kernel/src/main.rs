@@ -23,16 +23,17 @@ use x86_64::instructions::port::Port;
 const MULTIBOOT_BOOTLOADER_MAGIC: u32 = 0x2bad_b002;
 
 /// First word of the payload descriptor: the bytes "BPPAPYLD" read as a
-/// little-endian u64. Tests find the descriptor by searching the kernel file
-/// for these 8 bytes (or by the symbol `BPTK_PAYLOAD`).
+/// little-endian u64 (bytes 42 50 50 41 50 59 4c 44). Tests find the
+/// descriptor at file offset 0x1020 or by searching the kernel file for
+/// these 8 bytes, which occur there only.
 const PAYLOAD_MARKER: u64 = 0x444c_5950_4150_5042;
 
 /// The payload descriptor, patched in the file by tests: [marker, addr, len,
 /// checksum], little-endian u64 words. When len != 0 the kernel checks
-/// [addr, addr + len) against checksum (see `payload_hash`). It is the first
-/// thing in .data (linker/test-kernel.ld), and is only ever read with
+/// [addr, addr + len) against checksum (see `payload_hash`). The linker script
+/// places it right after the Multiboot header, at address 0x100020 = file
+/// offset 0x1020, whatever the code size. It is only ever read with
 /// read_volatile so the compiler cannot fold the unpatched values in.
-#[no_mangle]
 #[used]
 #[link_section = ".data.bptk_payload"]
 pub static mut BPTK_PAYLOAD: [u64; 4] = [PAYLOAD_MARKER, 0, 0, 0];
@@ -110,12 +111,15 @@ fn report_multiboot(out: &mut Com1, saved: &boot::Saved) {
         bptk!(out, "mods_count {count}");
         bptk!(out, "mods_addr 0x{addr:08x}");
         // Each module: mod_start, mod_end, string, reserved (16 bytes).
+        // Printed as "mod START END HASH STRING": HASH is bytes_hash of
+        // [START, END), STRING the module's string as text (may be empty).
         for i in 0..u64::from(count.min(MAX_MODS)) {
             let entry = u64::from(addr) + 16 * i;
             let start = phys::read_u32(entry);
             let end = phys::read_u32(entry + 4);
             let string = u64::from(phys::read_u32(entry + 8));
-            let _ = write!(out, "BPTK mod 0x{start:08x} 0x{end:08x} ");
+            let hash = bytes_hash(u64::from(start), u64::from(end.saturating_sub(start)));
+            let _ = write!(out, "BPTK mod 0x{start:08x} 0x{end:08x} 0x{hash:016x} ");
             if string != 0 {
                 write_text(out, string, c_string_len(string, MAX_CMDLINE));
             }
@@ -284,12 +288,30 @@ fn report_image(out: &mut Com1) {
     bptk!(out, "payload 0x{addr:08x} {len} {verdict}");
 }
 
+/// `payload_hash` over len bytes of any length: the last partial word is
+/// padded with zero bytes. Lets tests check module contents.
+fn bytes_hash(addr: u64, len: u64) -> u64 {
+    let mut h = payload_hash(addr, len & !7);
+    let tail = len & 7;
+    if tail != 0 {
+        let mut word = [0u8; 8];
+        for (i, b) in word.iter_mut().enumerate().take(tail as usize) {
+            *b = phys::read_u8(addr + (len & !7) + i as u64);
+        }
+        h = (h ^ u64::from_le_bytes(word)).wrapping_mul(FNV_PRIME);
+    }
+    h
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
 /// FNV-1a-style hash over little-endian u64 words: h = 0xcbf29ce484222325,
 /// then h = (h ^ w) * 0x100000001b3 for each word. Tests compute the same.
 fn payload_hash(addr: u64, len: u64) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = FNV_OFFSET;
     for i in 0..len / 8 {
-        h = (h ^ phys::read_u64(addr + 8 * i)).wrapping_mul(0x0100_0000_01b3);
+        h = (h ^ phys::read_u64(addr + 8 * i)).wrapping_mul(FNV_PRIME);
     }
     h
 }
