@@ -12,6 +12,7 @@
 #![no_main]
 
 mod boot;
+mod fault;
 mod phys;
 mod serial;
 
@@ -55,6 +56,7 @@ macro_rules! bptk {
 /// Called by `_start64` (boot.rs) in long mode with the identity map active,
 /// on the kernel's own stack.
 pub extern "C" fn kernel_main() -> ! {
+    fault::install();
     let mut out = Com1::init();
     // SAFETY: SAVED was completely written by _start32 before this function
     // ran and nothing writes it afterwards; the volatile read keeps the
@@ -67,7 +69,7 @@ pub extern "C" fn kernel_main() -> ! {
     report_machine(&mut out, &saved);
     report_image(&mut out);
     bptk!(&mut out, "end");
-    exit()
+    exit(EXIT_OK)
 }
 
 /// The Multiboot magic, the info structure and everything it points to.
@@ -316,16 +318,24 @@ fn payload_hash(addr: u64, len: u64) -> u64 {
     h
 }
 
-/// Leaves: QEMU's isa-debug-exit first (QEMU exits with status
-/// (0x10 << 1) | 1 = 0x21), then ACPI power-off, then halts for ever.
-fn exit() -> ! {
+/// Values written to isa-debug-exit; QEMU exits with (value << 1) | 1.
+/// Normal end: 0x10, status 33.
+pub const EXIT_OK: u8 = 0x10;
+/// After a CPU exception (fault.rs): status 35.
+pub const EXIT_FAULT: u8 = 0x11;
+/// After a Rust panic: status 37.
+pub const EXIT_PANIC: u8 = 0x12;
+
+/// Leaves: QEMU's isa-debug-exit first, then ACPI power-off, then halts for
+/// ever.
+pub fn exit(code: u8) -> ! {
     // SAFETY: port 0xf4 is isa-debug-exit when QEMU has one and otherwise
     // an unused ISA port (writes vanish). Port 0x604 is the PM1a control
     // register of QEMU's pc (PIIX4) and q35 (ICH9) ACPI blocks; 0x2000 is
     // SLP_EN with SLP_TYP 0 (S5 in QEMU's tables). Elsewhere nothing
     // decodes it. Both only end or leave the machine untouched.
     unsafe {
-        Port::<u8>::new(0xf4).write(0x10);
+        Port::<u8>::new(0xf4).write(code);
         Port::<u16>::new(0x604).write(0x2000);
     }
     loop {
@@ -337,9 +347,8 @@ fn exit() -> ! {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     // Nothing in the kernel is expected to panic; if it does, say so in a
-    // line the tests recognise and leave as usual.
+    // line the tests recognise and leave with a distinct status.
     let mut out = Com1::init();
     bptk!(&mut out, "panic {}", info);
-    bptk!(&mut out, "end");
-    exit()
+    exit(EXIT_PANIC)
 }
