@@ -33,7 +33,7 @@ pub struct Saved {
 }
 
 /// Written only by `_start32` (before Rust runs), read by Rust afterwards.
-/// It lives in .bss, but every field is written before it is read, so it
+/// It lives in .bss, but every field Rust looks at is written first, so it
 /// does not depend on the loader zeroing the bss.
 pub static mut SAVED: Saved = Saved {
     eax: 0,
@@ -155,9 +155,10 @@ global_asm!(
 );
 
 // The 32-bit entry. Relies on: Multiboot 1 machine state (see module doc);
-// DS being a flat data segment is what lets it store to absolute addresses
-// before it has its own GDT; the image being linked below 4 GiB so every
-// absolute address fits the 32-bit forms used here.
+// DS and SS being flat data segments is what lets it store to absolute
+// addresses and use its stack before it has its own GDT; the image being
+// linked below 4 GiB so every absolute address fits the 32-bit forms used
+// here.
 global_asm!(
     r#"
     .section .text.bptk_start32, "ax", @progbits
