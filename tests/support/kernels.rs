@@ -23,7 +23,7 @@ pub enum Shape {
 
 /// Marks the kernel's payload descriptor: four u64 words
 /// [PAYLOAD_MARKER, addr, len, checksum] that the kernel reads at run time.
-pub const PAYLOAD_MARKER: u64 = 0x444C_5941_5050_5042;
+pub const PAYLOAD_MARKER: u64 = 0x444C_5950_4150_5042;
 
 /// Extra data the kernel checks itself.
 pub struct Payload {
