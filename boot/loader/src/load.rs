@@ -1,0 +1,210 @@
+//! Finding the kernel partition, reading the configuration record and
+//! loading the kernel's segments.
+
+use crate::disk::{self, sectors_for};
+use crate::fail::{self, fail, Dec, Hex, Hex2, Str};
+use bootpack_proto::checksum::Fletcher64;
+use bootpack_proto::e820::{self, E820Entry};
+use bootpack_proto::layout::{
+    BOUNCE_ADDR, BOUNCE_LEN, PARTITION_TYPE, RECORD_BUF_ADDR, RECORD_BUF_LEN, SECTOR,
+    SECTORS_PER_READ,
+};
+use bootpack_proto::record::{self, Record, RecordError};
+use core::{ptr, slice};
+
+/// The kernel partition, from the MBR's partition table.
+#[derive(Clone, Copy, Debug)]
+pub struct Partition {
+    /// 0-based index in the MBR.
+    pub index: u8,
+    pub start: u32,
+    pub sectors: u32,
+}
+
+/// Reads with the BIOS or reports the failure and halts.
+fn read_or_fail(drive: u8, lba: u64, sectors: u64, addr: u32) {
+    if let Err(e) = disk::read(drive, lba, sectors, addr) {
+        fail(&[
+            Str("BIOS disk read failed (drive "),
+            Hex2(e.drive),
+            Str(", LBA "),
+            Hex(e.lba),
+            Str(", status "),
+            Hex2(e.status),
+            Str(")"),
+        ]);
+    }
+}
+
+/// A view of `len` bytes of physical memory below 1 MiB.
+///
+/// # Safety
+/// The range must be RAM this stage owns (the bounce or record buffer) and
+/// nothing may write it while the slice is alive.
+unsafe fn phys(addr: u32, len: usize) -> &'static [u8] {
+    // SAFETY: identity-mapped RAM per the caller's promise; addr != 0.
+    unsafe { slice::from_raw_parts(addr as usize as *const u8, len) }
+}
+
+/// The first partition of type PARTITION_TYPE in the MBR, read afresh from
+/// LBA 0 (the copy at 0x7C00 may not be the disk's if another boot manager
+/// chain-loaded us).
+pub fn find_partition(drive: u8) -> Partition {
+    read_or_fail(drive, 0, 1, BOUNCE_ADDR);
+    // SAFETY: the bounce buffer holds the sector just read; nothing else
+    // writes it while `mbr` is used.
+    let mbr = unsafe { phys(BOUNCE_ADDR, SECTOR as usize) };
+    for index in 0..4u8 {
+        let e = &mbr[0x1BE + 16 * index as usize..][..16];
+        if e[4] == PARTITION_TYPE {
+            return Partition {
+                index,
+                start: u32::from_le_bytes([e[8], e[9], e[10], e[11]]),
+                sectors: u32::from_le_bytes([e[12], e[13], e[14], e[15]]),
+            };
+        }
+    }
+    fail(&[
+        Str("no bootpack partition (type "),
+        Hex2(PARTITION_TYPE),
+        Str(") in the MBR"),
+    ]);
+}
+
+fn record_fail(e: RecordError) -> ! {
+    fail::begin();
+    fail::put(&[Str("configuration record: "), Str(e.describe())]);
+    match e {
+        RecordError::BadChecksum { stored, computed } => fail::put(&[
+            Str(" (stored "),
+            Hex(stored),
+            Str(", computed "),
+            Hex(computed),
+            Str("): the disk image is damaged, rebuild it"),
+        ]),
+        RecordError::UnsupportedVersion(v) => {
+            fail::put(&[Str(" (version "), Dec(v as u64), Str(")")])
+        }
+        RecordError::BadSegment(i) => fail::put(&[Str(" (segment "), Dec(i as u64), Str(")")]),
+        _ => {}
+    }
+    fail::end()
+}
+
+/// Reads and checks the configuration record at the start of the partition.
+pub fn read_record(drive: u8, part: &Partition) -> Record<'static> {
+    let start = part.start as u64;
+    read_or_fail(drive, start, 1, RECORD_BUF_ADDR);
+    // SAFETY: the record buffer holds the sector just read.
+    let first = unsafe { phys(RECORD_BUF_ADDR, SECTOR as usize) };
+    let len = record::peek_len(first).unwrap_or_else(|e| record_fail(e));
+    let sectors = sectors_for(len as u64);
+    debug_assert!(sectors * SECTOR <= RECORD_BUF_LEN as u64);
+    if sectors > 1 {
+        read_or_fail(
+            drive,
+            start + 1,
+            sectors - 1,
+            RECORD_BUF_ADDR + SECTOR as u32,
+        );
+    }
+    // SAFETY: the record buffer now holds the whole record; it is never
+    // written again, so the 'static view stays valid.
+    let bytes = unsafe { phys(RECORD_BUF_ADDR, (sectors * SECTOR) as usize) };
+    let rec = Record::parse(bytes).unwrap_or_else(|e| record_fail(e));
+
+    let needed = sectors + rec.data_sectors() as u64;
+    if needed > part.sectors as u64 {
+        fail(&[
+            Str("partition "),
+            Dec(part.index as u64 + 1),
+            Str(" has "),
+            Hex(part.sectors as u64),
+            Str(" sectors but its record and kernel need "),
+            Hex(needed),
+            Str(": the disk image is truncated or damaged, rebuild it"),
+        ]);
+    }
+    for (i, s) in rec.segments().enumerate() {
+        let end = s.data_sector.saturating_add(sectors_for(s.file_size));
+        if end > needed {
+            fail(&[
+                Str("configuration record: segment "),
+                Dec(i as u64),
+                Str(" data lies outside the partition"),
+            ]);
+        }
+    }
+    rec
+}
+
+/// Checks that every segment's memory is usable RAM.
+pub fn check_memory(rec: &Record, map: &[E820Entry]) {
+    for s in rec.segments() {
+        if !e820::is_usable(map, s.dest, s.end()) {
+            fail(&[
+                Str("kernel needs "),
+                Hex(s.dest),
+                Str("-"),
+                Hex(s.end() - 1),
+                Str(" but that is not usable RAM: give the machine more memory"),
+            ]);
+        }
+    }
+}
+
+/// Loads every segment: file bytes through the bounce buffer to their
+/// destination, checksummed on the way, then the rest zeroed. Halts with a
+/// message if the payload checksum does not match the record.
+pub fn load_segments(drive: u8, part: &Partition, rec: &Record) {
+    const CHUNK: u64 = SECTORS_PER_READ as u64 * SECTOR;
+    const _: () = assert!(CHUNK as usize <= BOUNCE_LEN && CHUNK.is_multiple_of(8));
+    let mut sum = Fletcher64::new();
+    for s in rec.segments() {
+        let mut lba = part.start as u64 + s.data_sector;
+        let mut done = 0u64;
+        while done < s.file_size {
+            let n = (s.file_size - done).min(CHUNK);
+            let sectors = sectors_for(n);
+            read_or_fail(drive, lba, sectors, BOUNCE_ADDR);
+            // SAFETY: the bounce buffer holds `n` <= BOUNCE_LEN bytes just
+            // read; the destination [dest, dest + mem_size) was checked to
+            // be usable RAM at or above 1 MiB (Record::parse enforces
+            // KERNEL_FLOOR), so it overlaps neither this loader nor its
+            // buffers, and below 4 GiB, which is identity-mapped.
+            unsafe {
+                let chunk = phys(BOUNCE_ADDR, n as usize);
+                let whole = n as usize & !7;
+                sum.update(&chunk[..whole]);
+                // Chunks are whole words except a segment's last one.
+                sum.update_tail(&chunk[whole..]);
+                ptr::copy_nonoverlapping(
+                    chunk.as_ptr(),
+                    (s.dest + done) as usize as *mut u8,
+                    n as usize,
+                );
+            }
+            done += n;
+            lba += sectors;
+        }
+        // SAFETY: [dest + file_size, dest + mem_size) is inside the checked
+        // destination range (file_size <= mem_size, Record::parse).
+        unsafe {
+            ptr::write_bytes(
+                (s.dest + s.file_size) as usize as *mut u8,
+                0,
+                (s.mem_size - s.file_size) as usize,
+            );
+        }
+    }
+    let computed = sum.finish();
+    if computed != rec.payload_sum() {
+        fail(&[
+            Str("kernel payload checksum mismatch (stored "),
+            Hex(rec.payload_sum()),
+            Str(", computed "),
+            Hex(computed),
+            Str("): the disk image is damaged, rebuild it"),
+        ]);
+    }
+}
