@@ -28,6 +28,7 @@ use bootpack_proto::record::{self, RecordSpec, Segment, RECORD_MAX};
 use bootpack_proto::stage1;
 use mbrman::{MBRHeader, MBRPartitionEntry, CHS};
 
+use crate::disk::{Disk, Extent};
 use crate::kernel::LoadPlan;
 
 const MIB_SECTORS: u64 = 2048;
@@ -77,6 +78,30 @@ pub struct Layout {
 impl Layout {
     pub fn disk_bytes(&self) -> u64 {
         self.disk_sectors * SECTOR
+    }
+
+    /// The image as data extents over its size; `kernel` is the file the
+    /// plan was made from.
+    pub fn disk<'a>(&'a self, kernel: &'a [u8]) -> Disk<'a> {
+        let mut extents = vec![
+            Extent {
+                offset: 0,
+                data: &self.mbr,
+            },
+            Extent {
+                offset: STAGE2_LBA as u64 * SECTOR,
+                data: &self.stage2,
+            },
+            Extent {
+                offset: PARTITION_START_LBA as u64 * SECTOR,
+                data: &self.record,
+            },
+        ];
+        extents.extend(self.data.iter().map(|(range, at)| Extent {
+            offset: *at,
+            data: &kernel[range.clone()],
+        }));
+        Disk::new(self.disk_bytes(), extents)
     }
 }
 
@@ -248,14 +273,11 @@ fn write_sparse(file: &File, mut offset: u64, bytes: &[u8]) -> io::Result<()> {
 
 /// Writes the raw image to `out` atomically: a temporary file in the same
 /// directory, renamed over `out` once complete.
-pub fn write_raw(layout: &Layout, kernel: &[u8], out: &Path) -> Result<(), ImageError> {
+pub fn write_raw(disk: &Disk, out: &Path) -> Result<(), ImageError> {
     write_atomically(out, |file| {
-        file.set_len(layout.disk_bytes())?;
-        file.write_all_at(&layout.mbr, 0)?;
-        file.write_all_at(&layout.stage2, STAGE2_LBA as u64 * SECTOR)?;
-        file.write_all_at(&layout.record, PARTITION_START_LBA as u64 * SECTOR)?;
-        for (range, at) in &layout.data {
-            write_sparse(file, *at, &kernel[range.clone()])?;
+        file.set_len(disk.size)?;
+        for e in &disk.extents {
+            write_sparse(file, e.offset, e.data)?;
         }
         Ok(())
     })
@@ -410,7 +432,7 @@ mod tests {
             stage2: &[7u8; 600],
         };
         let l = layout(&boot, &kernel, &plan(), b"k").unwrap();
-        write_raw(&l, &kernel, &out).unwrap();
+        write_raw(&l.disk(&kernel), &out).unwrap();
         let disk = std::fs::read(&out).unwrap();
         assert_eq!(disk.len() as u64, l.disk_bytes());
         assert_eq!(&disk[..512], &l.mbr);

@@ -13,6 +13,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 pub mod bootloader;
+pub mod disk;
 pub mod image;
 pub mod kernel;
 
@@ -158,7 +159,7 @@ impl Build {
                     source,
                 }
             })?;
-        image::write_raw(&layout, bytes, out).map_err(|source| Error::Image {
+        image::write_raw(&layout.disk(bytes), out).map_err(|source| Error::Image {
             path: out.to_path_buf(),
             source,
         })?;

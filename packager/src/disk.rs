@@ -1,0 +1,125 @@
+//! A disk image as data extents over a virtual size: everything outside the
+//! extents reads as zero. Every output format is written from this, so no
+//! writer ever reads or writes the empty part of a large disk.
+
+/// Bytes at an offset of the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Extent<'a> {
+    pub offset: u64,
+    pub data: &'a [u8],
+}
+
+impl Extent<'_> {
+    pub fn end(&self) -> u64 {
+        self.offset + self.data.len() as u64
+    }
+}
+
+/// A whole disk: `size` bytes, with `extents` sorted by offset and not
+/// overlapping.
+#[derive(Clone, Debug)]
+pub struct Disk<'a> {
+    pub size: u64,
+    pub extents: Vec<Extent<'a>>,
+}
+
+impl<'a> Disk<'a> {
+    /// Panics if the extents are unsorted, overlap, or pass the end: a
+    /// layout bug, not an input error.
+    pub fn new(size: u64, mut extents: Vec<Extent<'a>>) -> Self {
+        extents.retain(|e| !e.data.is_empty());
+        extents.sort_by_key(|e| e.offset);
+        for w in extents.windows(2) {
+            assert!(
+                w[0].end() <= w[1].offset,
+                "disk extents overlap at {:#x}",
+                w[1].offset
+            );
+        }
+        if let Some(last) = extents.last() {
+            assert!(
+                last.end() <= size,
+                "disk extent at {:#x} passes the disk's end {size:#x}",
+                last.offset
+            );
+        }
+        Disk { size, extents }
+    }
+
+    /// Copies the disk's bytes in `[offset, offset + buf.len())` into `buf`
+    /// (zeros where no extent is).
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) {
+        buf.fill(0);
+        let end = offset + buf.len() as u64;
+        let first = self.extents.partition_point(|e| e.end() <= offset);
+        for e in self.extents[first..].iter().take_while(|e| e.offset < end) {
+            let from = e.offset.max(offset);
+            let to = e.end().min(end);
+            buf[(from - offset) as usize..(to - offset) as usize]
+                .copy_from_slice(&e.data[(from - e.offset) as usize..(to - e.offset) as usize]);
+        }
+    }
+
+    /// The `block`-aligned blocks that hold any extent byte, in order, each
+    /// once: (block index). A writer visits these and nothing else.
+    pub fn used_blocks(&self, block: u64) -> Vec<u64> {
+        let mut out: Vec<u64> = Vec::new();
+        for e in &self.extents {
+            let (first, last) = (e.offset / block, (e.end() - 1) / block);
+            let start = match out.last() {
+                Some(&l) if l >= first => l + 1,
+                _ => first,
+            };
+            out.extend(start..=last);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_across_extents_and_holes() {
+        let a = [1u8; 4];
+        let b = [2u8; 4];
+        let d = Disk::new(
+            32,
+            vec![
+                Extent {
+                    offset: 10,
+                    data: &b,
+                },
+                Extent {
+                    offset: 2,
+                    data: &a,
+                },
+            ],
+        );
+        let mut buf = [9u8; 12];
+        d.read_at(0, &mut buf);
+        assert_eq!(buf, [0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 2, 2]);
+        assert_eq!(d.used_blocks(8), vec![0, 1]);
+        assert_eq!(d.used_blocks(4), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    #[should_panic(expected = "overlap")]
+    fn refuses_overlaps() {
+        let a = [1u8; 4];
+        Disk::new(
+            32,
+            vec![
+                Extent {
+                    offset: 0,
+                    data: &a,
+                },
+                Extent {
+                    offset: 2,
+                    data: &a,
+                },
+            ],
+        );
+    }
+}
