@@ -130,14 +130,15 @@ pub fn write_str(s: &str) {
     write_bytes(s.as_bytes());
 }
 
-/// `v` in hex with a 0x prefix, at least `min_digits` digits.
+/// `v` in hex (upper-case digits, as in "type 0x7F") with a 0x prefix, at
+/// least `min_digits` digits.
 pub fn write_hex(v: u64, min_digits: usize) {
     let mut buf = [0u8; 18];
     let mut i = buf.len();
     let mut v = v;
     while v != 0 || buf.len() - i < min_digits.max(1) {
         i -= 1;
-        buf[i] = b"0123456789abcdef"[(v & 0xF) as usize];
+        buf[i] = b"0123456789ABCDEF"[(v & 0xF) as usize];
         v >>= 4;
     }
     i -= 2;
