@@ -16,6 +16,7 @@
 mod bios;
 mod console;
 mod disk;
+mod exceptions;
 mod fail;
 mod load;
 mod memmap;
@@ -28,6 +29,7 @@ core::arch::global_asm!(include_str!("asm/stage1.s"), options(att_syntax));
 core::arch::global_asm!(include_str!("asm/entry.s"), options(att_syntax));
 core::arch::global_asm!(include_str!("asm/rmint.s"), options(att_syntax));
 core::arch::global_asm!(include_str!("asm/handoff.s"), options(att_syntax));
+core::arch::global_asm!(include_str!("asm/exceptions.s"), options(att_syntax));
 
 /// A static that stage 2 mutates. Stage 2 runs on one CPU with interrupts
 /// off and no reentrancy, so plain unsynchronised access is sound as long as
@@ -66,6 +68,7 @@ fn loader_name(buf: &mut [u8; 32]) -> &[u8] {
 /// interrupts off, the bss zeroed, and DL from the BIOS as `drive`.
 #[no_mangle]
 pub extern "C" fn stage2_main(drive: u8) -> ! {
+    exceptions::init();
     console::init();
 
     let map = memmap::read()
