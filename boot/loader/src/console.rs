@@ -1,7 +1,7 @@
 //! Where failures are reported: COM1 (115200 8N1, as Solo5 programs it) and
-//! the VGA text screen. Stage 2 prints nothing unless something fails, so
-//! this is only initialised on the way to a halt... and by stage2_main, so
-//! that a late failure does not have to program the UART in a hurry.
+//! the VGA text screen at 0xB8000. Stage 2 prints nothing unless something
+//! fails; stage2_main programs the UART first thing all the same, and a
+//! failure before that (a CPU exception, say) programs it on the way.
 
 use crate::Global;
 use core::ptr;
