@@ -90,10 +90,10 @@ fn boot(p: &Packed, m: &Machine) -> Report {
         "QEMU exit status; serial:\n{}",
         run.serial_text()
     );
-    // The loader prints nothing on success: the kernel's output is the
-    // first thing on the serial port.
+    // The loader prints nothing on success: the kernel's output (which
+    // starts with a line break) is the first thing on the serial port.
     assert!(
-        run.serial.starts_with(b"bootpack demo kernel:"),
+        run.serial.starts_with(b"\r\nbootpack demo kernel:"),
         "serial starts with the kernel's output:\n{}",
         run.serial_text()
     );
