@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 pub mod bootloader;
 pub mod disk;
 pub mod image;
+pub mod inspect;
 pub mod kernel;
+pub mod run;
 
 pub use image::ImageError;
 pub use kernel::{KernelError, KernelFormat, LoadPlan};

@@ -1,18 +1,32 @@
 //! The `bootpack` command line: a thin layer over the library.
+//!
+//! Exit status: 0 success; 1 an error (bad input, I/O, a damaged or foreign
+//! image for `inspect`); 2 a usage error; `run` exits with the kernel's
+//! status (see `bootpack run --help`).
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use bootpack::run::{self, Accel, RunOptions};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Turn a Multiboot kernel into a bootable MBR-partitioned disk image.
+///
+/// bootpack carries its own BIOS bootloader and needs no other program to
+/// build an image. Exit status: 0 success, 1 error, 2 usage error.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about, after_help = EXAMPLES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+const EXAMPLES: &str = "Examples:
+  bootpack build unikernel.virtio -o disk.img -- --ipv4=10.0.0.2/24
+  bootpack run disk.img
+  bootpack inspect disk.img
+  bootpack demo";
 
 #[derive(Subcommand)]
 enum Command {
@@ -21,25 +35,89 @@ enum Command {
     /// The kernel gets the command line "NAME ARGS": NAME is the kernel's
     /// file name unless --name says otherwise (Solo5 and GRUB-era kernels
     /// skip this first word).
-    ///
-    /// Example: bootpack build unikernel.virtio -o disk.img -- --ipv4=10.0.0.2/24
+    #[command(after_help = "Examples:
+  bootpack build unikernel.virtio -o disk.img -- --ipv4=10.0.0.2/24
+  bootpack build kernel.elf -o disk.img --name kernel -- console=ttyS0")]
     Build {
         /// The Multiboot kernel: ELF32, ELF64 or a flat binary with the
         /// a.out kludge (e.g. a Solo5 virtio unikernel).
         kernel: PathBuf,
-        /// Where to write the image (written atomically).
+        /// Where to write the image (written atomically: a temporary file
+        /// beside it is renamed into place when complete).
         #[arg(short, long, value_name = "IMAGE")]
         output: PathBuf,
-        /// The first word of the command line (default: the kernel's file name).
+        /// The first word of the command line (default: the kernel's file
+        /// name; "" leaves just ARGS).
         #[arg(long)]
         name: Option<OsString>,
         /// Kernel arguments, after `--`.
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<OsString>,
     },
-    /// Build an image of bootpack's built-in demo kernel and say how to boot it.
+    /// Boot an image, or a kernel packed on the fly, in QEMU with the
+    /// serial console on this terminal.
     ///
-    /// Example: bootpack demo -o demo.img -- hello world
+    /// TARGET is a disk image (raw, .vhd, .vmdk, .qcow2) or a Multiboot
+    /// kernel, which is packed into a temporary image with ARGS. The boot
+    /// disk is attached to the q35 machine's AHCI controller; --disk and
+    /// --net devices are virtio. Ctrl-A X quits QEMU.
+    ///
+    /// Exit status: the kernel's, when it exits through an isa-debug-exit
+    /// device (port 0x501 as Solo5 uses, or 0xf4): QEMU's (value << 1) | 1
+    /// is mapped back to value. 0 when the machine powers off; 1 when QEMU
+    /// or bootpack fails.
+    #[command(after_help = "Examples:
+  bootpack run disk.img
+  bootpack run unikernel.virtio --net tap100 --disk data.img -- --ipv4=10.0.0.2/24
+  bootpack run kernel.elf --gdb        # then: gdb kernel.elf -ex 'target remote localhost:1234'
+  bootpack run disk.img --dry-run")]
+    Run {
+        /// The image or kernel to boot.
+        target: PathBuf,
+        /// Guest memory (QEMU syntax: 128M, 2G).
+        #[arg(long, default_value = "512M")]
+        mem: String,
+        /// Attach a virtio-net device on this tap interface (repeatable).
+        #[arg(long, value_name = "TAP")]
+        net: Vec<String>,
+        /// Attach this raw file as a virtio-blk device (repeatable).
+        #[arg(long, value_name = "FILE")]
+        disk: Vec<PathBuf>,
+        /// Accelerator: kvm, tcg, or auto (KVM when /dev/kvm can be opened).
+        #[arg(long, default_value = "auto")]
+        accel: Accel,
+        /// Start QEMU's gdb stub on localhost:1234 and wait for the debugger
+        /// before the first instruction.
+        #[arg(long)]
+        gdb: bool,
+        /// Print the QEMU command line instead of running it.
+        #[arg(long)]
+        dry_run: bool,
+        /// Kernel arguments when TARGET is a kernel, after `--`.
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<OsString>,
+    },
+    /// Show what is in an image and verify every checksum.
+    ///
+    /// Prints the partition table, the bootloader, the kernel (entry, load
+    /// ranges, Multiboot flags, size, checksum) and its command line. Exits
+    /// 1 when the image is damaged or was not written by bootpack, saying
+    /// what was found instead.
+    #[command(after_help = "Examples:
+  bootpack inspect disk.img
+  bootpack inspect --json disk.img | jq .kernel.cmdline")]
+    Inspect {
+        image: PathBuf,
+        /// Print JSON (stable field names) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build an image of bootpack's built-in demo kernel and say how to
+    /// boot it.
+    ///
+    /// The demo kernel prints what the bootloader handed over (command
+    /// line, memory map, CPU state) and powers the machine off.
+    #[command(after_help = "Example:\n  bootpack demo -o demo.img -- hello world")]
     Demo {
         /// Where to write the image.
         #[arg(short, long, value_name = "IMAGE", default_value = "bootpack-demo.img")]
@@ -48,6 +126,17 @@ enum Command {
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<OsString>,
     },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  bootpack completions bash > /etc/bash_completion.d/bootpack"
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    #[command(after_help = "Example:\n  bootpack man > bootpack.1 && man ./bootpack.1")]
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -58,27 +147,44 @@ fn main() -> ExitCode {
             if let Some(n) = name {
                 b = b.name(n);
             }
-            b.write(&output).map(|r| summary(&output, &r))
+            b.write(&output).map(|r| summary(&output, &r)).map_err(|e| e.to_string())
         }
-        Command::Demo { output, args } => bootpack::Build::demo().args(args).write(&output).map(|r| {
-            summary(&output, &r);
-            println!("boot it (Ctrl-A X quits QEMU if the kernel does not power off):");
-            println!(
-                "  qemu-system-x86_64 -accel tcg -display none -serial stdio -drive file={},format=raw",
-                output.display()
-            );
-        }),
+        Command::Demo { output, args } => bootpack::Build::demo()
+            .args(args)
+            .write(&output)
+            .map(|r| {
+                summary(&output, &r);
+                println!("boot it (the demo kernel powers off; Ctrl-A X quits QEMU otherwise):");
+                println!(
+                    "  qemu-system-x86_64 -accel tcg -display none -serial stdio -drive file={},format=raw",
+                    output.display()
+                );
+            })
+            .map_err(|e| e.to_string()),
+        Command::Run { target, mem, net, disk, accel, gdb, dry_run, args } => {
+            return run_target(&target, RunSpec { mem, net, disk, accel, gdb, dry_run, args });
+        }
+        Command::Inspect { image, json } => return inspect(&image, json),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "bootpack", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map_err(|e| format!("cannot write the man page: {e}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bootpack: error: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => error(e),
     }
 }
 
-fn summary(out: &std::path::Path, r: &bootpack::Report) {
+fn error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("bootpack: error: {message}");
+    ExitCode::FAILURE
+}
+
+fn summary(out: &Path, r: &bootpack::Report) {
     let (lo, hi) = (
         r.plan.segments.first().unwrap().dest,
         r.plan.segments.last().unwrap().end(),
@@ -92,4 +198,172 @@ fn summary(out: &std::path::Path, r: &bootpack::Report) {
         r.plan.entry,
         r.cmdline.len()
     );
+}
+
+struct RunSpec {
+    mem: String,
+    net: Vec<String>,
+    disk: Vec<PathBuf>,
+    accel: Accel,
+    gdb: bool,
+    dry_run: bool,
+    args: Vec<OsString>,
+}
+
+/// Whether `path` holds a Multiboot kernel (as opposed to a disk image).
+fn is_kernel(path: &Path) -> bool {
+    std::fs::read(path)
+        .map(|b| bootpack::kernel::plan(&b).is_ok())
+        .unwrap_or(false)
+}
+
+fn run_target(target: &Path, spec: RunSpec) -> ExitCode {
+    if !target.exists() {
+        return error(format!("{}: no such file", target.display()));
+    }
+    // A kernel is packed into a temporary image that lives as long as QEMU.
+    let tmp;
+    let (image, format) = if is_kernel(target) {
+        tmp = std::env::temp_dir().join(format!("bootpack-run-{}", std::process::id()));
+        if let Err(e) = std::fs::create_dir_all(&tmp) {
+            return error(format!(
+                "{}: cannot create a temporary directory: {e}",
+                tmp.display()
+            ));
+        }
+        let image = tmp.join("disk.img");
+        if let Err(e) = bootpack::Build::new(target)
+            .args(spec.args.clone())
+            .write(&image)
+        {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return error(e);
+        }
+        (image, "raw")
+    } else {
+        if !spec.args.is_empty() {
+            return error(format!(
+                "{}: arguments after -- only apply when running a kernel; an image carries its command line already",
+                target.display()
+            ));
+        }
+        match run::qemu_format_of(target) {
+            Ok(f) => (target.to_path_buf(), f),
+            Err(e) => return error(e),
+        }
+    };
+    let cmd = run::qemu_command(&RunOptions {
+        image: image.clone(),
+        image_format: format,
+        mem: spec.mem,
+        net: spec.net,
+        disks: spec.disk,
+        accel: spec.accel,
+        gdb: spec.gdb,
+    });
+    let code = if spec.dry_run {
+        println!("{}", run::shell_quote(&cmd));
+        ExitCode::SUCCESS
+    } else {
+        if spec.gdb {
+            eprintln!(
+                "bootpack: QEMU waits for gdb on localhost:1234: gdb {} -ex 'target remote localhost:1234'",
+                if is_kernel(target) { target.display().to_string() } else { "KERNEL".into() }
+            );
+        }
+        match std::process::Command::new(&cmd[0]).args(&cmd[1..]).status() {
+            Ok(s) => match s.code() {
+                Some(c) => ExitCode::from(run::kernel_status(c) as u8),
+                None => error("QEMU was killed by a signal"),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => error(format!(
+                "{} not found: install QEMU (Debian/Ubuntu: apt-get install qemu-system-x86; Fedora: dnf install qemu-system-x86; macOS: brew install qemu)",
+                run::QEMU
+            )),
+            Err(e) => error(format!("cannot start {}: {e}", run::QEMU)),
+        }
+    };
+    if image != target {
+        let _ = std::fs::remove_dir_all(image.parent().unwrap());
+    }
+    code
+}
+
+fn inspect(image: &Path, json: bool) -> ExitCode {
+    let ins = match bootpack::inspect::inspect(image) {
+        Ok(i) => i,
+        Err(e) => return error(e),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&ins).expect("an inspection serialises")
+        );
+    } else {
+        print_inspection(&ins);
+    }
+    if ins.is_sound() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn print_inspection(i: &bootpack::inspect::Inspection) {
+    println!("image:       {} ({})", i.image, i.format);
+    if !i.disk_signature.is_empty() {
+        println!("partitions:  MBR, disk signature {}", i.disk_signature);
+    }
+    for p in &i.partitions {
+        println!(
+            "  {}: type {:#04x}{}, LBA {}..{} ({:.1} MiB)",
+            p.index + 1,
+            p.kind,
+            if p.active { ", active" } else { "" },
+            p.start_lba,
+            p.start_lba as u64 + p.sectors as u64,
+            p.sectors as f64 / 2048.0
+        );
+    }
+    if let Some(b) = &i.bootloader {
+        println!(
+            "bootloader:  bootpack {}; stage 2 at LBA {}, {} sectors, checksum {}",
+            b.version,
+            b.stage2_lba,
+            b.stage2_sectors,
+            if b.stage2_checksum_ok { "ok" } else { "BAD" }
+        );
+    }
+    if let Some(k) = &i.kernel {
+        println!(
+            "kernel:      partition {}, entry {:#x}, Multiboot flags {:#010x}, {} bytes, checksum {} {}",
+            k.partition + 1,
+            k.entry,
+            k.multiboot_flags,
+            k.size,
+            k.checksum,
+            if k.checksum_ok { "ok" } else { "BAD" }
+        );
+        for s in &k.segments {
+            println!(
+                "  load {:#010x}..{:#010x}: {} bytes from the image, {} zeroed",
+                s.start,
+                s.end,
+                s.file_size,
+                s.mem_size - s.file_size
+            );
+        }
+        println!("cmdline:     {:?}", k.cmdline);
+        println!(
+            "modules:     {}",
+            if k.modules.is_empty() {
+                "none".to_string()
+            } else {
+                k.modules.join(", ")
+            }
+        );
+    }
+    for p in &i.problems {
+        println!("problem:     {p}");
+    }
 }
