@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 pub mod bootloader;
 pub mod disk;
+pub mod formats;
 pub mod image;
 pub mod inspect;
 pub mod kernel;
