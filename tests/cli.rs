@@ -1,0 +1,212 @@
+//! The commands around `build`: `run` (in QEMU, through a real pty),
+//! `inspect`, completions, man page and help texts.
+
+mod support;
+
+use std::process::Command;
+
+use support::kernels::{self, Shape};
+use support::{bootpack, scratch};
+
+/// The demo kernel's exit: it writes 0x10 to isa-debug-exit.
+const KERNEL_STATUS: i32 = 0x10;
+
+#[test]
+fn run_boots_a_kernel_on_a_terminal_and_returns_its_status() {
+    support::qemu::require_qemu();
+    let dir = scratch("run-pty");
+    let kernel = dir.join("kernel.elf");
+    std::fs::write(&kernel, kernels::build(Shape::Solo5Elf64, None)).unwrap();
+    // script(1) gives bootpack (and QEMU) a pseudo-terminal, as a person's
+    // shell would; -e returns the child's exit status.
+    let cmd = format!(
+        "{} run {} --accel tcg --mem 64M -- 'hello tty'",
+        env!("CARGO_BIN_EXE_bootpack"),
+        kernel.display()
+    );
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .output()
+        .expect("script(1) from util-linux");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        screen.contains("bootpack demo kernel: here is what the boot loader handed over"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("BPTK cmdline_text kernel.elf hello tty"),
+        "{screen}"
+    );
+    assert!(screen.contains("BPTK end"), "{screen}");
+    assert_eq!(
+        out.status.code(),
+        Some(KERNEL_STATUS),
+        "the kernel's exit status comes back"
+    );
+}
+
+#[test]
+fn run_dry_run_prints_the_qemu_command_line() {
+    let dir = scratch("run-dry");
+    let image = dir.join("my disk.img");
+    assert!(bootpack(["demo", "-o", image.to_str().unwrap()])
+        .status
+        .success());
+    let data = dir.join("data.img");
+    std::fs::write(&data, [0u8; 512]).unwrap();
+    let out = bootpack([
+        "run",
+        image.to_str().unwrap(),
+        "--dry-run",
+        "--accel",
+        "tcg",
+        "--mem",
+        "1G",
+        "--net",
+        "tap7",
+        "--disk",
+        data.to_str().unwrap(),
+        "--gdb",
+    ]);
+    assert!(out.status.success());
+    let line = String::from_utf8_lossy(&out.stdout);
+    for part in [
+        "qemu-system-x86_64 -machine q35 -accel tcg -m 1G",
+        &format!("'file={},format=raw,media=disk'", image.display()),
+        &format!("-drive file={},format=raw,if=none,id=disk0 -device virtio-blk-pci,drive=disk0", data.display()),
+        "-netdev tap,id=net0,ifname=tap7,script=no,downscript=no -device virtio-net-pci,netdev=net0",
+        "isa-debug-exit,iobase=0x501",
+        "-s -S",
+    ] {
+        assert!(line.contains(part), "{part:?} in {line}");
+    }
+}
+
+#[test]
+fn run_without_qemu_says_how_to_install_it() {
+    let dir = scratch("run-noqemu");
+    let image = dir.join("disk.img");
+    assert!(bootpack(["demo", "-o", image.to_str().unwrap()])
+        .status
+        .success());
+    let out = Command::new(env!("CARGO_BIN_EXE_bootpack"))
+        .args(["run", image.to_str().unwrap(), "--accel", "tcg"])
+        .env("PATH", dir.as_os_str())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("qemu-system-x86_64 not found: install QEMU")
+            && err.contains("apt-get install qemu-system-x86"),
+        "{err}"
+    );
+}
+
+#[test]
+fn inspect_shows_and_verifies_a_bootpack_image() {
+    let dir = scratch("inspect");
+    let image = dir.join("disk.img");
+    assert!(
+        bootpack(["demo", "-o", image.to_str().unwrap(), "--", "a \"b\""])
+            .status
+            .success()
+    );
+    let out = bootpack(["inspect", image.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for part in [
+        "1: type 0x7f, active, LBA 2048..4096",
+        &format!(
+            "bootpack {} (this bootpack); stage 2 at LBA 1",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "entry 0x100040, Multiboot flags 0x00010003",
+        "ok",
+        "cmdline:     \"bootpack-demo a \\\"b\\\"\"",
+    ] {
+        assert!(text.contains(part), "{part:?} in\n{text}");
+    }
+
+    let out = bootpack(["inspect", "--json", image.to_str().unwrap()]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["format"], "raw");
+    assert_eq!(v["kernel"]["cmdline"], "bootpack-demo a \"b\"");
+    assert_eq!(v["kernel"]["entry"], 0x100040);
+    assert_eq!(v["kernel"]["checksum_ok"], true);
+    assert_eq!(v["bootloader"]["stage2_checksum_ok"], true);
+    assert_eq!(v["partitions"][0]["start_lba"], 2048);
+    assert_eq!(v["problems"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn inspect_reports_damage_and_foreign_images() {
+    let dir = scratch("inspect-bad");
+    let image = dir.join("disk.img");
+    assert!(bootpack(["demo", "-o", image.to_str().unwrap()])
+        .status
+        .success());
+    let mut disk = std::fs::read(&image).unwrap();
+    // A byte of kernel data (the record fills the partition's first sector).
+    disk[2049 * 512 + 64] ^= 0xff;
+    let damaged = dir.join("damaged.img");
+    std::fs::write(&damaged, &disk).unwrap();
+    let out = bootpack(["inspect", damaged.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text.contains("checksum") && text.contains("BAD") && text.contains("damaged"),
+        "{text}"
+    );
+
+    // An MBR with one partition and boot code that is not bootpack's.
+    let mut foreign = vec![0u8; 4096 * 512];
+    foreign[..3].copy_from_slice(&[0xEB, 0x3C, 0x90]);
+    foreign[0x1BE] = 0x80;
+    foreign[0x1BE + 4] = 0x0C;
+    foreign[0x1BE + 8..0x1BE + 12].copy_from_slice(&2048u32.to_le_bytes());
+    foreign[0x1BE + 12..0x1BE + 16].copy_from_slice(&2048u32.to_le_bytes());
+    foreign[510] = 0x55;
+    foreign[511] = 0xAA;
+    let other = dir.join("other.img");
+    std::fs::write(&other, &foreign).unwrap();
+    let out = bootpack(["inspect", other.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text.contains("MBR with 1 partition(s), no bootpack boot code"),
+        "{text}"
+    );
+    assert!(
+        text.contains("no bootpack kernel partition (type 0x7f)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn completions_man_page_and_help() {
+    let out = bootpack(["completions", "bash"]);
+    assert!(out.status.success());
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        script.contains("_bootpack()") && script.contains("inspect"),
+        "bash completion"
+    );
+    let out = bootpack(["man"]);
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && page.contains(".TH bootpack") && page.contains("inspect"),
+        "{page}"
+    );
+    for cmd in ["build", "run", "inspect", "demo", "completions", "man"] {
+        let out = bootpack([cmd, "--help"]);
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && help.contains("Example"),
+            "{cmd} --help has examples:\n{help}"
+        );
+    }
+    let out = bootpack(["build"]);
+    assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+}
