@@ -9,15 +9,14 @@
 //!                  each starting on a sector boundary
 //! ```
 //!
-//! The partition is rounded up to whole MiB so the disk ends on a MiB
-//! boundary. The image is written to a temporary file beside the output
+//! The disk is at least big enough for whole MiB of partition, and the
+//! partition runs to its end. The image is written to a temporary file beside the output
 //! and renamed into place only when complete, so the output path never
-//! holds a half-written image. Runs of zero bytes are not written, so the
-//! image is sparse where the file system allows.
+//! holds a half-written image. The bytes themselves are written by
+//! [`crate::formats`].
 
 use std::fs::File;
 use std::io::{self, Cursor, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use bootpack_proto::checksum::{fletcher64, Fletcher64};
@@ -50,6 +49,14 @@ pub enum ImageError {
     RecordTooLarge { segments: usize, max: usize },
     #[error("the disk would need {sectors} sectors; MBR partitions end at 2 TiB")]
     TooLarge { sectors: u64 },
+    #[error("a disk of {size} bytes is too small: the bootloader and kernel need at least {min} bytes ({} MiB)", min.div_ceil(1 << 20))]
+    DiskTooSmall { size: u64, min: u64 },
+    #[error("a {format} image must be a whole number of {unit}; {size} bytes is not")]
+    SizeGranularity {
+        format: String,
+        unit: String,
+        size: u64,
+    },
     #[error("internal: stage 1 lacks its patch placeholders (stale bootloader build)")]
     Stage1Layout,
     #[error("internal: stage 2 is {sectors} sectors; stage 1 loads at most {max}")]
@@ -114,12 +121,22 @@ fn pad_to_sectors(mut v: Vec<u8>) -> Vec<u8> {
     v
 }
 
-/// Decides where everything goes and builds the MBR and record.
+/// The smallest disk that holds contents of `content_sectors` sectors in
+/// the kernel partition: the partition rounded up to whole MiB.
+pub fn min_disk_bytes(content_sectors: u64) -> u64 {
+    (PARTITION_START_LBA as u64 + content_sectors.div_ceil(MIB_SECTORS) * MIB_SECTORS) * SECTOR
+}
+
+/// Decides where everything goes and builds the MBR and record. The disk
+/// size is what `disk_size` chooses given the smallest size that holds the
+/// contents (whole MiB); it must be a multiple of 512 and at least that.
+/// The kernel partition runs to the end of the disk.
 pub fn layout(
     boot: &Bootloader,
     kernel: &[u8],
     plan: &LoadPlan,
     cmdline: &[u8],
+    disk_size: impl FnOnce(u64) -> Result<u64, ImageError>,
 ) -> Result<Layout, ImageError> {
     let max = bootpack_proto::layout::CMDLINE_MAX;
     if cmdline.len() + 1 > max {
@@ -169,8 +186,13 @@ pub fn layout(
         &mut rec,
     );
 
-    let partition_sectors = next.div_ceil(MIB_SECTORS) * MIB_SECTORS;
-    let disk_sectors = PARTITION_START_LBA as u64 + partition_sectors;
+    let min = min_disk_bytes(next);
+    let size = disk_size(min)?;
+    if size < min || !size.is_multiple_of(SECTOR) {
+        return Err(ImageError::DiskTooSmall { size, min });
+    }
+    let disk_sectors = size / SECTOR;
+    let partition_sectors = disk_sectors - PARTITION_START_LBA as u64;
     if disk_sectors > u32::MAX as u64 {
         return Err(ImageError::TooLarge {
             sectors: disk_sectors,
@@ -251,36 +273,6 @@ fn build_mbr(
         .write_into(&mut sector)
         .expect("an MBR header always fits in 512 bytes");
     Ok(sector.into_inner())
-}
-
-/// Writes `bytes` at `offset`, skipping 4 KiB blocks that are all zero so
-/// they stay holes in the (already sized) file.
-fn write_sparse(file: &File, mut offset: u64, bytes: &[u8]) -> io::Result<()> {
-    const BLOCK: usize = 4096;
-    let mut pos = 0;
-    while pos < bytes.len() {
-        // Align blocks to the file so skipped ranges are whole FS blocks.
-        let len = (BLOCK - (offset % BLOCK as u64) as usize).min(bytes.len() - pos);
-        let chunk = &bytes[pos..pos + len];
-        if chunk.iter().any(|&b| b != 0) {
-            file.write_all_at(chunk, offset)?;
-        }
-        pos += len;
-        offset += len as u64;
-    }
-    Ok(())
-}
-
-/// Writes the raw image to `out` atomically: a temporary file in the same
-/// directory, renamed over `out` once complete.
-pub fn write_raw(disk: &Disk, out: &Path) -> Result<(), ImageError> {
-    write_atomically(out, |file| {
-        file.set_len(disk.size)?;
-        for e in &disk.extents {
-            write_sparse(file, e.offset, e.data)?;
-        }
-        Ok(())
-    })
 }
 
 /// Runs `fill` on a fresh temporary file beside `out` and renames it to
@@ -364,7 +356,7 @@ mod tests {
             stage1: &s1,
             stage2: &[7u8; 600],
         };
-        let l = layout(&boot, &kernel, &plan(), b"k a b").unwrap();
+        let l = layout(&boot, &kernel, &plan(), b"k a b", Ok).unwrap();
         // Stage 1 patched: LBA 1, two sectors, the word sum.
         assert_eq!(&l.mbr[0x1AC..0x1B0], &1u32.to_le_bytes());
         assert_eq!(&l.mbr[0x1B0..0x1B2], &2u16.to_le_bytes());
@@ -402,19 +394,31 @@ mod tests {
         };
         let long = vec![b'x'; 8192];
         assert!(matches!(
-            layout(&boot, &[0; 1700], &plan(), &long),
+            layout(&boot, &[0; 1700], &plan(), &long, Ok),
             Err(ImageError::CmdlineTooLong {
                 len: 8192,
                 max: 8192
             })
         ));
-        assert!(layout(&boot, &[0; 1700], &plan(), &long[..8191]).is_ok());
+        assert!(layout(&boot, &[0; 1700], &plan(), &long[..8191], Ok).is_ok());
+        assert!(matches!(
+            layout(&boot, &[0; 1700], &plan(), b"k", |_| Ok(1 << 20)),
+            Err(ImageError::DiskTooSmall {
+                size: 0x100000,
+                min: 0x200000
+            })
+        ));
+        let big = layout(&boot, &[0; 1700], &plan(), b"k", |_| Ok(1 << 30)).unwrap();
+        assert_eq!(
+            (big.disk_sectors, big.partition_sectors),
+            (1 << 21, (1 << 21) - 2048)
+        );
         let stale = Bootloader {
             stage1: &[0u8; 512],
             stage2: &[7u8; 600],
         };
         assert!(matches!(
-            layout(&stale, &[0; 1700], &plan(), b"k"),
+            layout(&stale, &[0; 1700], &plan(), b"k", Ok),
             Err(ImageError::Stage1Layout)
         ));
     }
@@ -431,8 +435,11 @@ mod tests {
             stage1: &s1,
             stage2: &[7u8; 600],
         };
-        let l = layout(&boot, &kernel, &plan(), b"k").unwrap();
-        write_raw(&l.disk(&kernel), &out).unwrap();
+        let l = layout(&boot, &kernel, &plan(), b"k", Ok).unwrap();
+        write_atomically(&out, |f| {
+            crate::formats::write(crate::Format::Raw, &l.disk(&kernel), f, &mut |_, _| {})
+        })
+        .unwrap();
         let disk = std::fs::read(&out).unwrap();
         assert_eq!(disk.len() as u64, l.disk_bytes());
         assert_eq!(&disk[..512], &l.mbr);

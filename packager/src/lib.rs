@@ -20,6 +20,7 @@ pub mod inspect;
 pub mod kernel;
 pub mod run;
 
+pub use formats::Format;
 pub use image::ImageError;
 pub use kernel::{KernelError, KernelFormat, LoadPlan};
 
@@ -37,12 +38,19 @@ pub enum Error {
     Image { path: PathBuf, source: ImageError },
     #[error("{out}: refusing to write the image over the kernel file itself; choose another output path")]
     OutputIsKernel { out: PathBuf },
+    #[error("{out}: --format {format} contradicts the file name, which says {extension}; change one of them")]
+    FormatMismatch {
+        out: PathBuf,
+        format: Format,
+        extension: Format,
+    },
 }
 
 /// What a build produced.
 #[derive(Clone, Debug)]
 pub struct Report {
     pub plan: LoadPlan,
+    pub format: Format,
     pub cmdline: Vec<u8>,
     pub disk_bytes: u64,
     pub payload_sum: u64,
@@ -54,6 +62,8 @@ pub struct Build {
     kernel: KernelSource,
     name: Option<OsString>,
     args: Vec<OsString>,
+    format: Option<Format>,
+    size: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -69,6 +79,8 @@ impl Build {
             kernel: KernelSource::File(kernel.into()),
             name: None,
             args: Vec::new(),
+            format: None,
+            size: None,
         }
     }
 
@@ -81,6 +93,8 @@ impl Build {
             },
             name: None,
             args: Vec::new(),
+            format: None,
+            size: None,
         }
     }
 
@@ -100,6 +114,35 @@ impl Build {
     {
         self.args.extend(args.into_iter().map(Into::into));
         self
+    }
+
+    /// The output format (default: from the output's extension, else raw).
+    /// Giving a format that contradicts the extension is an error.
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = Some(format);
+        self
+    }
+
+    /// The disk size in bytes (default: the smallest that holds the kernel,
+    /// at least 1 GiB for gce). Must suit the format: whole GiB for gce,
+    /// whole MiB for vhd.
+    pub fn size(mut self, bytes: u64) -> Self {
+        self.size = Some(bytes);
+        self
+    }
+
+    /// The format to write to `out`: the explicit one, or the one its
+    /// extension names, or raw.
+    pub fn format_for(&self, out: &Path) -> Result<Format, Error> {
+        match (self.format, Format::from_extension(out)) {
+            (Some(f), Some(e)) if f != e => Err(Error::FormatMismatch {
+                out: out.to_path_buf(),
+                format: f,
+                extension: e,
+            }),
+            (Some(f), _) | (None, Some(f)) => Ok(f),
+            (None, None) => Ok(Format::Raw),
+        }
     }
 
     fn kernel_label(&self) -> PathBuf {
@@ -130,9 +173,21 @@ impl Build {
         line
     }
 
-    /// Writes a raw disk image to `out`, atomically.
+    /// Writes the image to `out`, atomically (a temporary file beside it is
+    /// renamed into place when complete).
     pub fn write(&self, out: impl AsRef<Path>) -> Result<Report, Error> {
+        self.write_with_progress(out, &mut |_, _| {})
+    }
+
+    /// [`Build::write`], calling `progress(done, total)` as the image is
+    /// written (for a progress bar).
+    pub fn write_with_progress(
+        &self,
+        out: impl AsRef<Path>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Report, Error> {
         let out = out.as_ref();
+        let format = self.format_for(out)?;
         let label = self.kernel_label();
         let owned;
         let bytes: &[u8] = match &self.kernel {
@@ -155,24 +210,81 @@ impl Build {
             source,
         })?;
         let cmdline = self.cmdline();
-        let layout =
-            image::layout(&bootloader::embedded(), bytes, &plan, &cmdline).map_err(|source| {
-                Error::Image {
-                    path: label.clone(),
-                    source,
-                }
-            })?;
-        image::write_raw(&layout.disk(bytes), out).map_err(|source| Error::Image {
-            path: out.to_path_buf(),
+        let layout = image::layout(&bootloader::embedded(), bytes, &plan, &cmdline, |min| {
+            choose_size(format, self.size, min)
+        })
+        .map_err(|source| Error::Image {
+            path: label.clone(),
             source,
         })?;
+        let disk = layout.disk(bytes);
+        image::write_atomically(out, |file| formats::write(format, &disk, file, progress))
+            .map_err(|source| Error::Image {
+                path: out.to_path_buf(),
+                source,
+            })?;
         Ok(Report {
             plan,
             cmdline,
+            format,
             disk_bytes: layout.disk_bytes(),
             payload_sum: layout.payload_sum,
         })
     }
+}
+
+/// The disk size: the requested one if it suits the format, else the
+/// format's default for contents needing `min` bytes. (`layout` checks that
+/// a requested size holds the contents.)
+fn choose_size(format: Format, requested: Option<u64>, min: u64) -> Result<u64, ImageError> {
+    let Some(size) = requested else {
+        return Ok(format.default_size(min));
+    };
+    let g = format.size_granularity();
+    if !size.is_multiple_of(g) {
+        let unit = match g {
+            512 => "512-byte sectors".to_string(),
+            g if g.is_multiple_of(1 << 30) => format!("{} GiB", g >> 30),
+            g if g.is_multiple_of(1 << 20) => format!("{} MiB", g >> 20),
+            g => format!("{} KiB", g >> 10),
+        };
+        return Err(ImageError::SizeGranularity {
+            format: format.to_string(),
+            unit,
+            size,
+        });
+    }
+    Ok(size)
+}
+
+/// Parses a size such as `4096`, `64M`, `64MiB`, `1G`, `1.5G` (binary
+/// units: K = 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown size unit; use a number with K, M, G or T (binary units)"
+            ))
+        }
+    };
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size; try 64M or 1G"))?;
+    let bytes = value * (1u64 << shift) as f64;
+    if !(1.0..=u64::MAX as f64).contains(&bytes) || bytes.fract() != 0.0 {
+        return Err(format!("{s:?} is not a whole number of bytes"));
+    }
+    Ok(bytes as u64)
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

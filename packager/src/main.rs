@@ -11,6 +11,8 @@ use std::process::ExitCode;
 use bootpack::run::{self, Accel, RunOptions};
 use clap::{CommandFactory, Parser, Subcommand};
 
+mod progress;
+
 /// Turn a Multiboot kernel into a bootable MBR-partitioned disk image.
 ///
 /// bootpack carries its own BIOS bootloader and needs no other program to
@@ -37,7 +39,9 @@ enum Command {
     /// skip this first word).
     #[command(after_help = "Examples:
   bootpack build unikernel.virtio -o disk.img -- --ipv4=10.0.0.2/24
-  bootpack build kernel.elf -o disk.img --name kernel -- console=ttyS0")]
+  bootpack build kernel.elf -o disk.img --name kernel -- console=ttyS0
+  bootpack build unikernel.virtio -o image.tar.gz --size 2G      # Google Compute Engine
+  bootpack build unikernel.virtio -o disk.vhd                    # Azure")]
     Build {
         /// The Multiboot kernel: ELF32, ELF64 or a flat binary with the
         /// a.out kludge (e.g. a Solo5 virtio unikernel).
@@ -50,6 +54,18 @@ enum Command {
         /// name; "" leaves just ARGS).
         #[arg(long)]
         name: Option<OsString>,
+        /// Image format: raw, gce (disk.raw in a .tar.gz for Google Compute
+        /// Engine), vhd (Azure fixed VHD), vmdk (stream-optimized, for AWS
+        /// and VMware), qcow2. Default: from the output's extension (.img
+        /// .raw .tar.gz .vhd .vmdk .qcow2), else raw; a contradiction is an
+        /// error.
+        #[arg(short, long, value_name = "FORMAT")]
+        format: Option<bootpack::Format>,
+        /// Disk size, e.g. 64M, 1G, 10G (binary units). Default: just big
+        /// enough (raw, vhd, vmdk, qcow2) or 1 GiB (gce). gce needs whole
+        /// GiB, vhd whole MiB; the kernel partition fills the disk.
+        #[arg(short, long, value_name = "SIZE", value_parser = bootpack::parse_size)]
+        size: Option<u64>,
         /// Kernel arguments, after `--`.
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<OsString>,
@@ -142,12 +158,21 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build { kernel, output, name, args } => {
+        Command::Build { kernel, output, name, format, size, args } => {
             let mut b = bootpack::Build::new(kernel).args(args);
             if let Some(n) = name {
                 b = b.name(n);
             }
-            b.write(&output).map(|r| summary(&output, &r)).map_err(|e| e.to_string())
+            if let Some(f) = format {
+                b = b.format(f);
+            }
+            if let Some(s) = size {
+                b = b.size(s);
+            }
+            let mut bar = progress::Bar::new();
+            let r = b.write_with_progress(&output, &mut |done, total| bar.update(done, total));
+            bar.finish();
+            r.map(|r| summary(&output, &r)).map_err(|e| e.to_string())
         }
         Command::Demo { output, args } => bootpack::Build::demo()
             .args(args)
@@ -190,8 +215,9 @@ fn summary(out: &Path, r: &bootpack::Report) {
         r.plan.segments.last().unwrap().end(),
     );
     println!(
-        "wrote {} ({:.1} MiB): {} kernel, {} segment(s) at {lo:#x}..{hi:#x}, entry {:#x}, command line {} bytes",
+        "wrote {} ({}, disk {:.1} MiB): {} kernel, {} segment(s) at {lo:#x}..{hi:#x}, entry {:#x}, command line {} bytes",
         out.display(),
+        r.format,
         r.disk_bytes as f64 / (1 << 20) as f64,
         r.plan.format,
         r.plan.segments.len(),

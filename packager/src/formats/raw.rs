@@ -2,9 +2,7 @@
 //!
 //! The file is sized first (one hole) and only the data runs are written,
 //! so the empty part of the disk is neither written nor allocated where the
-//! file system supports sparse files. `image::write_raw` does the same with
-//! its own zero-block scan; this writer shares the runs every other format
-//! uses.
+//! file system supports sparse files.
 
 use std::fs::File;
 use std::io;
