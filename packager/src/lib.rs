@@ -63,6 +63,9 @@ pub struct Build {
     name: Option<OsString>,
     args: Vec<OsString>,
     format: Option<Format>,
+    /// The format was given by a caller that names files its own way
+    /// (`solo5-virtio-mkimage -f tar IMAGE`): do not check the extension.
+    format_overrides_name: bool,
     size: Option<u64>,
 }
 
@@ -80,6 +83,7 @@ impl Build {
             name: None,
             args: Vec::new(),
             format: None,
+            format_overrides_name: false,
             size: None,
         }
     }
@@ -94,6 +98,7 @@ impl Build {
             name: None,
             args: Vec::new(),
             format: None,
+            format_overrides_name: false,
             size: None,
         }
     }
@@ -123,6 +128,14 @@ impl Build {
         self
     }
 
+    /// The output format, whatever the output's name says (for front ends
+    /// such as `solo5-virtio-mkimage` whose users name files freely).
+    pub fn format_ignoring_name(mut self, format: Format) -> Self {
+        self.format = Some(format);
+        self.format_overrides_name = true;
+        self
+    }
+
     /// The disk size in bytes (default: the smallest that holds the kernel,
     /// at least 1 GiB for gce). Must suit the format: whole GiB for gce,
     /// whole MiB for vhd.
@@ -135,11 +148,13 @@ impl Build {
     /// extension names, or raw.
     pub fn format_for(&self, out: &Path) -> Result<Format, Error> {
         match (self.format, Format::from_extension(out)) {
-            (Some(f), Some(e)) if f != e => Err(Error::FormatMismatch {
-                out: out.to_path_buf(),
-                format: f,
-                extension: e,
-            }),
+            (Some(f), Some(e)) if f != e && !self.format_overrides_name => {
+                Err(Error::FormatMismatch {
+                    out: out.to_path_buf(),
+                    format: f,
+                    extension: e,
+                })
+            }
             (Some(f), _) | (None, Some(f)) => Ok(f),
             (None, None) => Ok(Format::Raw),
         }
