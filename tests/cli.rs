@@ -210,3 +210,132 @@ fn completions_man_page_and_help() {
     let out = bootpack(["build"]);
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
 }
+
+/// Builds the Solo5-shaped kernel into `name` with `extra` options.
+fn build_into(
+    dir: &std::path::Path,
+    name: &str,
+    extra: &[&str],
+) -> (std::path::PathBuf, std::process::Output) {
+    let kernel = dir.join("kernel.elf");
+    if !kernel.exists() {
+        std::fs::write(&kernel, kernels::build(Shape::Solo5Elf64, None)).unwrap();
+    }
+    let out = dir.join(name);
+    let mut args = vec![
+        "build".to_string(),
+        kernel.display().to_string(),
+        "-o".into(),
+        out.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let r = bootpack(&args);
+    (out, r)
+}
+
+#[test]
+fn every_output_format_boots() {
+    use support::qemu::{boot_image_as, Machine};
+    let dir = scratch("formats-boot");
+    for (name, qemu_format) in [
+        ("disk.img", "raw"),
+        ("disk.vhd", "vpc"),
+        ("disk.vmdk", "vmdk"),
+        ("disk.qcow2", "qcow2"),
+        ("disk.tar.gz", "raw"),
+    ] {
+        let (mut image, r) = build_into(&dir, name, &["--", "fmt", name]);
+        assert!(
+            r.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        if name.ends_with(".tar.gz") {
+            // Google Compute Engine imports disk.raw out of the archive.
+            let x = dir.join("extracted");
+            std::fs::create_dir_all(&x).unwrap();
+            let tar = Command::new("tar")
+                .current_dir(&x)
+                .arg("-xzf")
+                .arg(&image)
+                .status();
+            assert!(
+                matches!(tar, Ok(s) if s.success()),
+                "GNU tar extracts {name} (install tar if missing)"
+            );
+            image = x.join("disk.raw");
+            assert_eq!(
+                std::fs::metadata(&image).unwrap().len(),
+                1 << 30,
+                "a gce disk is 1 GiB by default"
+            );
+        }
+        let run = boot_image_as(
+            &image,
+            qemu_format,
+            &Machine::new("q35", "128M"),
+            std::time::Duration::from_secs(60),
+        );
+        let report = support::report::Report::parse(&run.serial);
+        assert_eq!(
+            report.cmdline(),
+            format!("kernel.elf fmt {name}").as_bytes(),
+            "{name}"
+        );
+        assert_eq!(run.exit, Some(0x21), "{name}");
+    }
+}
+
+#[test]
+fn format_and_size_rules() {
+    let dir = scratch("format-rules");
+    let (out, r) = build_into(&dir, "disk.vhd", &["--format", "qcow2"]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        err.contains("--format qcow2 contradicts the file name, which says vhd"),
+        "{err}"
+    );
+    assert!(!out.exists());
+
+    let (_, r) = build_into(&dir, "disk.tar.gz", &["--size", "1536M"]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("a gce image must be a whole number of 1 GiB"),
+        "{err}"
+    );
+    let (_, r) = build_into(&dir, "small.img", &["--size", "1M"]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("too small") && err.contains("at least 2097152 bytes"),
+        "{err}"
+    );
+    let (_, r) = build_into(&dir, "bad.img", &["--size", "12Q"]);
+    assert_eq!(
+        r.status.code(),
+        Some(2),
+        "an unparsable size is a usage error"
+    );
+
+    // An explicit format with a name that says nothing: as asked.
+    let (out, r) = build_into(&dir, "image.bin", &["--format", "vhd", "--size", "64M"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(bytes.len(), (64 << 20) + 512);
+    assert_eq!(&bytes[bytes.len() - 512..][..8], b"conectix");
+}
+
+#[test]
+fn every_format_is_reproducible() {
+    let dir = scratch("repro");
+    for ext in ["img", "vhd", "vmdk", "qcow2", "tar.gz"] {
+        let (a, r) = build_into(&dir, &format!("a.{ext}"), &["--", "same"]);
+        assert!(r.status.success());
+        let (b, r) = build_into(&dir, &format!("b.{ext}"), &["--", "same"]);
+        assert!(r.status.success());
+        assert!(
+            std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+            "{ext}: two builds differ"
+        );
+    }
+}

@@ -79,9 +79,14 @@ fn base_command(m: &Machine) -> Command {
 
 /// Boots a raw disk image until the guest exits QEMU or `timeout` passes.
 pub fn boot_image(image: &Path, m: &Machine, timeout: Duration) -> Run {
+    boot_image_as(image, "raw", m, timeout)
+}
+
+/// Boots a disk image of QEMU format `format` (raw, vpc, vmdk, qcow2).
+pub fn boot_image_as(image: &Path, format: &str, m: &Machine, timeout: Duration) -> Run {
     let mut c = base_command(m);
     c.arg("-drive")
-        .arg(format!("file={},format=raw", image.display()));
+        .arg(format!("file={},format={format}", image.display()));
     run(c, timeout, None)
 }
 
