@@ -33,8 +33,9 @@ pub(crate) const GRAIN: u64 = 128 * SECTOR;
 const GTES: u64 = 512;
 /// Where the first grain goes: one grain in, as VMware's tools write it.
 const OVERHEAD_SECTORS: u64 = 128;
-/// Grains compressed per work item.
-const BATCH: usize = 16;
+/// Grains compressed per work item: 256 KiB, small enough to spread a
+/// few MiB of data evenly over the cores.
+const BATCH: usize = 4;
 
 const FLAG_NEWLINE_TEST: u32 = 1;
 const FLAG_COMPRESSED: u32 = 1 << 16;
