@@ -6,7 +6,8 @@
 //! LBA 1..          stage 2
 //! LBA 2048..       the kernel partition (type 0x7F, active):
 //!                  configuration record, then each segment's file bytes,
-//!                  each starting on a sector boundary
+//!                  then each module's bytes, each starting on a sector
+//!                  boundary
 //! ```
 //!
 //! The disk is at least big enough for whole MiB of partition, and the
@@ -23,7 +24,9 @@ use bootpack_proto::checksum::{fletcher64, Fletcher64};
 use bootpack_proto::layout::{
     PARTITION_START_LBA, PARTITION_TYPE, SECTOR, STAGE2_LBA, STAGE2_MAX_SECTORS,
 };
-use bootpack_proto::record::{self, RecordSpec, Segment, RECORD_MAX};
+use bootpack_proto::record::{
+    self, ElfSections, Module, RecordSpec, Segment, MAX_MODULES, RECORD_MAX,
+};
 use bootpack_proto::stage1;
 use mbrman::{MBRHeader, MBRPartitionEntry, CHS};
 
@@ -45,8 +48,37 @@ pub struct Bootloader<'a> {
 pub enum ImageError {
     #[error("the command line is {len} bytes; with its terminating NUL it must fit in {max} bytes (Solo5's buffer)")]
     CmdlineTooLong { len: usize, max: usize },
-    #[error("the load plan has {segments} segments and does not fit the {max}-byte configuration record")]
-    RecordTooLarge { segments: usize, max: usize },
+    #[error("the configuration record would need {len} bytes ({segments} segments, {modules} modules with their strings, the command line and {sections} bytes of ELF section headers) but at most {max} fit")]
+    RecordTooLarge {
+        len: usize,
+        segments: usize,
+        modules: usize,
+        sections: usize,
+        max: usize,
+    },
+    #[error("{count} modules; bootpack loads at most {max}")]
+    TooManyModules { count: usize, max: usize },
+    #[error("module {index} ({path}) is {size} bytes; a module must be smaller than 4 GiB")]
+    ModuleTooLarge {
+        index: usize,
+        path: PathBuf,
+        size: u64,
+    },
+    #[error("module {index} ({path}): its string is {len} bytes; with its terminating NUL it must fit in {max} bytes")]
+    ModuleStringTooLong {
+        index: usize,
+        path: PathBuf,
+        len: usize,
+        max: usize,
+    },
+    #[error("module {index} ({path}): its string contains a NUL byte at offset {offset}")]
+    ModuleStringNul {
+        index: usize,
+        path: PathBuf,
+        offset: usize,
+    },
+    #[error("the kernel ends at {kernel_end:#x} and the modules need {bytes:#x} bytes after it (page-aligned): that does not fit below 4 GiB")]
+    ModulesBeyond4G { kernel_end: u64, bytes: u64 },
     #[error("the disk would need {sectors} sectors; MBR partitions end at 2 TiB")]
     TooLarge { sectors: u64 },
     #[error("a disk of {size} bytes is too small: the bootloader and kernel need at least {min} bytes ({} MiB)", min.div_ceil(1 << 20))]
@@ -65,6 +97,26 @@ pub enum ImageError {
     Io { path: PathBuf, source: io::Error },
 }
 
+/// A module to pack: its bytes and string.
+#[derive(Clone)]
+pub struct ModuleInput {
+    /// Where the bytes came from (for messages).
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+    /// The string the kernel gets with it, without NUL.
+    pub string: Vec<u8>,
+}
+
+impl std::fmt::Debug for ModuleInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.debug_struct("ModuleInput")
+            .field("path", &self.path)
+            .field("len", &self.bytes.len())
+            .field("string", &String::from_utf8_lossy(&self.string))
+            .finish()
+    }
+}
+
 /// Everything about the image that is decided before writing it.
 #[derive(Clone, Debug)]
 pub struct Layout {
@@ -77,6 +129,9 @@ pub struct Layout {
     /// For each plan segment with file bytes: where they go on disk
     /// (absolute byte offset).
     pub data: Vec<(std::ops::Range<usize>, u64)>,
+    /// The modules, in order, and where their bytes go on disk (absolute
+    /// byte offset).
+    pub modules: Vec<(ModuleInput, u64)>,
     pub partition_sectors: u64,
     pub disk_sectors: u64,
     pub payload_sum: u64,
@@ -108,6 +163,15 @@ impl Layout {
             offset: *at,
             data: &kernel[range.clone()],
         }));
+        extents.extend(
+            self.modules
+                .iter()
+                .filter(|(m, _)| !m.bytes.is_empty())
+                .map(|(m, at)| Extent {
+                    offset: *at,
+                    data: &m.bytes,
+                }),
+        );
         Disk::new(self.disk_bytes(), extents)
     }
 }
@@ -127,6 +191,36 @@ pub fn min_disk_bytes(content_sectors: u64) -> u64 {
     (PARTITION_START_LBA as u64 + content_sectors.div_ceil(MIB_SECTORS) * MIB_SECTORS) * SECTOR
 }
 
+/// The parts of a record that change between measuring and writing it.
+struct Sums<'a> {
+    segments: &'a [Segment],
+    modules: &'a [Module<'a>],
+    payload_sum: u64,
+    data_sectors: u32,
+}
+
+impl<'a> Sums<'a> {
+    fn spec(
+        self,
+        plan: &'a LoadPlan,
+        cmdline: &'a [u8],
+        elf_sections: Option<ElfSections<'a>>,
+    ) -> RecordSpec<'a> {
+        RecordSpec {
+            protocol: plan.protocol,
+            entry: plan.entry,
+            mb_flags: plan.mb_flags,
+            segments: self.segments,
+            cmdline,
+            payload_sum: self.payload_sum,
+            data_sectors: self.data_sectors,
+            modules: self.modules,
+            elf_sections,
+            load_base: plan.load_base,
+        }
+    }
+}
+
 /// Decides where everything goes and builds the MBR and record. The disk
 /// size is what `disk_size` chooses given the smallest size that holds the
 /// contents (whole MiB); it must be a multiple of 512 and at least that.
@@ -138,6 +232,59 @@ pub fn layout(
     cmdline: &[u8],
     disk_size: impl FnOnce(u64) -> Result<u64, ImageError>,
 ) -> Result<Layout, ImageError> {
+    layout_with_modules(boot, kernel, plan, cmdline, Vec::new(), disk_size)
+}
+
+fn check_modules(plan: &LoadPlan, modules: &[ModuleInput]) -> Result<(), ImageError> {
+    let max = bootpack_proto::layout::CMDLINE_MAX;
+    if modules.len() > MAX_MODULES {
+        return Err(ImageError::TooManyModules {
+            count: modules.len(),
+            max: MAX_MODULES,
+        });
+    }
+    let mut bytes = 0u64;
+    for (i, m) in modules.iter().enumerate() {
+        let (index, path) = (i + 1, m.path.clone());
+        let size = m.bytes.len() as u64;
+        if size >= 1 << 32 {
+            return Err(ImageError::ModuleTooLarge { index, path, size });
+        }
+        if m.string.len() + 1 > max {
+            let len = m.string.len();
+            return Err(ImageError::ModuleStringTooLong {
+                index,
+                path,
+                len,
+                max,
+            });
+        }
+        if let Some(offset) = m.string.iter().position(|&b| b == 0) {
+            return Err(ImageError::ModuleStringNul {
+                index,
+                path,
+                offset,
+            });
+        }
+        bytes += size.div_ceil(0x1000) * 0x1000;
+    }
+    let kernel_end = plan.segments.iter().map(|s| s.end()).max().unwrap_or(0);
+    if kernel_end.div_ceil(0x1000) * 0x1000 + bytes > bootpack_proto::layout::KERNEL_CEILING {
+        return Err(ImageError::ModulesBeyond4G { kernel_end, bytes });
+    }
+    Ok(())
+}
+
+/// [`layout`] with modules: their bytes follow the kernel's on disk; where
+/// they go in memory is decided at boot.
+pub fn layout_with_modules(
+    boot: &Bootloader,
+    kernel: &[u8],
+    plan: &LoadPlan,
+    cmdline: &[u8],
+    modules: Vec<ModuleInput>,
+    disk_size: impl FnOnce(u64) -> Result<u64, ImageError>,
+) -> Result<Layout, ImageError> {
     let max = bootpack_proto::layout::CMDLINE_MAX;
     if cmdline.len() + 1 > max {
         return Err(ImageError::CmdlineTooLong {
@@ -145,10 +292,48 @@ pub fn layout(
             max,
         });
     }
-    let rec_len = record::record_len(plan.segments.len(), cmdline.len());
+    check_modules(plan, &modules)?;
+    let sections = plan.sections.as_ref().map(|s| ElfSections {
+        num: s.num,
+        entsize: s.entsize,
+        shndx: s.shstrndx,
+        headers: &s.bytes,
+    });
+    // The record's length does not depend on sectors or sums: measure it
+    // with placeholders first.
+    let mut rec_modules: Vec<Module> = modules
+        .iter()
+        .map(|m| Module {
+            data_sector: 0,
+            size: m.bytes.len() as u64,
+            sum: 0,
+            string: &m.string,
+        })
+        .collect();
+    let placeholder = vec![
+        Segment {
+            dest: 0,
+            file_size: 0,
+            mem_size: 0,
+            data_sector: 0,
+        };
+        plan.segments.len()
+    ];
+    let rec_len = record::record_len(
+        &Sums {
+            segments: &placeholder,
+            modules: &rec_modules,
+            payload_sum: 0,
+            data_sectors: 0,
+        }
+        .spec(plan, cmdline, sections),
+    );
     if rec_len > RECORD_MAX {
         return Err(ImageError::RecordTooLarge {
+            len: rec_len,
             segments: plan.segments.len(),
+            modules: modules.len(),
+            sections: sections.map_or(0, |s| s.headers.len()),
             max: RECORD_MAX,
         });
     }
@@ -171,18 +356,25 @@ pub fn layout(
             next += sectors(s.file_size());
         }
     }
+    let mut module_at = Vec::with_capacity(modules.len());
+    for (m, r) in modules.iter().zip(rec_modules.iter_mut()) {
+        r.data_sector = next;
+        r.sum = fletcher64(&m.bytes);
+        module_at.push((PARTITION_START_LBA as u64 + next) * SECTOR);
+        next += sectors(m.bytes.len() as u64);
+    }
     let record_sectors = sectors(rec_len as u64);
     let payload_sum = sum.finish();
     let mut rec = vec![0u8; rec_len];
+    let data_sectors = (next - record_sectors) as u32;
     record::encode(
-        &RecordSpec {
-            entry: plan.entry,
-            mb_flags: plan.mb_flags,
+        &Sums {
             segments: &segs,
-            cmdline,
+            modules: &rec_modules,
             payload_sum,
-            data_sectors: (next - record_sectors) as u32,
-        },
+            data_sectors,
+        }
+        .spec(plan, cmdline, sections),
         &mut rec,
     );
 
@@ -218,6 +410,7 @@ pub fn layout(
         stage2,
         record: pad_to_sectors(rec),
         data,
+        modules: modules.into_iter().zip(module_at).collect(),
         partition_sectors,
         disk_sectors,
         payload_sum,
@@ -310,7 +503,7 @@ pub fn write_atomically(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::{KernelFormat, LoadSegment};
+    use crate::kernel::{KernelFormat, LoadSegment, Protocol};
     use bootpack_proto::record::Record;
 
     fn stage1() -> Vec<u8> {
@@ -325,8 +518,11 @@ mod tests {
     fn plan() -> LoadPlan {
         LoadPlan {
             format: KernelFormat::Elf32,
+            protocol: Protocol::Multiboot1,
             mb_flags: 3,
             header_offset: 0,
+            sections: None,
+            load_base: 0x100000,
             entry: 0x100000,
             segments: vec![
                 LoadSegment {

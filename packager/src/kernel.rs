@@ -5,18 +5,32 @@
 //! parsing and checking happens here, on the host, where errors can name
 //! the file and offset; stage 2 only copies.
 //!
-//! Which loading rule applies follows the Multiboot 1 spec and GRUB:
-//! - header flag bit 16 (the "a.out kludge", which Solo5 uses): the header's
-//!   load_addr, load_end_addr, bss_end_addr and entry_addr win, even in an
-//!   ELF file (a Solo5 kernel's ELF entry point is 64-bit code);
+//! The protocol: a kernel with a Multiboot 2 header (8-byte aligned in the
+//! first 32 KiB) boots with Multiboot 2 unless Multiboot 1 is asked for; a
+//! kernel with only a Multiboot 1 header (4-byte aligned in the first
+//! 8 KiB) boots with Multiboot 1.
+//!
+//! Which loading rule applies follows the Multiboot specs and GRUB:
+//! - Multiboot 1 header flag bit 16 (the "a.out kludge", which Solo5 uses),
+//!   or a Multiboot 2 address tag: the header's load_addr, load_end_addr,
+//!   bss_end_addr and entry address win, even in an ELF file (a Solo5
+//!   kernel's ELF entry point is 64-bit code);
 //! - otherwise the file must be ELF (32- or 64-bit): its PT_LOAD segments
 //!   load at their physical addresses and the entry point is e_entry,
-//!   translated from virtual to physical through the segment containing it.
+//!   translated from virtual to physical through the segment containing it
+//!   (a Multiboot 2 entry address tag overrides it).
+//!
+//! Only PT_LOAD bytes are ever stored: section contents (debug information
+//! included) are not. For Multiboot 2 the ELF section header table itself
+//! is carried, for the ELF symbols tag.
 
 use std::ops::Range;
 
 use bootpack_proto::layout::{KERNEL_CEILING, KERNEL_FLOOR};
+use bootpack_proto::mbi2;
 use bootpack_proto::multiboot::{self, HeaderError, Kludge, FLAG_AOUT_KLUDGE};
+use bootpack_proto::multiboot2::{self, HeaderError as Header2Error};
+pub use bootpack_proto::record::Protocol;
 use goblin::elf::program_header::PT_LOAD;
 use goblin::elf::Elf;
 
@@ -64,13 +78,31 @@ impl std::fmt::Display for KernelFormat {
     }
 }
 
+/// The ELF section header table, for the Multiboot 2 ELF symbols tag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SectionHeaders {
+    pub num: u32,
+    pub entsize: u32,
+    pub shstrndx: u32,
+    /// num * entsize bytes, as in the file.
+    pub bytes: Vec<u8>,
+}
+
 /// A kernel ready to be packed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoadPlan {
     pub format: KernelFormat,
-    /// The Multiboot header's flags and offset in the file.
+    pub protocol: Protocol,
+    /// Multiboot 1: the header's flags. Multiboot 2: the console flags tag
+    /// (0 without one).
     pub mb_flags: u32,
+    /// Offset of the Multiboot header used (1 or 2) in the file.
     pub header_offset: usize,
+    /// Multiboot 2 and ELF: the section headers (None without any).
+    pub sections: Option<SectionHeaders>,
+    /// Where the image starts in memory (the lowest segment): the
+    /// Multiboot 2 load base address tag.
+    pub load_base: u32,
     /// Physical address entered in 32-bit protected mode.
     pub entry: u32,
     /// Sorted by address, non-overlapping, all within
@@ -83,8 +115,43 @@ pub struct LoadPlan {
 /// file name.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KernelError {
-    #[error("no Multiboot header in the first 8 KiB ({len} bytes searched): this is not a Multiboot kernel; link a Multiboot header (magic 0x1BADB002) into the start of the image")]
+    #[error("no Multiboot header in the first 8 KiB ({len} bytes searched) and no Multiboot 2 header in the first 32 KiB: this is not a Multiboot kernel; link a Multiboot header (magic 0x1BADB002, or 0xE85250D6 for Multiboot 2) into the start of the image")]
     NoHeader { len: usize },
+    #[error("Multiboot 1 was asked for, but there is no Multiboot 1 header in the first 8 KiB ({len} bytes searched), only a Multiboot 2 one; use --protocol multiboot2")]
+    NoHeader1 { len: usize },
+    #[error("Multiboot 2 was asked for, but there is no Multiboot 2 header (magic 0xE85250D6, 8-byte aligned) in the first 32 KiB ({len} bytes searched)")]
+    NoHeader2 { len: usize },
+    #[error("the Multiboot 2 header at offset {offset:#x} has a bad checksum: magic + architecture + header_length + checksum is not 0")]
+    BadHeader2Checksum { offset: usize },
+    #[error("the Multiboot 2 header at offset {offset:#x} is cut off (by its header_length, the 32 KiB search window or the end of the file) or has no end tag")]
+    TruncatedHeader2 { offset: usize },
+    #[error("the Multiboot 2 header at offset {offset:#x} is for architecture {arch}; bootpack boots i386 (0) kernels")]
+    Header2Architecture { offset: usize, arch: u32 },
+    #[error("the Multiboot 2 header's {name} tag (type {tag}) at offset {offset:#x} has an invalid size {size}")]
+    BadHeader2Tag {
+        offset: usize,
+        tag: u16,
+        name: &'static str,
+        size: u32,
+    },
+    #[error("the Multiboot 2 header's {name} tag (type {tag}) at offset {offset:#x} is required (not marked optional) and bootpack cannot honour it")]
+    UnsupportedHeader2Tag {
+        offset: usize,
+        tag: u16,
+        name: &'static str,
+    },
+    #[error("the Multiboot 2 header (offset {offset:#x}) requires the {name} information tag (type {info}), which bootpack does not provide")]
+    UnsupportedInfoRequest {
+        offset: usize,
+        info: u32,
+        name: &'static str,
+    },
+    #[error("the Multiboot 2 header (offset {offset:#x}) has an address tag but no entry address tag: bootpack cannot tell where to enter")]
+    AddressWithoutEntry { offset: usize },
+    #[error("not an ELF file and the Multiboot 2 header (offset {offset:#x}) has no address tag: bootpack cannot tell where to load it")]
+    NotElfNoAddressTag { offset: usize },
+    #[error("the ELF section header table ({start:#x}..{end:#x}) lies beyond the end of the file ({len:#x} bytes)")]
+    SectionHeadersTruncated { start: u64, end: u64, len: usize },
     #[error("the Multiboot header at offset {offset:#x} has a bad checksum: magic 0x1BADB002 + flags {flags:#010x} + checksum {checksum:#010x} is not 0")]
     BadHeaderChecksum {
         offset: usize,
@@ -150,8 +217,31 @@ fn flag_name(bit: u32) -> &'static str {
     }
 }
 
-/// Parses `image` (the whole kernel file) into a load plan.
+/// Parses `image` (the whole kernel file) into a load plan, choosing the
+/// protocol as [`plan_for`] does without a preference.
 pub fn plan(image: &[u8]) -> Result<LoadPlan, KernelError> {
+    plan_for(image, None)
+}
+
+/// Parses `image` into a load plan for `protocol`, or without one:
+/// Multiboot 2 if the kernel has a Multiboot 2 header, else Multiboot 1.
+pub fn plan_for(image: &[u8], protocol: Option<Protocol>) -> Result<LoadPlan, KernelError> {
+    let has2 = multiboot2::present(image);
+    match protocol {
+        Some(Protocol::Multiboot2) => plan2(image),
+        Some(Protocol::Multiboot1)
+            if has2 && multiboot::find(image) == Err(HeaderError::NotFound) =>
+        {
+            Err(KernelError::NoHeader1 {
+                len: image.len().min(multiboot::SEARCH_LEN),
+            })
+        }
+        None if has2 => plan2(image),
+        _ => plan1(image),
+    }
+}
+
+fn plan1(image: &[u8]) -> Result<LoadPlan, KernelError> {
     let header = multiboot::find(image).map_err(|e| match e {
         HeaderError::NotFound => KernelError::NoHeader {
             len: image.len().min(multiboot::SEARCH_LEN),
@@ -191,11 +281,129 @@ pub fn plan(image: &[u8]) -> Result<LoadPlan, KernelError> {
     }
     Ok(LoadPlan {
         format,
+        protocol: Protocol::Multiboot1,
         mb_flags: header.flags,
         header_offset: header.offset,
+        sections: None,
+        load_base: segments[0].dest as u32,
         entry: entry as u32,
         segments,
     })
+}
+
+fn plan2(image: &[u8]) -> Result<LoadPlan, KernelError> {
+    let h = multiboot2::find(image).map_err(|e| match e {
+        Header2Error::NotFound => KernelError::NoHeader2 {
+            len: image.len().min(multiboot2::SEARCH_LEN),
+        },
+        Header2Error::BadChecksum { offset } => KernelError::BadHeader2Checksum { offset },
+        Header2Error::Truncated { offset } => KernelError::TruncatedHeader2 { offset },
+        Header2Error::BadArchitecture { offset, arch } => {
+            KernelError::Header2Architecture { offset, arch }
+        }
+        Header2Error::BadTagSize { offset, tag, size } => KernelError::BadHeader2Tag {
+            offset,
+            tag,
+            name: multiboot2::tag_name(tag),
+            size,
+        },
+        Header2Error::UnsupportedTag { offset, tag } => KernelError::UnsupportedHeader2Tag {
+            offset,
+            tag,
+            name: multiboot2::tag_name(tag),
+        },
+        Header2Error::UnsupportedRequest { offset, info } => KernelError::UnsupportedInfoRequest {
+            offset,
+            info,
+            name: multiboot2::info_tag_name(info),
+        },
+    })?;
+    let is_elf = image.starts_with(b"\x7fELF");
+    let provided = mbi2::PROVIDED
+        | if is_elf {
+            1 << mbi2::TAG_ELF_SECTIONS
+        } else {
+            0
+        };
+    let missing = h.required_info & !provided;
+    if missing != 0 {
+        let info = missing.trailing_zeros();
+        return Err(KernelError::UnsupportedInfoRequest {
+            offset: h.offset,
+            info,
+            name: multiboot2::info_tag_name(info),
+        });
+    }
+    let (format, entry, mut segments) = match h.address {
+        Some(a) => {
+            let entry = h
+                .entry
+                .ok_or(KernelError::AddressWithoutEntry { offset: h.offset })?;
+            // load_addr -1: the file from its first byte.
+            let load_addr = if a.load_addr == u32::MAX {
+                a.header_addr.wrapping_sub(h.offset as u32)
+            } else {
+                a.load_addr
+            };
+            let k = Kludge {
+                header_addr: a.header_addr,
+                load_addr,
+                load_end_addr: a.load_end_addr,
+                bss_end_addr: a.bss_end_addr,
+                entry_addr: entry,
+            };
+            let (entry, segs) = plan_kludge(image, h.offset, &k)?;
+            (KernelFormat::AoutKludge { elf: is_elf }, entry, segs)
+        }
+        None if is_elf => {
+            let (format, elf_entry, segs) = plan_elf(image)?;
+            (format, h.entry.map_or(elf_entry, u64::from), segs)
+        }
+        None => return Err(KernelError::NotElfNoAddressTag { offset: h.offset }),
+    };
+    check_segments(&mut segments)?;
+    if !segments.iter().any(|s| (s.dest..s.end()).contains(&entry)) {
+        return Err(KernelError::EntryOutside { entry });
+    }
+    let sections = if is_elf {
+        section_headers(image)?
+    } else {
+        None
+    };
+    Ok(LoadPlan {
+        format,
+        protocol: Protocol::Multiboot2,
+        mb_flags: h.console_flags.unwrap_or(0),
+        header_offset: h.offset,
+        sections,
+        load_base: segments[0].dest as u32,
+        entry: entry as u32,
+        segments,
+    })
+}
+
+/// The ELF section header table as it is in the file, if it has one.
+fn section_headers(image: &[u8]) -> Result<Option<SectionHeaders>, KernelError> {
+    let elf = Elf::parse_header(image).map_err(|e| KernelError::BadElf(e.to_string()))?;
+    let (num, entsize) = (elf.e_shnum as u64, elf.e_shentsize as u64);
+    if num == 0 || elf.e_shoff == 0 {
+        return Ok(None);
+    }
+    let start = elf.e_shoff;
+    let end = start.saturating_add(num * entsize);
+    if end > image.len() as u64 {
+        return Err(KernelError::SectionHeadersTruncated {
+            start,
+            end,
+            len: image.len(),
+        });
+    }
+    Ok(Some(SectionHeaders {
+        num: num as u32,
+        entsize: entsize as u32,
+        shstrndx: elf.e_shstrndx as u32,
+        bytes: image[start as usize..end as usize].to_vec(),
+    }))
 }
 
 /// The a.out kludge: the file offset of `load_addr` is the header's offset

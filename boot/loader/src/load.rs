@@ -1,15 +1,17 @@
-//! Finding the kernel partition, reading the configuration record and
-//! loading the kernel's segments.
+//! Finding the kernel partition, reading the configuration record,
+//! loading the kernel's segments and placing and loading the modules.
 
 use crate::disk::{self, sectors_for};
 use crate::fail::{self, fail, Dec, Hex, Hex2, Str};
 use bootpack_proto::checksum::Fletcher64;
 use bootpack_proto::e820::{self, E820Entry};
 use bootpack_proto::layout::{
-    BOUNCE_ADDR, BOUNCE_LEN, PARTITION_TYPE, RECORD_BUF_ADDR, RECORD_BUF_LEN, SECTOR,
-    SECTORS_PER_READ,
+    BOUNCE_ADDR, BOUNCE_LEN, INFO_ARENA_ADDR, INFO_ARENA_LEN, PARTITION_TYPE, RECORD_BUF_ADDR,
+    RECORD_BUF_LEN, SECTOR, SECTORS_PER_READ,
 };
-use bootpack_proto::record::{self, Record, RecordError};
+use bootpack_proto::mbinfo::ModuleInfo;
+use bootpack_proto::place;
+use bootpack_proto::record::{self, Record, RecordError, MAX_MODULES};
 use core::{ptr, slice};
 
 /// The kernel partition, from the MBR's partition table.
@@ -86,6 +88,8 @@ fn record_fail(e: RecordError) -> ! {
             fail::put(&[Str(" (version "), Dec(v as u64), Str(")")])
         }
         RecordError::BadSegment(i) => fail::put(&[Str(" (segment "), Dec(i as u64), Str(")")]),
+        RecordError::BadModule(i) => fail::put(&[Str(" (module "), Dec(i as u64), Str(")")]),
+        RecordError::BadProtocol(p) => fail::put(&[Str(" ("), Dec(p as u64), Str(")")]),
         _ => {}
     }
     fail::end()
@@ -135,6 +139,16 @@ pub fn read_record(drive: u8, part: &Partition) -> Record<'static> {
             ]);
         }
     }
+    for (i, m) in rec.modules().enumerate() {
+        let end = m.data_sector.saturating_add(sectors_for(m.size));
+        if end > needed {
+            fail(&[
+                Str("configuration record: module "),
+                Dec(i as u64),
+                Str(" data lies outside the partition"),
+            ]);
+        }
+    }
     rec
 }
 
@@ -153,40 +167,59 @@ pub fn check_memory(rec: &Record, map: &[E820Entry]) {
     }
 }
 
+/// Reads `size` bytes from partition sector `sector` to physical `dest`
+/// through the bounce buffer, feeding them to `sum` (a partial last word
+/// zero-padded).
+///
+/// # Safety
+/// `[dest, dest + size)` must be usable RAM at or above 1 MiB and below
+/// 4 GiB (identity-mapped) that nothing else uses: it then overlaps neither
+/// this loader, its buffers nor the information arena.
+unsafe fn read_to(
+    drive: u8,
+    part: &Partition,
+    sector: u64,
+    size: u64,
+    dest: u64,
+    sum: &mut Fletcher64,
+) {
+    const CHUNK: u64 = SECTORS_PER_READ as u64 * SECTOR;
+    const _: () = assert!(CHUNK as usize <= BOUNCE_LEN && CHUNK.is_multiple_of(8));
+    let mut lba = part.start as u64 + sector;
+    let mut done = 0u64;
+    while done < size {
+        let n = (size - done).min(CHUNK);
+        let sectors = sectors_for(n);
+        read_or_fail(drive, lba, sectors, BOUNCE_ADDR);
+        // SAFETY: the bounce buffer holds `n` <= BOUNCE_LEN bytes just
+        // read; the destination is the caller's promise.
+        unsafe {
+            let chunk = phys(BOUNCE_ADDR, n as usize);
+            let whole = n as usize & !7;
+            sum.update(&chunk[..whole]);
+            // Chunks are whole words except the last one.
+            sum.update_tail(&chunk[whole..]);
+            ptr::copy_nonoverlapping(
+                chunk.as_ptr(),
+                (dest + done) as usize as *mut u8,
+                n as usize,
+            );
+        }
+        done += n;
+        lba += sectors;
+    }
+}
+
 /// Loads every segment: file bytes through the bounce buffer to their
 /// destination, checksummed on the way, then the rest zeroed. Halts with a
 /// message if the payload checksum does not match the record.
 pub fn load_segments(drive: u8, part: &Partition, rec: &Record) {
-    const CHUNK: u64 = SECTORS_PER_READ as u64 * SECTOR;
-    const _: () = assert!(CHUNK as usize <= BOUNCE_LEN && CHUNK.is_multiple_of(8));
     let mut sum = Fletcher64::new();
     for s in rec.segments() {
-        let mut lba = part.start as u64 + s.data_sector;
-        let mut done = 0u64;
-        while done < s.file_size {
-            let n = (s.file_size - done).min(CHUNK);
-            let sectors = sectors_for(n);
-            read_or_fail(drive, lba, sectors, BOUNCE_ADDR);
-            // SAFETY: the bounce buffer holds `n` <= BOUNCE_LEN bytes just
-            // read; the destination [dest, dest + mem_size) was checked to
-            // be usable RAM at or above 1 MiB (Record::parse enforces
-            // KERNEL_FLOOR), so it overlaps neither this loader nor its
-            // buffers, and below 4 GiB, which is identity-mapped.
-            unsafe {
-                let chunk = phys(BOUNCE_ADDR, n as usize);
-                let whole = n as usize & !7;
-                sum.update(&chunk[..whole]);
-                // Chunks are whole words except a segment's last one.
-                sum.update_tail(&chunk[whole..]);
-                ptr::copy_nonoverlapping(
-                    chunk.as_ptr(),
-                    (s.dest + done) as usize as *mut u8,
-                    n as usize,
-                );
-            }
-            done += n;
-            lba += sectors;
-        }
+        // SAFETY: [dest, dest + mem_size) was checked to be usable RAM
+        // (check_memory) at or above 1 MiB and below 4 GiB (Record::parse
+        // enforces KERNEL_FLOOR and KERNEL_CEILING).
+        unsafe { read_to(drive, part, s.data_sector, s.file_size, s.dest, &mut sum) };
         // SAFETY: [dest + file_size, dest + mem_size) is inside the checked
         // destination range (file_size <= mem_size, Record::parse).
         unsafe {
@@ -207,4 +240,64 @@ pub fn load_segments(drive: u8, part: &Partition, rec: &Record) {
             Str("): the disk image is damaged, rebuild it"),
         ]);
     }
+}
+
+/// Places the modules (page-aligned, in order, above `kernel_end`, in
+/// usable RAM below 4 GiB) and loads each, checking its checksum. Fills
+/// `out` and returns the module count. Halts with a message if a module
+/// finds no room or arrives damaged.
+pub fn load_modules(
+    drive: u8,
+    part: &Partition,
+    rec: &Record<'static>,
+    map: &[E820Entry],
+    kernel_end: u64,
+    out: &mut [ModuleInfo<'static>; MAX_MODULES],
+) -> usize {
+    let count = rec.module_count();
+    let mut sizes = [0u64; MAX_MODULES];
+    for (i, m) in rec.modules().enumerate() {
+        sizes[i] = m.size;
+    }
+    let mut starts = [0u64; MAX_MODULES];
+    let arena = INFO_ARENA_ADDR as u64;
+    let avoid = [(arena, arena + INFO_ARENA_LEN as u64)];
+    if let Err(e) = place::place_modules(map, &avoid, kernel_end, &sizes[..count], &mut starts) {
+        fail(&[
+            Str("module "),
+            Dec(e.index as u64 + 1),
+            Str(" ("),
+            Hex(e.size),
+            Str(" bytes) does not fit in usable RAM between "),
+            Hex(e.from),
+            Str(" and 4 GiB (usable RAM below 4 GiB: "),
+            Hex(place::usable_below_4g(map)),
+            Str(" bytes): give the machine more memory"),
+        ]);
+    }
+    for (i, m) in rec.modules().enumerate() {
+        let start = starts[i];
+        let mut sum = Fletcher64::new();
+        // SAFETY: place_modules put [start, start + size) in usable RAM at
+        // or above the kernel's end (>= 1 MiB), below 4 GiB, clear of the
+        // info arena and of the modules before it.
+        unsafe { read_to(drive, part, m.data_sector, m.size, start, &mut sum) };
+        if sum.finish() != m.sum {
+            fail(&[
+                Str("module "),
+                Dec(i as u64 + 1),
+                Str(" checksum mismatch (stored "),
+                Hex(m.sum),
+                Str(", computed "),
+                Hex(sum.finish()),
+                Str("): the disk image is damaged, rebuild it"),
+            ]);
+        }
+        out[i] = ModuleInfo {
+            start: start as u32,
+            end: (start + m.size) as u32,
+            string: m.string,
+        };
+    }
+    count
 }

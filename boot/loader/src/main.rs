@@ -4,7 +4,8 @@
 //! Stage 2 enters long mode (asm/entry.s) and runs [`stage2_main`], which
 //! follows the load plan in the kernel partition's configuration record
 //! (bootpack_proto::record) using BIOS services through a real-mode thunk
-//! (asm/rmint.s), builds the Multiboot information and hands over in 32-bit
+//! (asm/rmint.s), loads the modules where the memory map has room, builds
+//! the Multiboot 1 or Multiboot 2 information and hands over in 32-bit
 //! protected mode (asm/handoff.s).
 //!
 //! On success nothing is printed: the kernel's serial output must be the
@@ -13,6 +14,7 @@
 #![no_std]
 #![no_main]
 
+mod acpi;
 mod bios;
 mod console;
 mod disk;
@@ -21,15 +23,33 @@ mod fail;
 mod load;
 mod memmap;
 
-use bootpack_proto::layout::{INFO_ARENA_ADDR, INFO_ARENA_LEN};
-use bootpack_proto::mbinfo::{self, InfoSpec};
+use bootpack_proto::layout::{INFO_ARENA_ADDR, INFO_ARENA_LEN, KERNEL_FLOOR};
+use bootpack_proto::mbi2::{self, Mbi2Spec};
+use bootpack_proto::mbinfo::{self, ArenaFull, InfoSpec, ModuleInfo};
+use bootpack_proto::record::{Protocol, MAX_MODULES};
+use bootpack_proto::{e820, multiboot2};
 use fail::{fail, Hex, Str};
 
-core::arch::global_asm!(include_str!("asm/stage1.s"), options(att_syntax));
-core::arch::global_asm!(include_str!("asm/entry.s"), options(att_syntax));
-core::arch::global_asm!(include_str!("asm/rmint.s"), options(att_syntax));
-core::arch::global_asm!(include_str!("asm/handoff.s"), options(att_syntax));
-core::arch::global_asm!(include_str!("asm/exceptions.s"), options(att_syntax));
+/// One assembly file with the shared macros (asm/macros.s) before it and
+/// their purge (asm/purge.s) after it.
+macro_rules! asm_file {
+    ($file:literal) => {
+        core::arch::global_asm!(
+            concat!(
+                include_str!("asm/macros.s"),
+                include_str!($file),
+                include_str!("asm/purge.s")
+            ),
+            options(att_syntax)
+        );
+    };
+}
+
+asm_file!("asm/stage1.s");
+asm_file!("asm/entry.s");
+asm_file!("asm/rmint.s");
+asm_file!("asm/handoff.s");
+asm_file!("asm/exceptions.s");
 
 /// A static that stage 2 mutates. Stage 2 runs on one CPU with interrupts
 /// off and no reentrancy, so plain unsynchronised access is sound as long as
@@ -50,8 +70,9 @@ impl<T> Global<T> {
 }
 
 extern "C" {
-    /// asm/handoff.s: Multiboot handoff to `entry` with EBX = `info`.
-    fn bootpack_enter_kernel(entry: u32, info: u32) -> !;
+    /// asm/handoff.s: Multiboot handoff to `entry` with EAX = `magic`,
+    /// EBX = `info`.
+    fn bootpack_enter_kernel(entry: u32, info: u32, magic: u32) -> !;
 }
 
 /// "bootpack " + the version, as the Multiboot boot loader name.
@@ -64,6 +85,15 @@ fn loader_name(buf: &mut [u8; 32]) -> &[u8] {
     &buf[..len]
 }
 
+fn arena_full(e: ArenaFull) -> ! {
+    fail(&[
+        Str("the Multiboot information needs "),
+        Hex(e.needed as u64),
+        Str(" bytes but there is room for "),
+        Hex(INFO_ARENA_LEN as u64),
+    ])
+}
+
 /// Called by asm/entry.s in long mode, with the low 4 GiB identity-mapped,
 /// interrupts off, the bss zeroed, and DL from the BIOS as `drive`.
 #[no_mangle]
@@ -73,37 +103,77 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
 
     let map = memmap::read()
         .unwrap_or_else(|| fail(&[Str("the BIOS gave no memory map (INT 15h, EAX=E820h)")]));
+    let arena_end = INFO_ARENA_ADDR as u64 + INFO_ARENA_LEN as u64;
+    if !e820::is_usable(map, INFO_ARENA_ADDR as u64, arena_end) {
+        fail(&[
+            Str("the BIOS memory map does not report "),
+            Hex(INFO_ARENA_ADDR as u64),
+            Str("-"),
+            Hex(arena_end - 1),
+            Str(" as usable RAM; bootpack keeps the Multiboot information there"),
+        ]);
+    }
 
     let part = load::find_partition(drive);
     let rec = load::read_record(drive, &part);
     load::check_memory(&rec, map);
     load::load_segments(drive, &part, &rec);
+    let kernel_end = rec
+        .segments()
+        .map(|s| s.end())
+        .max()
+        .unwrap_or(KERNEL_FLOOR);
+    let mut modules = [ModuleInfo {
+        start: 0,
+        end: 0,
+        string: &[],
+    }; MAX_MODULES];
+    let count = load::load_modules(drive, &part, &rec, map, kernel_end, &mut modules);
+    let modules = &modules[..count];
 
-    let mut name = [0u8; 32];
-    let spec = InfoSpec {
-        e820: map,
-        drive,
-        partition: part.index,
-        cmdline: rec.cmdline_with_nul(),
-        loader_name: loader_name(&mut name),
-    };
-    // SAFETY: the info arena (layout::INFO_ARENA_ADDR, 0x1000-0x5FFF) is
-    // RAM no one else uses: below the real-mode stack, above the BIOS data
-    // area, and no kernel segment lies below 1 MiB (Record::parse).
+    // SAFETY: the info arena (layout::INFO_ARENA_ADDR, 0x40000-0x7FFFF) is
+    // usable RAM (checked above) that nothing else uses: above stage 2's
+    // buffers, below the EBDA, and no kernel segment or module lies below
+    // 1 MiB (Record::parse, place::place_modules).
     let arena = unsafe {
         core::slice::from_raw_parts_mut(INFO_ARENA_ADDR as usize as *mut u8, INFO_ARENA_LEN)
     };
-    let info = mbinfo::build(&spec, arena, INFO_ARENA_ADDR).unwrap_or_else(|e| {
-        fail(&[
-            Str("the memory map and command line need "),
-            Hex(e.needed as u64),
-            Str(" bytes of Multiboot information but there is room for "),
-            Hex(INFO_ARENA_LEN as u64),
-        ])
-    });
+    let mut name = [0u8; 32];
+    let loader_name = loader_name(&mut name);
+    let (info, magic) = match rec.protocol() {
+        Protocol::Multiboot1 => {
+            let spec = InfoSpec {
+                e820: map,
+                drive,
+                partition: part.index,
+                cmdline: rec.cmdline_with_nul(),
+                loader_name,
+                modules,
+            };
+            let info =
+                mbinfo::build(&spec, arena, INFO_ARENA_ADDR).unwrap_or_else(|e| arena_full(e));
+            (info.info, mbinfo::BOOTLOADER_MAGIC)
+        }
+        Protocol::Multiboot2 => {
+            let spec = Mbi2Spec {
+                e820: map,
+                drive,
+                partition: part.index,
+                cmdline: rec.cmdline_with_nul(),
+                loader_name,
+                modules,
+                elf_sections: rec.elf_sections(),
+                load_base: rec.load_base(),
+                rsdp: acpi::find_rsdp(),
+            };
+            let info = mbi2::build(&spec, arena, INFO_ARENA_ADDR).unwrap_or_else(|e| arena_full(e));
+            (info, multiboot2::BOOTLOADER_MAGIC)
+        }
+    };
 
-    // SAFETY: the kernel's segments are loaded and checksummed, the info
-    // is built; bootpack_enter_kernel relies on the GDT and identity
-    // mapping set up by asm/entry.s, which are still in place.
-    unsafe { bootpack_enter_kernel(rec.entry(), info.info) }
+    // SAFETY: the kernel's segments and the modules are loaded and
+    // checksummed, the info is built; bootpack_enter_kernel relies on the
+    // GDT and identity mapping set up by asm/entry.s, which are still in
+    // place.
+    unsafe { bootpack_enter_kernel(rec.entry(), info, magic) }
 }

@@ -6,14 +6,20 @@
 //! ```text
 //! 0x00000-0x004FF  real-mode IVT and BIOS data area (the BIOS's)
 //! 0x00500-0x00FFF  unused: page 0 is the kernel's NULL guard (Solo5)
-//! 0x01000-0x05FFF  INFO_ARENA: Multiboot info, memory map, names, cmdline
+//! 0x01000-0x05FFF  unused
 //! 0x06000-0x07BFF  real-mode stack for stage 1 and BIOS calls (top 0x7C00)
 //! 0x07C00-0x07DFF  stage 1, the MBR (partition table at 0x7DBE)
 //! 0x07E00-0x1FFFF  stage 2: code, data, then bss (page tables, stack)
 //! 0x20000-0x2FFFF  BOUNCE: BIOS disk reads land here
 //! 0x30000-0x3FFFF  RECORD_BUF: the configuration record
-//! 0x40000-0x9FFFF  left alone (the EBDA sits just below 0xA0000)
-//! 0x100000-        the kernel (KERNEL_FLOOR and up)
+//! 0x40000-0x7FFFF  INFO_ARENA: the Multiboot 1 information or Multiboot 2
+//!                  information block and everything they point to (memory
+//!                  map, names, command line, module list and strings, ELF
+//!                  section headers, RSDP copy); checked against the E820
+//!                  map at boot
+//! 0x80000-0x9FFFF  left alone (the EBDA sits just below 0xA0000)
+//! 0x100000-        the kernel (KERNEL_FLOOR and up), then the modules,
+//!                  page-aligned above the kernel's end, below 4 GiB
 //! ```
 //!
 //! Stage 2's linker script asserts that its image and bss end below
@@ -39,9 +45,13 @@ pub const PARTITION_START_LBA: u32 = 2048;
 /// individual/experimental use, so no operating system tries to mount it.
 pub const PARTITION_TYPE: u8 = 0x7F;
 
-/// Multiboot information and everything it points to.
-pub const INFO_ARENA_ADDR: u32 = 0x1000;
-pub const INFO_ARENA_LEN: usize = 0x5000;
+/// Multiboot information and everything it points to: out of page 0 (the
+/// kernel's NULL guard), below 1 MiB (clear of anything the kernel loads),
+/// 8-byte aligned (Multiboot 2). Up to 128 modules with long strings, an
+/// 8 KiB command line, a big memory map and the ELF section headers (at
+/// most a record's worth, 64 KiB) fit.
+pub const INFO_ARENA_ADDR: u32 = 0x40000;
+pub const INFO_ARENA_LEN: usize = 0x40000;
 /// Top of the real-mode stack (grows down towards the info arena).
 pub const REAL_STACK_TOP: u32 = 0x7C00;
 /// BIOS disk reads go here, then are copied to where they belong.

@@ -11,15 +11,23 @@
 //! - [`checksum`]: the Fletcher-style checksum used for the record and the
 //!   payload.
 //! - [`mbinfo`]: building the Multiboot 1 information structure.
+//! - [`mbi2`]: building the Multiboot 2 boot information.
 //! - [`e820`]: the BIOS memory map and what is derived from it.
+//! - [`place`]: where modules go in memory (decided at boot).
+//! - [`acpi`]: finding the ACPI RSDP.
 //! - [`multiboot`]: finding and checking a Multiboot 1 header in a kernel.
+//! - [`multiboot2`]: finding and checking a Multiboot 2 header in a kernel.
 #![no_std]
 
+pub mod acpi;
 pub mod checksum;
 pub mod e820;
 pub mod layout;
+pub mod mbi2;
 pub mod mbinfo;
 pub mod multiboot;
+pub mod multiboot2;
+pub mod place;
 pub mod record;
 pub mod stage1;
 

@@ -8,8 +8,10 @@
 //! ```text
 //! info structure (INFO_LEN bytes)
 //! memory map: one 24-byte entry per E820 entry (size = 20, base, length, type)
+//! module list: one 16-byte entry per module (mod_start, mod_end, string, 0)
 //! boot loader name, NUL-terminated
 //! command line, NUL-terminated
+//! module strings, each NUL-terminated
 //! ```
 
 use crate::e820::{mem_lower_kib, mem_upper_kib, E820Entry};
@@ -22,6 +24,7 @@ pub const BOOTLOADER_MAGIC: u32 = 0x2BAD_B002;
 pub const INFO_MEMORY: u32 = 1 << 0;
 pub const INFO_BOOTDEV: u32 = 1 << 1;
 pub const INFO_CMDLINE: u32 = 1 << 2;
+pub const INFO_MODS: u32 = 1 << 3;
 pub const INFO_MEM_MAP: u32 = 1 << 6;
 pub const INFO_BOOT_LOADER_NAME: u32 = 1 << 9;
 
@@ -30,6 +33,18 @@ pub const INFO_BOOT_LOADER_NAME: u32 = 1 << 9;
 pub const INFO_LEN: usize = 0x58;
 /// Bytes per memory map entry: the 4-byte size field plus 20 bytes.
 pub const MMAP_ENTRY_LEN: usize = 24;
+/// Bytes per module list entry.
+pub const MOD_ENTRY_LEN: usize = 16;
+
+/// A module as loaded: where it lies and its string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModuleInfo<'a> {
+    pub start: u32,
+    /// One past the last byte.
+    pub end: u32,
+    /// The module's string with its terminating NUL.
+    pub string: &'a [u8],
+}
 
 /// What goes into the information structure.
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +58,7 @@ pub struct InfoSpec<'a> {
     pub cmdline: &'a [u8],
     /// The boot loader name without NUL.
     pub loader_name: &'a [u8],
+    pub modules: &'a [ModuleInfo<'a>],
 }
 
 /// Where each part ended up, as physical addresses.
@@ -51,13 +67,14 @@ pub struct InfoAddrs {
     pub info: u32,
     pub mmap: u32,
     pub mmap_len: u32,
+    pub mods: u32,
     pub loader_name: u32,
     pub cmdline: u32,
     /// One past the last byte used.
     pub end: u32,
 }
 
-/// The arena is too small for this memory map and command line.
+/// The arena is too small for this information.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ArenaFull {
     pub needed: usize,
@@ -76,13 +93,26 @@ pub fn boot_device(drive: u8, partition: u8) -> u32 {
 pub fn build(spec: &InfoSpec, arena: &mut [u8], base: u32) -> Result<InfoAddrs, ArenaFull> {
     let mmap_off = align8(INFO_LEN);
     let mmap_len = spec.e820.len() * MMAP_ENTRY_LEN;
-    let name_off = align8(mmap_off + mmap_len);
+    let mods_off = align8(mmap_off + mmap_len);
+    let name_off = mods_off + spec.modules.len() * MOD_ENTRY_LEN;
     let cmd_off = align8(name_off + spec.loader_name.len() + 1);
-    let end = cmd_off + spec.cmdline.len();
+    let strings_off = cmd_off + spec.cmdline.len();
+    let end = strings_off + spec.modules.iter().map(|m| m.string.len()).sum::<usize>();
     if end > arena.len() {
         return Err(ArenaFull { needed: end });
     }
     arena[..end].fill(0);
+    let at = |off: usize| base + off as u32;
+
+    let mut s = strings_off;
+    for (i, m) in spec.modules.iter().enumerate() {
+        let o = mods_off + i * MOD_ENTRY_LEN;
+        le::put_u32(arena, o, m.start);
+        le::put_u32(arena, o + 4, m.end);
+        le::put_u32(arena, o + 8, at(s));
+        arena[s..s + m.string.len()].copy_from_slice(m.string);
+        s += m.string.len();
+    }
 
     for (i, e) in spec.e820.iter().enumerate() {
         let o = mmap_off + i * MMAP_ENTRY_LEN;
@@ -92,19 +122,26 @@ pub fn build(spec: &InfoSpec, arena: &mut [u8], base: u32) -> Result<InfoAddrs, 
         le::put_u32(arena, o + 20, e.kind);
     }
     arena[name_off..name_off + spec.loader_name.len()].copy_from_slice(spec.loader_name);
-    arena[cmd_off..end].copy_from_slice(spec.cmdline);
+    arena[cmd_off..strings_off].copy_from_slice(spec.cmdline);
 
-    let at = |off: usize| base + off as u32;
     let info = &mut arena[..INFO_LEN];
     le::put_u32(
         info,
         0,
-        INFO_MEMORY | INFO_BOOTDEV | INFO_CMDLINE | INFO_MEM_MAP | INFO_BOOT_LOADER_NAME,
+        INFO_MEMORY
+            | INFO_BOOTDEV
+            | INFO_CMDLINE
+            | INFO_MODS
+            | INFO_MEM_MAP
+            | INFO_BOOT_LOADER_NAME,
     );
     le::put_u32(info, 4, mem_lower_kib(spec.e820));
     le::put_u32(info, 8, mem_upper_kib(spec.e820));
     le::put_u32(info, 12, boot_device(spec.drive, spec.partition));
     le::put_u32(info, 16, at(cmd_off));
+    // As GRUB: the module flag is set even with no modules.
+    le::put_u32(info, 20, spec.modules.len() as u32);
+    le::put_u32(info, 24, at(mods_off));
     le::put_u32(info, 44, mmap_len as u32);
     le::put_u32(info, 48, at(mmap_off));
     le::put_u32(info, 64, at(name_off));
@@ -112,6 +149,7 @@ pub fn build(spec: &InfoSpec, arena: &mut [u8], base: u32) -> Result<InfoAddrs, 
         info: base,
         mmap: at(mmap_off),
         mmap_len: mmap_len as u32,
+        mods: at(mods_off),
         loader_name: at(name_off),
         cmdline: at(cmd_off),
         end: at(end),
@@ -136,7 +174,7 @@ mod tests {
                 kind: 1,
             },
         ];
-        let mut arena = [0xAAu8; 512];
+        let mut arena = [0xAAu8; 1024];
         let a = build(
             &InfoSpec {
                 e820: &map,
@@ -144,12 +182,34 @@ mod tests {
                 partition: 0,
                 cmdline: b"k x\0",
                 loader_name: b"bootpack 0.1.0",
+                modules: &[
+                    ModuleInfo {
+                        start: 0x200000,
+                        end: 0x200010,
+                        string: b"initrd a=b\0",
+                    },
+                    ModuleInfo {
+                        start: 0x201000,
+                        end: 0x201000,
+                        string: b"\0",
+                    },
+                ],
             },
             &mut arena,
             0x1000,
         )
         .unwrap();
-        assert_eq!(le::u32(&arena, 0), 0x247);
+        assert_eq!(le::u32(&arena, 0), 0x24f);
+        assert_eq!(le::u32(&arena, 20), 2);
+        assert_eq!(le::u32(&arena, 24), a.mods);
+        let mo = (a.mods - 0x1000) as usize;
+        assert_eq!(le::u32(&arena, mo), 0x200000);
+        assert_eq!(le::u32(&arena, mo + 4), 0x200010);
+        let s0 = (le::u32(&arena, mo + 8) - 0x1000) as usize;
+        assert_eq!(&arena[s0..s0 + 11], b"initrd a=b\0");
+        assert_eq!(le::u32(&arena, mo + 16 + 4), 0x201000);
+        let s1 = (le::u32(&arena, mo + 16 + 8) - 0x1000) as usize;
+        assert_eq!((s1, arena[s1]), (s0 + 11, 0));
         assert_eq!(le::u32(&arena, 4), 639);
         assert_eq!(le::u32(&arena, 8), 0x7ee0000 / 1024);
         assert_eq!(le::u32(&arena, 12), 0x8000_FFFF);
@@ -164,7 +224,7 @@ mod tests {
         assert_eq!(&arena[n..n + 15], b"bootpack 0.1.0\0");
         let c = (a.cmdline - 0x1000) as usize;
         assert_eq!(&arena[c..c + 4], b"k x\0");
-        assert_eq!(a.end, a.cmdline + 4);
+        assert_eq!(a.end, a.cmdline + 4 + 12);
     }
 
     #[test]
@@ -176,6 +236,7 @@ mod tests {
             partition: 1,
             cmdline: b"\0",
             loader_name: b"x",
+            modules: &[],
         };
         assert!(build(&spec, &mut arena, 0x1000).is_err());
     }

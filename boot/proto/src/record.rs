@@ -1,49 +1,105 @@
 //! The configuration record: the first sectors of the kernel partition.
 //!
 //! The packager parses the kernel on the host and reduces it to a load plan:
-//! a list of segments (where to put how many bytes, how much to zero) and an
-//! entry point. Stage 2 never parses ELF; it follows the plan. The record
-//! carries its own checksum and one over the payload, so a damaged disk is
+//! a list of segments (where to put how many bytes, how much to zero), an
+//! entry point, the boot protocol and the modules to load. Stage 2 never
+//! parses ELF; it follows the plan. The record carries its own checksum,
+//! one over the kernel payload and one per module, so a damaged disk is
 //! reported at boot instead of being jumped into.
 //!
-//! Layout, all little-endian, the record starting at partition sector 0:
+//! Layout, all little-endian, the record starting at partition sector 0
+//! (version 2; version 1 had a 64-byte header without fields 52-95 and no
+//! module table, strings or section headers):
 //!
 //! ```text
-//! header (HEADER_LEN = 64 bytes)
+//! header (HEADER_LEN = 96 bytes)
 //!   0  magic         b"BOOTPACK"
-//!   8  version       u16  (VERSION)
-//!  10  header_len    u16  (64)
-//!  12  record_len    u32  header + segment table + command line, in bytes
+//!   8  version       u16  (VERSION = 2)
+//!  10  header_len    u16  (96)
+//!  12  record_len    u32  header + tables + command line + strings +
+//!                         section headers, in bytes
 //!  16  record_sum    u64  fletcher64 of the record with this field zeroed
 //!  24  entry         u32  physical address entered in 32-bit protected mode
-//!  28  mb_flags      u32  the kernel's Multiboot header flags (informative)
+//!  28  mb_flags      u32  the kernel's Multiboot 1 header flags, or for
+//!                         Multiboot 2 the console flags tag (informative)
 //!  32  segment_count u32
 //!  36  cmdline_len   u32  bytes including the terminating NUL
 //!  40  payload_sum   u64  fletcher64 over every segment's file bytes, each
 //!                         segment zero-padded to whole words, in order
-//!  48  data_sectors  u32  sectors after the record holding segment data
-//!  52  reserved      [u8; 12], zero
+//!  48  data_sectors  u32  sectors after the record holding segment and
+//!                         module data
+//!  52  protocol      u32  1 = Multiboot 1, 2 = Multiboot 2
+//!  56  module_count  u32  at most MAX_MODULES
+//!  60  strings_len   u32  bytes of the module string area
+//!  64  shdrs_len     u32  bytes of ELF section headers (Multiboot 2 ELF
+//!                         sections tag; 0 = no tag)
+//!  68  shnum         u32  ELF e_shnum
+//!  72  shentsize     u32  ELF e_shentsize (shdrs_len = shnum * shentsize)
+//!  76  shstrndx      u32  ELF e_shstrndx
+//!  80  load_base     u32  physical address of the image's start (Multiboot
+//!                         2 load base address tag)
+//!  84  reserved      [u8; 12], zero
 //! segment table: segment_count entries of SEGMENT_LEN = 32 bytes
 //!   0  dest          u64  physical load address
 //!   8  file_size     u64  bytes stored on disk
 //!  16  mem_size      u64  bytes occupied in memory (>= file_size; the rest
 //!                         is zeroed)
 //!  24  data_sector   u64  partition-relative sector where the bytes start
+//! module table: module_count entries of MODULE_LEN = 32 bytes
+//!   0  data_sector   u64  partition-relative sector where the bytes start
+//!   8  size          u64  bytes (< 4 GiB)
+//!  16  sum           u64  fletcher64 of the module's bytes
+//!  24  string_off    u32  offset of the module's string in the string area
+//!  28  string_len    u32  bytes of the string including its NUL
 //! command line: cmdline_len bytes, the last one NUL
+//! string area: strings_len bytes, each module string NUL-terminated
+//! section headers: shdrs_len bytes, copied from the ELF file as they are
 //! ```
+//!
+//! Where modules go in memory is decided at boot ([`crate::place`]): it
+//! depends on the machine's memory map.
 
 use crate::checksum::fletcher64;
 use crate::layout::{KERNEL_CEILING, KERNEL_FLOOR, RECORD_BUF_LEN};
 use crate::le;
 
 pub const MAGIC: [u8; 8] = *b"BOOTPACK";
-pub const VERSION: u16 = 1;
-pub const HEADER_LEN: usize = 64;
+pub const VERSION: u16 = 2;
+pub const HEADER_LEN: usize = 96;
 pub const SEGMENT_LEN: usize = 32;
+pub const MODULE_LEN: usize = 32;
+/// Most modules a record may carry (stage 2 keeps their places in a fixed
+/// array).
+pub const MAX_MODULES: usize = 128;
 /// The record must fit the buffer stage 2 reads it into.
 pub const RECORD_MAX: usize = RECORD_BUF_LEN;
 
 const SUM_OFFSET: usize = 16;
+
+/// Which Multiboot handoff the kernel gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// EAX = 0x2BADB002, EBX = Multiboot 1 information structure.
+    Multiboot1,
+    /// EAX = 0x36D76289, EBX = Multiboot 2 information block.
+    Multiboot2,
+}
+
+impl Protocol {
+    fn code(self) -> u32 {
+        match self {
+            Protocol::Multiboot1 => 1,
+            Protocol::Multiboot2 => 2,
+        }
+    }
+    fn from_code(c: u32) -> Option<Self> {
+        match c {
+            1 => Some(Protocol::Multiboot1),
+            2 => Some(Protocol::Multiboot2),
+            _ => None,
+        }
+    }
+}
 
 /// One piece of the load plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +114,28 @@ impl Segment {
     pub fn end(&self) -> u64 {
         self.dest + self.mem_size
     }
+}
+
+/// A module as the record describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Module<'a> {
+    pub data_sector: u64,
+    pub size: u64,
+    /// fletcher64 of the module's bytes (zero-padded to whole words).
+    pub sum: u64,
+    /// In a [`RecordSpec`]: without NUL. From [`Record::module`]: with its
+    /// NUL.
+    pub string: &'a [u8],
+}
+
+/// The ELF section headers for the Multiboot 2 ELF sections tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ElfSections<'a> {
+    pub num: u32,
+    pub entsize: u32,
+    pub shndx: u32,
+    /// num * entsize bytes, as in the kernel file.
+    pub headers: &'a [u8],
 }
 
 /// What is wrong with a record. Stage 2 prints these at boot; the
@@ -77,6 +155,13 @@ pub enum RecordError {
     BadSegment(u32),
     /// The command line is not NUL-terminated.
     BadCmdline,
+    /// Neither Multiboot 1 nor 2.
+    BadProtocol(u32),
+    /// A module of 4 GiB or more, or whose string lies outside the string
+    /// area or is not NUL-terminated.
+    BadModule(u32),
+    /// shdrs_len is not shnum * shentsize.
+    BadSections,
 }
 
 impl RecordError {
@@ -88,6 +173,9 @@ impl RecordError {
             RecordError::BadChecksum { .. } => "configuration record checksum mismatch",
             RecordError::BadSegment(_) => "configuration record has an invalid segment",
             RecordError::BadCmdline => "configuration record command line is not terminated",
+            RecordError::BadProtocol(_) => "configuration record names an unknown boot protocol",
+            RecordError::BadModule(_) => "configuration record has an invalid module",
+            RecordError::BadSections => "configuration record ELF section headers are inconsistent",
         }
     }
 }
@@ -95,6 +183,7 @@ impl RecordError {
 /// Everything the packager puts in a record.
 #[derive(Clone, Copy, Debug)]
 pub struct RecordSpec<'a> {
+    pub protocol: Protocol,
     pub entry: u32,
     pub mb_flags: u32,
     pub segments: &'a [Segment],
@@ -102,18 +191,31 @@ pub struct RecordSpec<'a> {
     pub cmdline: &'a [u8],
     pub payload_sum: u64,
     pub data_sectors: u32,
+    /// Module strings without NUL; it is added here.
+    pub modules: &'a [Module<'a>],
+    pub elf_sections: Option<ElfSections<'a>>,
+    pub load_base: u32,
 }
 
 /// Bytes a record with these contents occupies.
-pub fn record_len(segment_count: usize, cmdline_len_without_nul: usize) -> usize {
-    HEADER_LEN + segment_count * SEGMENT_LEN + cmdline_len_without_nul + 1
+pub fn record_len(spec: &RecordSpec) -> usize {
+    HEADER_LEN
+        + spec.segments.len() * SEGMENT_LEN
+        + spec.modules.len() * MODULE_LEN
+        + spec.cmdline.len()
+        + 1
+        + strings_len(spec.modules)
+        + spec.elf_sections.map_or(0, |e| e.headers.len())
 }
 
-/// Writes a record into `out` (which must be at least
-/// [`record_len`] bytes and is otherwise left untouched) and returns its
-/// length.
+fn strings_len(modules: &[Module]) -> usize {
+    modules.iter().map(|m| m.string.len() + 1).sum()
+}
+
+/// Writes a record into `out` (which must be at least [`record_len`] bytes
+/// and is otherwise left untouched) and returns its length.
 pub fn encode(spec: &RecordSpec, out: &mut [u8]) -> usize {
-    let len = record_len(spec.segments.len(), spec.cmdline.len());
+    let len = record_len(spec);
     let out = &mut out[..len];
     out.fill(0);
     out[..8].copy_from_slice(&MAGIC);
@@ -126,15 +228,43 @@ pub fn encode(spec: &RecordSpec, out: &mut [u8]) -> usize {
     le::put_u32(out, 36, spec.cmdline.len() as u32 + 1);
     le::put_u64(out, 40, spec.payload_sum);
     le::put_u32(out, 48, spec.data_sectors);
-    for (i, s) in spec.segments.iter().enumerate() {
-        let o = HEADER_LEN + i * SEGMENT_LEN;
+    le::put_u32(out, 52, spec.protocol.code());
+    le::put_u32(out, 56, spec.modules.len() as u32);
+    le::put_u32(out, 60, strings_len(spec.modules) as u32);
+    if let Some(e) = spec.elf_sections {
+        le::put_u32(out, 64, e.headers.len() as u32);
+        le::put_u32(out, 68, e.num);
+        le::put_u32(out, 72, e.entsize);
+        le::put_u32(out, 76, e.shndx);
+    }
+    le::put_u32(out, 80, spec.load_base);
+    let mut o = HEADER_LEN;
+    for s in spec.segments {
         le::put_u64(out, o, s.dest);
         le::put_u64(out, o + 8, s.file_size);
         le::put_u64(out, o + 16, s.mem_size);
         le::put_u64(out, o + 24, s.data_sector);
+        o += SEGMENT_LEN;
     }
-    let c = HEADER_LEN + spec.segments.len() * SEGMENT_LEN;
-    out[c..c + spec.cmdline.len()].copy_from_slice(spec.cmdline);
+    let mut string_off = 0;
+    for m in spec.modules {
+        le::put_u64(out, o, m.data_sector);
+        le::put_u64(out, o + 8, m.size);
+        le::put_u64(out, o + 16, m.sum);
+        le::put_u32(out, o + 24, string_off as u32);
+        le::put_u32(out, o + 28, m.string.len() as u32 + 1);
+        string_off += m.string.len() + 1;
+        o += MODULE_LEN;
+    }
+    out[o..o + spec.cmdline.len()].copy_from_slice(spec.cmdline);
+    o += spec.cmdline.len() + 1;
+    for m in spec.modules {
+        out[o..o + m.string.len()].copy_from_slice(m.string);
+        o += m.string.len() + 1;
+    }
+    if let Some(e) = spec.elf_sections {
+        out[o..o + e.headers.len()].copy_from_slice(e.headers);
+    }
     let sum = fletcher64(out);
     le::put_u64(out, SUM_OFFSET, sum);
     len
@@ -167,19 +297,32 @@ pub fn peek_len(first_sector: &[u8]) -> Result<usize, RecordError> {
 }
 
 impl<'a> Record<'a> {
-    /// Checks magic, version, lengths, checksum, segments and the command
-    /// line. `bytes` may be longer than the record (whole sectors).
+    /// Checks magic, version, lengths, checksum, protocol, segments,
+    /// modules, section headers and the command line. `bytes` may be
+    /// longer than the record (whole sectors).
     pub fn parse(bytes: &'a [u8]) -> Result<Self, RecordError> {
         let len = peek_len(bytes)?;
         if bytes.len() < len {
             return Err(RecordError::BadLength);
         }
         let bytes = &bytes[..len];
-        let segment_count = le::u32(bytes, 32) as usize;
-        let cmdline_len = le::u32(bytes, 36) as usize;
+        let field = |o| le::u32(bytes, o) as usize;
+        let (segment_count, cmdline_len) = (field(32), field(36));
+        let (module_count, strings_len, shdrs_len) = (field(56), field(60), field(64));
+        // Each count is bounded before the sum, so nothing overflows.
         if segment_count > RECORD_MAX / SEGMENT_LEN
+            || module_count > MAX_MODULES
             || cmdline_len == 0
-            || HEADER_LEN + segment_count * SEGMENT_LEN + cmdline_len != len
+            || cmdline_len > RECORD_MAX
+            || strings_len > RECORD_MAX
+            || shdrs_len > RECORD_MAX
+            || HEADER_LEN
+                + segment_count * SEGMENT_LEN
+                + module_count * MODULE_LEN
+                + cmdline_len
+                + strings_len
+                + shdrs_len
+                != len
         {
             return Err(RecordError::BadLength);
         }
@@ -193,6 +336,10 @@ impl<'a> Record<'a> {
             return Err(RecordError::BadChecksum { stored, computed });
         }
         let rec = Record { bytes };
+        let protocol = le::u32(bytes, 52);
+        if Protocol::from_code(protocol).is_none() {
+            return Err(RecordError::BadProtocol(protocol));
+        }
         for i in 0..segment_count {
             let s = rec.segment(i);
             let ok = s.file_size <= s.mem_size
@@ -207,9 +354,27 @@ impl<'a> Record<'a> {
         if *rec.cmdline_with_nul().last().unwrap() != 0 {
             return Err(RecordError::BadCmdline);
         }
+        let strings = rec.strings();
+        for i in 0..module_count {
+            let o = rec.module_offset(i);
+            let (off, slen) = (field(o + 24), field(o + 28));
+            let ok = le::u64(bytes, o + 8) < KERNEL_CEILING
+                && slen >= 1
+                && off.checked_add(slen).is_some_and(|e| e <= strings.len())
+                && strings[off + slen - 1] == 0;
+            if !ok {
+                return Err(RecordError::BadModule(i as u32));
+            }
+        }
+        if shdrs_len != field(68).saturating_mul(field(72)) {
+            return Err(RecordError::BadSections);
+        }
         Ok(rec)
     }
 
+    fn u32_at(&self, o: usize) -> u32 {
+        le::u32(self.bytes, o)
+    }
     pub fn len(&self) -> usize {
         self.bytes.len()
     }
@@ -220,19 +385,29 @@ impl<'a> Record<'a> {
         le::u64(self.bytes, SUM_OFFSET)
     }
     pub fn entry(&self) -> u32 {
-        le::u32(self.bytes, 24)
+        self.u32_at(24)
     }
     pub fn mb_flags(&self) -> u32 {
-        le::u32(self.bytes, 28)
+        self.u32_at(28)
     }
     pub fn segment_count(&self) -> usize {
-        le::u32(self.bytes, 32) as usize
+        self.u32_at(32) as usize
     }
     pub fn payload_sum(&self) -> u64 {
         le::u64(self.bytes, 40)
     }
     pub fn data_sectors(&self) -> u32 {
-        le::u32(self.bytes, 48)
+        self.u32_at(48)
+    }
+    pub fn protocol(&self) -> Protocol {
+        // Checked by parse.
+        Protocol::from_code(self.u32_at(52)).unwrap_or(Protocol::Multiboot1)
+    }
+    pub fn module_count(&self) -> usize {
+        self.u32_at(56) as usize
+    }
+    pub fn load_base(&self) -> u32 {
+        self.u32_at(80)
     }
     /// Panics if `i >= segment_count()`.
     pub fn segment(&self, i: usize) -> Segment {
@@ -248,9 +423,52 @@ impl<'a> Record<'a> {
     pub fn segments(&self) -> impl Iterator<Item = Segment> + '_ {
         (0..self.segment_count()).map(|i| self.segment(i))
     }
+    fn module_offset(&self, i: usize) -> usize {
+        HEADER_LEN + self.segment_count() * SEGMENT_LEN + i * MODULE_LEN
+    }
+    fn cmdline_offset(&self) -> usize {
+        self.module_offset(self.module_count())
+    }
+    fn strings_offset(&self) -> usize {
+        self.cmdline_offset() + self.u32_at(36) as usize
+    }
+    fn strings(&self) -> &'a [u8] {
+        let o = self.strings_offset();
+        &self.bytes[o..o + self.u32_at(60) as usize]
+    }
+    /// Module `i`, its string with the NUL. Panics if `i >= module_count()`.
+    pub fn module(&self, i: usize) -> Module<'a> {
+        assert!(i < self.module_count());
+        let o = self.module_offset(i);
+        let (off, len) = (self.u32_at(o + 24) as usize, self.u32_at(o + 28) as usize);
+        Module {
+            data_sector: le::u64(self.bytes, o),
+            size: le::u64(self.bytes, o + 8),
+            sum: le::u64(self.bytes, o + 16),
+            string: &self.strings()[off..off + len],
+        }
+    }
+    pub fn modules(&self) -> impl Iterator<Item = Module<'a>> + '_ {
+        (0..self.module_count()).map(|i| self.module(i))
+    }
+    /// The section headers for the Multiboot 2 ELF sections tag, if the
+    /// kernel is ELF and has any.
+    pub fn elf_sections(&self) -> Option<ElfSections<'a>> {
+        let len = self.u32_at(64) as usize;
+        if len == 0 {
+            return None;
+        }
+        let o = self.strings_offset() + self.u32_at(60) as usize;
+        Some(ElfSections {
+            num: self.u32_at(68),
+            entsize: self.u32_at(72),
+            shndx: self.u32_at(76),
+            headers: &self.bytes[o..o + len],
+        })
+    }
     /// The command line including its terminating NUL.
     pub fn cmdline_with_nul(&self) -> &'a [u8] {
-        &self.bytes[HEADER_LEN + self.segment_count() * SEGMENT_LEN..]
+        &self.bytes[self.cmdline_offset()..self.strings_offset()]
     }
     /// The command line without its NUL.
     pub fn cmdline(&self) -> &'a [u8] {
@@ -263,41 +481,67 @@ impl<'a> Record<'a> {
 mod tests {
     use super::*;
 
+    const SEGS: [Segment; 2] = [
+        Segment {
+            dest: 0x100000,
+            file_size: 0x1234,
+            mem_size: 0x5000,
+            data_sector: 1,
+        },
+        Segment {
+            dest: 0x1000000,
+            file_size: 0,
+            mem_size: 0x1000,
+            data_sector: 11,
+        },
+    ];
+
+    fn spec<'a>(modules: &'a [Module<'a>], shdrs: &'a [u8]) -> RecordSpec<'a> {
+        RecordSpec {
+            protocol: Protocol::Multiboot2,
+            entry: 0x100020,
+            mb_flags: 0x10003,
+            segments: &SEGS,
+            cmdline: b"kernel a \"b\" \xc3\xa9",
+            payload_sum: 0xdead_beef,
+            data_sectors: 10,
+            modules,
+            elf_sections: Some(ElfSections {
+                num: 2,
+                entsize: 40,
+                shndx: 1,
+                headers: shdrs,
+            }),
+            load_base: 0x100000,
+        }
+    }
+
     fn sample(buf: &mut [u8]) -> usize {
-        let segs = [
-            Segment {
-                dest: 0x100000,
-                file_size: 0x1234,
-                mem_size: 0x5000,
-                data_sector: 1,
+        let mods = [
+            Module {
+                data_sector: 20,
+                size: 5,
+                sum: 7,
+                string: b"initrd root=/dev/x",
             },
-            Segment {
-                dest: 0x1000000,
-                file_size: 0,
-                mem_size: 0x1000,
-                data_sector: 11,
+            Module {
+                data_sector: 21,
+                size: 0,
+                sum: 9,
+                string: b"",
             },
         ];
-        encode(
-            &RecordSpec {
-                entry: 0x100020,
-                mb_flags: 0x10003,
-                segments: &segs,
-                cmdline: b"kernel a \"b\" \xc3\xa9",
-                payload_sum: 0xdead_beef,
-                data_sectors: 10,
-            },
-            buf,
-        )
+        encode(&spec(&mods, &[0x5a; 80]), buf)
     }
 
     #[test]
     fn round_trip() {
-        let mut buf = [0u8; 512];
+        let mut buf = [0u8; 1024];
         let len = sample(&mut buf);
-        assert_eq!(len, 64 + 64 + 16);
+        assert_eq!(len, 96 + 64 + 64 + 16 + 20 + 80);
         let r = Record::parse(&buf).unwrap();
         assert_eq!(peek_len(&buf), Ok(len));
+        assert_eq!(r.protocol(), Protocol::Multiboot2);
         assert_eq!(r.entry(), 0x100020);
         assert_eq!(r.mb_flags(), 0x10003);
         assert_eq!(r.segment_count(), 2);
@@ -307,14 +551,49 @@ mod tests {
         assert_eq!(r.cmdline_with_nul().last(), Some(&0));
         assert_eq!(r.payload_sum(), 0xdead_beef);
         assert_eq!(r.data_sectors(), 10);
+        assert_eq!(r.load_base(), 0x100000);
+        assert_eq!(r.module_count(), 2);
+        let m: [Module; 2] = [r.module(0), r.module(1)];
+        assert_eq!(
+            (m[0].data_sector, m[0].size, m[0].sum, m[0].string),
+            (20, 5, 7, &b"initrd root=/dev/x\0"[..])
+        );
+        assert_eq!((m[1].data_sector, m[1].string), (21, &b"\0"[..]));
+        let e = r.elf_sections().unwrap();
+        assert_eq!((e.num, e.entsize, e.shndx), (2, 40, 1));
+        assert_eq!(e.headers, &[0x5a; 80]);
+    }
+
+    #[test]
+    fn no_modules_and_no_sections() {
+        let mut buf = [0u8; 512];
+        let mut s = spec(&[], &[]);
+        s.elf_sections = None;
+        s.protocol = Protocol::Multiboot1;
+        let len = encode(&s, &mut buf);
+        assert_eq!(len, 96 + 64 + 16);
+        let r = Record::parse(&buf).unwrap();
+        assert_eq!(r.protocol(), Protocol::Multiboot1);
+        assert_eq!(r.module_count(), 0);
+        assert_eq!(r.elf_sections(), None);
+        assert_eq!(r.cmdline(), b"kernel a \"b\" \xc3\xa9");
+    }
+
+    /// Re-seals a record after a deliberate change, so the check under test
+    /// is not the checksum.
+    fn reseal(buf: &mut [u8]) {
+        let len = le::u32(buf, 12) as usize;
+        le::put_u64(buf, SUM_OFFSET, 0);
+        let sum = fletcher64(&buf[..len]);
+        le::put_u64(buf, SUM_OFFSET, sum);
     }
 
     #[test]
     fn rejects_damage() {
-        let mut buf = [0u8; 512];
+        let mut buf = [0u8; 1024];
         sample(&mut buf);
         let mut bad = buf;
-        bad[70] ^= 1;
+        bad[100] ^= 1;
         assert!(matches!(
             Record::parse(&bad),
             Err(RecordError::BadChecksum { .. })
@@ -323,10 +602,10 @@ mod tests {
         bad[0] = b'X';
         assert_eq!(Record::parse(&bad).unwrap_err(), RecordError::BadMagic);
         let mut bad = buf;
-        bad[8] = 9;
+        bad[8] = 1;
         assert_eq!(
             Record::parse(&bad).unwrap_err(),
-            RecordError::UnsupportedVersion(9)
+            RecordError::UnsupportedVersion(1)
         );
         let mut bad = buf;
         bad[12] = 0xff;
@@ -337,6 +616,22 @@ mod tests {
             Record::parse(&buf[..100]).unwrap_err(),
             RecordError::BadLength
         );
+        let mut bad = buf;
+        bad[52] = 3;
+        reseal(&mut bad);
+        assert_eq!(
+            Record::parse(&bad).unwrap_err(),
+            RecordError::BadProtocol(3)
+        );
+        // Module 1's string offset pointing past the string area.
+        let mut bad = buf;
+        le::put_u32(&mut bad, 96 + 64 + 32 + 24, 20);
+        reseal(&mut bad);
+        assert_eq!(Record::parse(&bad).unwrap_err(), RecordError::BadModule(1));
+        let mut bad = buf;
+        le::put_u32(&mut bad, 68, 3);
+        reseal(&mut bad);
+        assert_eq!(Record::parse(&bad).unwrap_err(), RecordError::BadSections);
     }
 
     #[test]
@@ -348,17 +643,10 @@ mod tests {
             data_sector: 1,
         }];
         let mut buf = [0u8; 512];
-        encode(
-            &RecordSpec {
-                entry: 0,
-                mb_flags: 0,
-                segments: &segs,
-                cmdline: b"",
-                payload_sum: 0,
-                data_sectors: 0,
-            },
-            &mut buf,
-        );
+        let mut s = spec(&[], &[]);
+        s.segments = &segs;
+        s.elf_sections = None;
+        encode(&s, &mut buf);
         assert_eq!(Record::parse(&buf).unwrap_err(), RecordError::BadSegment(0));
     }
 }

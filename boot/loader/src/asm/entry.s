@@ -17,10 +17,7 @@
     .global stage2_entry
 stage2_entry:
     cli
-    xorw    %ax, %ax
-    movw    %ax, %ds
-    movw    %ax, %es
-    movw    %ax, %ss
+    LOAD_DATA_SEGMENTS 0
     movl    $0x7C00, %esp           # layout::REAL_STACK_TOP, full ESP
     ljmp    $0, $s2_cs_normalised
 s2_cs_normalised:
@@ -152,12 +149,7 @@ s2_msg_halted:  .asciz "bootpack: halted\r\n"
 
     .code32
 s2_pm32:
-    movw    $0x10, %ax
-    movw    %ax, %ds
-    movw    %ax, %es
-    movw    %ax, %fs
-    movw    %ax, %gs
-    movw    %ax, %ss
+    LOAD_DATA_SEGMENTS 0x10
     movl    $0x7C00, %esp
 
     # Zero the bss (page tables, stack, Rust's zero-initialised statics).
@@ -193,12 +185,7 @@ s2_fill_pd:
 
     .code64
 s2_lm64:
-    movw    $0x10, %ax
-    movw    %ax, %ds
-    movw    %ax, %es
-    movw    %ax, %fs
-    movw    %ax, %gs
-    movw    %ax, %ss
+    LOAD_DATA_SEGMENTS 0x10
     movq    $bootpack_stack_top, %rsp
     xorl    %ebp, %ebp
     movzbl  bootpack_boot_drive, %edi

@@ -39,35 +39,19 @@ bootpack_rm_int:
 
     .code32
 rm_compat32:
-    movl    %cr0, %eax
-    andl    $0x7FFFFFFF, %eax       # PG off: long mode inactive
-    movl    %eax, %cr0
-    movl    $0xC0000080, %ecx       # EFER.LME off
-    rdmsr
-    andl    $0xFFFFFEFF, %eax
-    wrmsr
+    LEAVE_LONG_MODE
     ljmpl   $0x20, $rm_pm16
 
     .code16
 rm_pm16:
-    movw    $0x28, %ax              # 16-bit data segments, SS included
-    movw    %ax, %ds
-    movw    %ax, %es
-    movw    %ax, %fs
-    movw    %ax, %gs
-    movw    %ax, %ss
+    LOAD_DATA_SEGMENTS 0x28         # 16-bit data segments, SS included
     movl    %cr0, %eax
     andl    $0xFFFFFFFE, %eax       # PE off
     movl    %eax, %cr0
     ljmp    $0, $rm_real
 
 rm_real:
-    xorw    %ax, %ax
-    movw    %ax, %ds
-    movw    %ax, %es
-    movw    %ax, %fs
-    movw    %ax, %gs
-    movw    %ax, %ss
+    LOAD_DATA_SEGMENTS 0
     movl    $0x7C00, %esp           # full ESP: RSP's upper bits must not leak
     lidt    rm_ivt_idtr
     pushl   bootpack_rm_regs + 32   # eflags (normally IF set for the BIOS)
@@ -110,24 +94,14 @@ rm_int_vector:
 
     .code32
 rm_up32:
-    movw    $0x10, %ax
-    movw    %ax, %ds
-    movw    %ax, %es
-    movw    %ax, %fs
-    movw    %ax, %gs
-    movw    %ax, %ss
+    LOAD_DATA_SEGMENTS 0x10
     movl    $0x7C00, %esp           # a stack for the call below
     call    bootpack_long_mode_on
     ljmpl   $0x08, $rm_up64
 
     .code64
 rm_up64:
-    movw    $0x10, %ax
-    movw    %ax, %ds
-    movw    %ax, %es
-    movw    %ax, %fs
-    movw    %ax, %gs
-    movw    %ax, %ss
+    LOAD_DATA_SEGMENTS 0x10
     movq    rm_saved_rsp, %rsp
     lidtq   rm_saved_idtr
     popfq
