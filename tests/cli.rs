@@ -326,6 +326,48 @@ fn format_and_size_rules() {
 }
 
 #[test]
+fn inspect_reads_every_format() {
+    let dir = scratch("inspect-formats");
+    for ext in ["img", "vhd", "vmdk", "qcow2", "tar.gz"] {
+        let (image, r) = build_into(
+            &dir,
+            &format!("disk.{ext}"),
+            &["--size", "1G", "--", "inspect", ext],
+        );
+        assert!(
+            r.status.success(),
+            "{ext}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let out = bootpack(["inspect", "--json", image.to_str().unwrap()]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(out.status.success(), "{ext}: {v}");
+        assert_eq!(
+            v["format"],
+            if ext == "tar.gz" {
+                "gce"
+            } else if ext == "img" {
+                "raw"
+            } else {
+                ext
+            },
+            "{ext}"
+        );
+        assert_eq!(
+            v["kernel"]["cmdline"],
+            format!("kernel.elf inspect {ext}"),
+            "{ext}"
+        );
+        assert_eq!(v["kernel"]["checksum_ok"], true, "{ext}");
+        assert_eq!(
+            v["partitions"][0]["sectors"],
+            (1u64 << 21) - 2048,
+            "{ext}: the partition fills the 1 GiB disk"
+        );
+    }
+}
+
+#[test]
 fn every_format_is_reproducible() {
     let dir = scratch("repro");
     for ext in ["img", "vhd", "vmdk", "qcow2", "tar.gz"] {

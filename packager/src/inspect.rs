@@ -4,8 +4,8 @@
 //! Works on the formats whose disk bytes can be read without a full
 //! conversion: raw, fixed VHD (raw bytes + footer) and the Google Compute
 //! Engine tar.gz (read forward only as far as the kernel's data reaches, so
-//! the empty rest of a large disk is never expanded). VMDK and qcow2 need a
-//! reader of their own and are refused with a message for now.
+//! the empty rest of a large disk is never expanded), stream-optimized VMDK
+//! and qcow2 (through [`crate::reader`]).
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -19,12 +19,25 @@ use bootpack_proto::stage1;
 use serde::Serialize;
 
 use crate::bootloader::{STAGE1, STAGE2};
+use crate::reader;
 
 /// The disk bytes of an image, whatever its container.
 trait DiskReader {
     /// Fills `buf` from disk offset `at`; bytes past the disk's end read as
     /// an error.
     fn read_at(&mut self, at: u64, buf: &mut [u8]) -> io::Result<()>;
+}
+
+impl DiskReader for reader::Vmdk {
+    fn read_at(&mut self, at: u64, buf: &mut [u8]) -> io::Result<()> {
+        reader::Vmdk::read_at(self, at, buf)
+    }
+}
+
+impl DiskReader for reader::Qcow2 {
+    fn read_at(&mut self, at: u64, buf: &mut [u8]) -> io::Result<()> {
+        reader::Qcow2::read_at(self, at, buf)
+    }
 }
 
 struct FileDisk {
@@ -75,8 +88,6 @@ impl<R: Read> DiskReader for StreamDisk<R> {
 pub enum InspectError {
     #[error("{path}: cannot read: {source}")]
     Io { path: String, source: io::Error },
-    #[error("{path}: {what} images cannot be inspected yet; convert to raw first (qemu-img convert -O raw)")]
-    Unsupported { path: String, what: &'static str },
     #[error("{path}: a .tar.gz without a disk.raw entry: not a Google Compute Engine image")]
     NoDiskRaw { path: String },
 }
@@ -172,16 +183,12 @@ pub fn inspect(path: &Path) -> Result<Inspection, InspectError> {
         return Err(InspectError::NoDiskRaw { path: name });
     }
     if &magic == b"KDMV" {
-        return Err(InspectError::Unsupported {
-            path: name,
-            what: "VMDK",
-        });
+        let mut disk = reader::Vmdk::open(file).map_err(io_err)?;
+        return Ok(inspect_disk(name, "vmdk", &mut disk));
     }
     if &magic == b"QFI\xfb" {
-        return Err(InspectError::Unsupported {
-            path: name,
-            what: "qcow2",
-        });
+        let mut disk = reader::Qcow2::open(file).map_err(io_err)?;
+        return Ok(inspect_disk(name, "qcow2", &mut disk));
     }
     let mut footer = [0u8; 8];
     if size >= 512 && file.read_at(&mut footer, size - 512).is_ok() && &footer == b"conectix" {
