@@ -23,7 +23,7 @@ pub mod run;
 
 pub use formats::Format;
 pub use image::ImageError;
-pub use kernel::{KernelError, KernelFormat, LoadPlan};
+pub use kernel::{KernelError, KernelFormat, LoadPlan, Protocol};
 
 /// Everything that can stop a build.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,16 @@ pub enum Error {
     Image { path: PathBuf, source: ImageError },
     #[error("{out}: refusing to write the image over the kernel file itself; choose another output path")]
     OutputIsKernel { out: PathBuf },
+    #[error("{path}: cannot read module {index}: {source}")]
+    ReadModule {
+        index: usize,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{out}: refusing to write the image over module {index} itself; choose another output path"
+    )]
+    OutputIsModule { out: PathBuf, index: usize },
     #[error("{out}: --format {format} contradicts the file name, which says {extension}; change one of them")]
     FormatMismatch {
         out: PathBuf,
@@ -68,6 +78,10 @@ pub struct Build {
     /// (`solo5-virtio-mkimage -f tar IMAGE`): do not check the extension.
     format_overrides_name: bool,
     size: Option<u64>,
+    /// Module files and their strings, in order.
+    modules: Vec<(PathBuf, OsString)>,
+    /// None: Multiboot 2 if the kernel has that header, else Multiboot 1.
+    protocol: Option<Protocol>,
 }
 
 #[derive(Clone, Debug)]
@@ -86,6 +100,8 @@ impl Build {
             format: None,
             format_overrides_name: false,
             size: None,
+            modules: Vec::new(),
+            protocol: None,
         }
     }
 
@@ -101,7 +117,24 @@ impl Build {
             format: None,
             format_overrides_name: false,
             size: None,
+            modules: Vec::new(),
+            protocol: None,
         }
+    }
+
+    /// Adds a module: the file at `path` is stored in the image and loaded
+    /// at boot, page-aligned above the kernel, and the kernel gets `string`
+    /// with it (empty for none). Modules are passed in the order added.
+    pub fn module(mut self, path: impl Into<PathBuf>, string: impl Into<OsString>) -> Self {
+        self.modules.push((path.into(), string.into()));
+        self
+    }
+
+    /// The boot protocol (default: Multiboot 2 if the kernel has a
+    /// Multiboot 2 header, else Multiboot 1).
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = Some(protocol);
+        self
     }
 
     /// The program name that starts the command line (default: the
@@ -221,14 +254,20 @@ impl Build {
             }
             KernelSource::Bytes { bytes, .. } => bytes,
         };
-        let plan = kernel::plan(bytes).map_err(|source| Error::Kernel {
+        let plan = kernel::plan_for(bytes, self.protocol).map_err(|source| Error::Kernel {
             path: label.clone(),
             source,
         })?;
+        let modules = self.read_modules(out)?;
         let cmdline = self.cmdline();
-        let layout = image::layout(&bootloader::embedded(), bytes, &plan, &cmdline, |min| {
-            choose_size(format, self.size, min)
-        })
+        let layout = image::layout_with_modules(
+            &bootloader::embedded(),
+            bytes,
+            &plan,
+            &cmdline,
+            modules,
+            |min| choose_size(format, self.size, min),
+        )
         .map_err(|source| Error::Image {
             path: label.clone(),
             source,
@@ -246,6 +285,33 @@ impl Build {
             disk_bytes: layout.disk_bytes(),
             payload_sum: layout.payload_sum,
         })
+    }
+}
+
+impl Build {
+    /// Reads every module file (numbered from 1 in errors).
+    fn read_modules(&self, out: &Path) -> Result<Vec<image::ModuleInput>, Error> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut modules = Vec::with_capacity(self.modules.len());
+        for (i, (path, string)) in self.modules.iter().enumerate() {
+            if same_file(path, out) {
+                return Err(Error::OutputIsModule {
+                    out: out.to_path_buf(),
+                    index: i + 1,
+                });
+            }
+            let bytes = std::fs::read(path).map_err(|source| Error::ReadModule {
+                index: i + 1,
+                path: path.clone(),
+                source,
+            })?;
+            modules.push(image::ModuleInput {
+                path: path.clone(),
+                bytes,
+                string: string.as_bytes().to_vec(),
+            });
+        }
+        Ok(modules)
     }
 }
 
