@@ -381,3 +381,70 @@ fn every_format_is_reproducible() {
         );
     }
 }
+
+#[test]
+fn modules_and_protocol_from_the_command_line() {
+    use support::qemu::{boot_image, Machine};
+    let dir = scratch("cli-modules");
+    let first = dir.join("first.bin");
+    std::fs::write(
+        &first,
+        (0..70_000u32).map(|i| (i * 7) as u8).collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let second = dir.join("second.txt");
+    std::fs::write(&second, b"hello\n").unwrap();
+    for protocol in ["multiboot1", "multiboot2"] {
+        let (image, r) = build_into(
+            &dir,
+            &format!("{protocol}.img"),
+            &[
+                "--protocol",
+                protocol,
+                "--module",
+                &format!("{}=a string = with equals", first.display()),
+                "--module",
+                second.to_str().unwrap(),
+            ],
+        );
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let run = boot_image(
+            &image,
+            &Machine::new("q35", "128M"),
+            std::time::Duration::from_secs(60),
+        );
+        let text = run.serial_text();
+        let expected_magic = if protocol == "multiboot1" {
+            "0x2badb002"
+        } else {
+            "0x36d76289"
+        };
+        assert!(
+            text.contains(&format!("BPTK magic {expected_magic}")),
+            "{protocol}:\n{text}"
+        );
+        let mods: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("BPTK mod "))
+            .collect();
+        assert_eq!(mods.len(), 2, "{protocol}:\n{text}");
+        assert!(mods[0].ends_with(" a string = with equals"), "{}", mods[0]);
+        assert!(
+            mods[1].trim_end().split(' ').count() == 5,
+            "the second module has an empty string: {}",
+            mods[1]
+        );
+
+        let out = bootpack(["inspect", "--json", image.to_str().unwrap()]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(out.status.success(), "{v}");
+        assert_eq!(v["kernel"]["protocol"], protocol);
+        assert_eq!(
+            v["kernel"]["modules"][0]["string"],
+            "a string = with equals"
+        );
+        assert_eq!(v["kernel"]["modules"][0]["size"], 70_000);
+        assert_eq!(v["kernel"]["modules"][1]["size"], 6);
+        assert_eq!(v["kernel"]["modules"][1]["checksum_ok"], true);
+    }
+}

@@ -131,7 +131,16 @@ pub struct Kernel {
     /// The command line as bytes, and as text where it is UTF-8.
     pub cmdline: String,
     pub cmdline_bytes: Vec<u8>,
-    pub modules: Vec<String>,
+    /// "multiboot1" or "multiboot2": what the kernel is entered with.
+    pub protocol: &'static str,
+    pub modules: Vec<Module>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Module {
+    pub size: u64,
+    pub string: String,
+    pub checksum_ok: bool,
 }
 
 /// Everything found, and what is wrong.
@@ -346,6 +355,18 @@ fn read_kernel(p: &Partition, disk: &mut dyn DiskReader) -> Result<Kernel, Strin
             mem_size: s.mem_size,
         });
     }
+    let mut modules = Vec::new();
+    for m in rec.modules() {
+        let mut data = vec![0u8; m.size as usize];
+        disk.read_at(base + m.data_sector * SECTOR, &mut data)
+            .map_err(|e| format!("cannot read module {}: {e}", modules.len() + 1))?;
+        let string = m.string.strip_suffix(&[0]).unwrap_or(m.string);
+        modules.push(Module {
+            size: m.size,
+            string: String::from_utf8_lossy(string).into_owned(),
+            checksum_ok: bootpack_proto::checksum::fletcher64(&data) == m.sum,
+        });
+    }
     Ok(Kernel {
         partition: p.index,
         entry: rec.entry(),
@@ -356,6 +377,10 @@ fn read_kernel(p: &Partition, disk: &mut dyn DiskReader) -> Result<Kernel, Strin
         checksum_ok: sum.finish() == rec.payload_sum(),
         cmdline: String::from_utf8_lossy(rec.cmdline()).into_owned(),
         cmdline_bytes: rec.cmdline().to_vec(),
-        modules: Vec::new(),
+        protocol: match rec.protocol() {
+            record::Protocol::Multiboot1 => "multiboot1",
+            record::Protocol::Multiboot2 => "multiboot2",
+        },
+        modules,
     })
 }

@@ -41,7 +41,8 @@ enum Command {
   bootpack build unikernel.virtio -o disk.img -- --ipv4=10.0.0.2/24
   bootpack build kernel.elf -o disk.img --name kernel -- console=ttyS0
   bootpack build unikernel.virtio -o image.tar.gz --size 2G      # Google Compute Engine
-  bootpack build unikernel.virtio -o disk.vhd                    # Azure")]
+  bootpack build unikernel.virtio -o disk.vhd                    # Azure
+  bootpack build xen.gz -o disk.img --module vmlinuz=\"console=hvc0\" --module initrd.img")]
     Build {
         /// The Multiboot kernel: ELF32, ELF64 or a flat binary with the
         /// a.out kludge (e.g. a Solo5 virtio unikernel).
@@ -54,6 +55,15 @@ enum Command {
         /// name; "" leaves just ARGS).
         #[arg(long)]
         name: Option<OsString>,
+        /// Store FILE in the image as a Multiboot module with STRING as its
+        /// command line (repeatable; passed in order). Split at the first
+        /// '=': "initrd.img=initrd root=/dev/sda".
+        #[arg(short, long, value_name = "FILE[=STRING]")]
+        module: Vec<OsString>,
+        /// Boot protocol: multiboot1 or multiboot2 (default: multiboot2 if
+        /// the kernel has a Multiboot 2 header, else multiboot1).
+        #[arg(long, value_enum)]
+        protocol: Option<ProtocolArg>,
         /// Image format: raw, gce (disk.raw in a .tar.gz for Google Compute
         /// Engine), vhd (Azure fixed VHD), vmdk (stream-optimized, for AWS
         /// and VMware), qcow2. Default: from the output's extension (.img
@@ -158,8 +168,15 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build { kernel, output, name, format, size, args } => {
+        Command::Build { kernel, output, name, module, protocol, format, size, args } => {
             let mut b = bootpack::Build::new(kernel).args(args);
+            for m in module {
+                let (file, string) = split_module(&m);
+                b = b.module(file, string);
+            }
+            if let Some(p) = protocol {
+                b = b.protocol(p.into());
+            }
             if let Some(n) = name {
                 b = b.name(n);
             }
@@ -201,6 +218,35 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => error(e),
+    }
+}
+
+/// `--protocol` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ProtocolArg {
+    Multiboot1,
+    Multiboot2,
+}
+
+impl From<ProtocolArg> for bootpack::Protocol {
+    fn from(p: ProtocolArg) -> Self {
+        match p {
+            ProtocolArg::Multiboot1 => bootpack::Protocol::Multiboot1,
+            ProtocolArg::Multiboot2 => bootpack::Protocol::Multiboot2,
+        }
+    }
+}
+
+/// Splits "FILE=STRING" at the first '='; without one the string is empty.
+fn split_module(arg: &OsString) -> (PathBuf, OsString) {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = arg.as_bytes();
+    match bytes.iter().position(|&b| b == b'=') {
+        Some(i) => (
+            PathBuf::from(std::ffi::OsStr::from_bytes(&bytes[..i])),
+            std::ffi::OsStr::from_bytes(&bytes[i + 1..]).to_os_string(),
+        ),
+        None => (PathBuf::from(arg), OsString::new()),
     }
 }
 
@@ -362,8 +408,9 @@ fn print_inspection(i: &bootpack::inspect::Inspection) {
     }
     if let Some(k) = &i.kernel {
         println!(
-            "kernel:      partition {}, entry {:#x}, Multiboot flags {:#010x}, {} bytes, checksum {} {}",
+            "kernel:      partition {}, {}, entry {:#x}, Multiboot flags {:#010x}, {} bytes, checksum {} {}",
             k.partition + 1,
+            k.protocol,
             k.entry,
             k.multiboot_flags,
             k.size,
@@ -380,14 +427,18 @@ fn print_inspection(i: &bootpack::inspect::Inspection) {
             );
         }
         println!("cmdline:     {:?}", k.cmdline);
-        println!(
-            "modules:     {}",
-            if k.modules.is_empty() {
-                "none".to_string()
-            } else {
-                k.modules.join(", ")
-            }
-        );
+        if k.modules.is_empty() {
+            println!("modules:     none");
+        }
+        for (n, m) in k.modules.iter().enumerate() {
+            println!(
+                "module {}:    {} bytes, checksum {}, string {:?}",
+                n + 1,
+                m.size,
+                if m.checksum_ok { "ok" } else { "BAD" },
+                m.string
+            );
+        }
     }
     for p in &i.problems {
         println!("problem:     {p}");
