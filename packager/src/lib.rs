@@ -93,25 +93,20 @@ enum KernelSource {
 impl Build {
     /// A build of the kernel in the file at `kernel`.
     pub fn new(kernel: impl Into<PathBuf>) -> Self {
-        Build {
-            kernel: KernelSource::File(kernel.into()),
-            name: None,
-            args: Vec::new(),
-            format: None,
-            format_overrides_name: false,
-            size: None,
-            modules: Vec::new(),
-            protocol: None,
-        }
+        Self::of(KernelSource::File(kernel.into()))
     }
 
     /// A build of the embedded demo kernel.
     pub fn demo() -> Self {
+        Self::of(KernelSource::Bytes {
+            name: "bootpack-demo".into(),
+            bytes: bootloader::DEMO_KERNEL,
+        })
+    }
+
+    fn of(kernel: KernelSource) -> Self {
         Build {
-            kernel: KernelSource::Bytes {
-                name: "bootpack-demo".into(),
-                bytes: bootloader::DEMO_KERNEL,
-            },
+            kernel,
             name: None,
             args: Vec::new(),
             format: None,
