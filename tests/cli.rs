@@ -448,3 +448,75 @@ fn modules_and_protocol_from_the_command_line() {
         assert_eq!(v["kernel"]["modules"][1]["checksum_ok"], true);
     }
 }
+
+#[test]
+fn run_gdb_stops_at_the_kernels_first_instruction() {
+    support::qemu::require_qemu();
+    let gdb_ok = Command::new("gdb")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        gdb_ok,
+        "this test needs gdb (Debian/Ubuntu: apt-get install gdb)"
+    );
+    let dir = scratch("run-gdb");
+    let kernel = dir.join("kernel.elf");
+    let bytes = kernels::build(Shape::Solo5Elf64, None);
+    std::fs::write(&kernel, &bytes).unwrap();
+    let entry = bootpack::kernel::plan(&bytes).unwrap().entry;
+    let mut qemu = Command::new(env!("CARGO_BIN_EXE_bootpack"))
+        .args([
+            "run",
+            kernel.to_str().unwrap(),
+            "--gdb",
+            "--accel",
+            "tcg",
+            "--mem",
+            "64M",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The stub listens once QEMU is up; gdb retries the connection itself
+    // for a while, so give QEMU a moment.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let gdb = Command::new("gdb")
+        .args(["-nx", "-batch", "-ex", "target remote localhost:1234"])
+        .args([
+            "-ex",
+            &format!("hbreak *{entry:#x}"),
+            "-ex",
+            "continue",
+            "-ex",
+            "info registers rip rax",
+            "-ex",
+            "kill",
+        ])
+        .output()
+        .unwrap();
+    let _ = qemu.kill();
+    let _ = qemu.wait();
+    // Stopped at the kernel's entry, with the Multiboot magic in EAX (the
+    // test kernel has both headers and boots with Multiboot 2): the kernel
+    // is debugged from its first instruction.
+    let text = String::from_utf8_lossy(&gdb.stdout);
+    let reg = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        reg("rip").contains(&format!("{entry:#x}")),
+        "stopped at the entry {entry:#x}:\n{text}\n{}",
+        String::from_utf8_lossy(&gdb.stderr)
+    );
+    assert!(
+        reg("rax").contains("0x36d76289") || reg("rax").contains("0x2badb002"),
+        "EAX holds the magic:\n{text}"
+    );
+}
