@@ -10,10 +10,29 @@ pub struct MmapEntry {
     pub size: u32,
 }
 
+/// A `mod START END HASH STRING` line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModLine {
+    pub start: u64,
+    pub end: u64,
+    pub hash: u64,
+    pub string: String,
+}
+
+/// A Multiboot 2 `tag TYPE SIZE ADDR` line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TagLine {
+    pub ty: u32,
+    pub size: u64,
+    pub addr: u64,
+}
+
 #[derive(Debug, Default)]
 pub struct Report {
     pub fields: HashMap<String, String>,
     pub mmap: Vec<MmapEntry>,
+    pub mods: Vec<ModLine>,
+    pub tags: Vec<TagLine>,
     /// The `gdt` lines, by segment register.
     pub gdt: HashMap<String, String>,
     pub complete: bool,
@@ -42,6 +61,25 @@ impl Report {
                         len: hex(f[1]),
                         kind: f[2].parse().unwrap(),
                         size: f[3].parse().unwrap(),
+                    });
+                }
+                "mod" => {
+                    let mut f = value.splitn(4, ' ');
+                    let mut next = || f.next().unwrap_or("");
+                    let (start, end, hash) = (hex(next()), hex(next()), hex(next()));
+                    r.mods.push(ModLine {
+                        start,
+                        end,
+                        hash,
+                        string: next().to_string(),
+                    });
+                }
+                "tag" => {
+                    let f: Vec<&str> = value.split_whitespace().collect();
+                    r.tags.push(TagLine {
+                        ty: f[0].parse().unwrap(),
+                        size: f[1].parse().unwrap(),
+                        addr: hex(f[2]),
                     });
                 }
                 "gdt" => {
@@ -77,10 +115,15 @@ impl Report {
     }
 
     pub fn cmdline(&self) -> Vec<u8> {
-        let h = self.get("cmdline_hex").trim();
-        (0..h.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
-            .collect()
+        unhex(self.get("cmdline_hex"))
     }
+}
+
+/// Bytes from a hex string (surrounding blanks ignored).
+pub fn unhex(h: &str) -> Vec<u8> {
+    let h = h.trim();
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+        .collect()
 }

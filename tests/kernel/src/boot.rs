@@ -3,9 +3,10 @@
 //! Everything before Rust runs is assembly here: Rust code is built for
 //! x86_64-unknown-none and only runs in 64-bit long mode.
 //!
-//! `_start32` is entered as Multiboot 1 §3.2 describes: 32-bit protected
-//! mode, paging off, CS a flat 32-bit code segment, DS/ES/FS/GS/SS flat data
-//! segments, EAX = 0x2BADB002, EBX = physical address of the info structure.
+//! `_start32` is entered as Multiboot 1 §3.2 (or Multiboot 2 §3.3)
+//! describes: 32-bit protected mode, paging off, CS a flat 32-bit code
+//! segment, DS/ES/FS/GS/SS flat data segments, EAX = 0x2BADB002 (or
+//! 0x36D76289), EBX = physical address of the info structure (or block).
 //! It relies on nothing else: ESP, the GDTR and the IDTR may be garbage. It
 //! records what it was handed (so Rust can report it), checks A20, builds
 //! its own GDT, stack and page tables, enters long mode and calls
@@ -90,6 +91,57 @@ bptk_multiboot_header:
     .long __bptk_load_end           /* load_end_addr */
     .long __bptk_bss_end            /* bss_end_addr */
     .long _start32                  /* entry_addr */
+    "#,
+    options(att_syntax)
+);
+
+// The Multiboot 2 header (tags 8-byte aligned): an information request for
+// the tags bootpack provides (required) and for ELF sections and ACPI
+// (optional: a flat kernel has no sections, a machine may have no ACPI), the
+// address and entry address tags (the same addresses as the Multiboot 1
+// header, so both protocols load the image the same way), console flags 0
+// (no console requirement), module alignment, end. Tests derive variants
+// from it (see tests/support/kernels.rs).
+global_asm!(
+    r#"
+    .section .multiboot2, "a", @progbits
+    .balign 8
+    .global bptk_multiboot2_header
+bptk_multiboot2_header:
+    .long 0xE85250D6
+    .long 0                         /* architecture: i386 */
+    .long bptk_mb2_end - bptk_multiboot2_header
+    .long -(0xE85250D6 + (bptk_mb2_end - bptk_multiboot2_header))
+    .balign 8
+    .word 1, 0                      /* information request, required */
+    .long 8 + 4 * 7
+    .long 1, 2, 3, 4, 5, 6, 21
+    .balign 8
+    .word 1, 1                      /* information request, optional */
+    .long 8 + 4 * 3
+    .long 9, 14, 15
+    .balign 8
+    .word 2, 0                      /* address */
+    .long 24
+    .long bptk_multiboot2_header    /* header_addr */
+    .long __bptk_load_start         /* load_addr */
+    .long __bptk_load_end           /* load_end_addr */
+    .long __bptk_bss_end            /* bss_end_addr */
+    .balign 8
+    .word 3, 0                      /* entry address */
+    .long 12
+    .long _start32
+    .balign 8
+    .word 4, 0                      /* console flags */
+    .long 12
+    .long 0
+    .balign 8
+    .word 6, 0                      /* module alignment */
+    .long 8
+    .balign 8
+    .word 0, 0                      /* end */
+    .long 8
+bptk_mb2_end:
     "#,
     options(att_syntax)
 );

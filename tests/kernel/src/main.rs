@@ -1,8 +1,9 @@
 //! bootpack's test and demo kernel.
 //!
-//! A Multiboot 1 kernel shaped like a Solo5 "virtio" unikernel (ELF64 with
-//! the a.out kludge, 64-bit e_entry, an empty PT_LOAD at 0, a PT_TLS) that
-//! prints on COM1 everything the boot loader handed over, one fact per line,
+//! A Multiboot 1 and Multiboot 2 kernel shaped like a Solo5 "virtio"
+//! unikernel (ELF64 with the a.out kludge, 64-bit e_entry, an empty PT_LOAD
+//! at 0, a PT_TLS) that prints on COM1 everything the boot loader handed
+//! over (Multiboot 1 information or Multiboot 2 tags), one fact per line,
 //! each line starting with "BPTK " so tests can parse them, and then exits
 //! QEMU through isa-debug-exit (or powers off through ACPI).
 //!
@@ -22,6 +23,7 @@ use serial::Com1;
 use x86_64::instructions::port::Port;
 
 const MULTIBOOT_BOOTLOADER_MAGIC: u32 = 0x2bad_b002;
+const MULTIBOOT2_BOOTLOADER_MAGIC: u32 = 0x36d7_6289;
 
 /// First word of the payload descriptor: the bytes "BPPAPYLD" read as a
 /// little-endian u64 (bytes 42 50 50 41 50 59 4c 44). Tests find the
@@ -30,14 +32,17 @@ const MULTIBOOT_BOOTLOADER_MAGIC: u32 = 0x2bad_b002;
 const PAYLOAD_MARKER: u64 = 0x444c_5950_4150_5042;
 
 /// The payload descriptor, patched in the file by tests: [marker, addr, len,
-/// checksum], little-endian u64 words. When len != 0 the kernel checks
-/// [addr, addr + len) against checksum (see `payload_hash`). The linker script
-/// places it right after the Multiboot header, at address 0x100020 = file
-/// offset 0x1020, whatever the code size. It is only ever read with
-/// read_volatile so the compiler cannot fold the unpatched values in.
+/// checksum, zero_addr, zero_len], little-endian u64 words. When len != 0
+/// the kernel checks [addr, addr + len) against checksum (see
+/// `payload_hash`); when zero_len != 0 it checks that the zero_len bytes at
+/// zero_addr are all zero (a large bss the loader must have zeroed). The
+/// linker script places it right after the Multiboot header, at address
+/// 0x100020 = file offset 0x1020, whatever the code size. It is only ever
+/// read with read_volatile so the compiler cannot fold the unpatched values
+/// in.
 #[used]
 #[link_section = ".data.bptk_payload"]
-pub static mut BPTK_PAYLOAD: [u64; 4] = [PAYLOAD_MARKER, 0, 0, 0];
+pub static mut BPTK_PAYLOAD: [u64; 6] = [PAYLOAD_MARKER, 0, 0, 0, 0, 0];
 
 /// 64 KiB of bss that nothing writes: it must read as zero if the loader
 /// zeroed [load_end_addr, bss_end_addr) as Multiboot requires.
@@ -75,6 +80,10 @@ pub extern "C" fn kernel_main() -> ! {
 /// The Multiboot magic, the info structure and everything it points to.
 fn report_multiboot(out: &mut Com1, saved: &boot::Saved) {
     bptk!(out, "magic 0x{:08x}", saved.eax);
+    if saved.eax == MULTIBOOT2_BOOTLOADER_MAGIC {
+        report_multiboot2(out, u64::from(saved.ebx));
+        return;
+    }
     if saved.eax != MULTIBOOT_BOOTLOADER_MAGIC {
         // For people; tests read the magic line.
         let _ = out.write_str("(that is not the Multiboot magic 0x2badb002: this loader did not boot us as Multiboot says)\r\n");
@@ -95,17 +104,7 @@ fn report_multiboot(out: &mut Com1, saved: &boot::Saved) {
         bptk!(out, "boot_device 0x{:08x}", phys::read_u32(info + 12));
     }
     if flags & 1 << 2 != 0 {
-        let addr = phys::read_u32(info + 16);
-        bptk!(out, "cmdline_addr 0x{addr:08x}");
-        let len = c_string_len(u64::from(addr), MAX_CMDLINE);
-        bptk!(out, "cmdline_len {len}");
-        let _ = out.write_str("BPTK cmdline_hex ");
-        for i in 0..len {
-            let _ = write!(out, "{:02x}", phys::read_u8(u64::from(addr) + i));
-        }
-        let _ = out.write_str("\r\nBPTK cmdline_text ");
-        write_text(out, u64::from(addr), len);
-        let _ = out.write_str("\r\n");
+        report_cmdline(out, u64::from(phys::read_u32(info + 16)), MAX_CMDLINE);
     }
     if flags & 1 << 3 != 0 {
         let count = phys::read_u32(info + 20);
@@ -117,15 +116,19 @@ fn report_multiboot(out: &mut Com1, saved: &boot::Saved) {
         // [START, END), STRING the module's string as text (may be empty).
         for i in 0..u64::from(count.min(MAX_MODS)) {
             let entry = u64::from(addr) + 16 * i;
-            let start = phys::read_u32(entry);
-            let end = phys::read_u32(entry + 4);
             let string = u64::from(phys::read_u32(entry + 8));
-            let hash = bytes_hash(u64::from(start), u64::from(end.saturating_sub(start)));
-            let _ = write!(out, "BPTK mod 0x{start:08x} 0x{end:08x} 0x{hash:016x} ");
-            if string != 0 {
-                write_text(out, string, c_string_len(string, MAX_CMDLINE));
-            }
-            let _ = out.write_str("\r\n");
+            let len = if string != 0 {
+                c_string_len(string, MAX_CMDLINE)
+            } else {
+                0
+            };
+            report_module(
+                out,
+                phys::read_u32(entry),
+                phys::read_u32(entry + 4),
+                string,
+                len,
+            );
         }
     }
     if flags & 1 << 6 != 0 {
@@ -150,12 +153,130 @@ fn report_multiboot(out: &mut Com1, saved: &boot::Saved) {
         }
     }
     if flags & 1 << 9 != 0 {
-        let addr = phys::read_u32(info + 64);
-        bptk!(out, "loader_name_addr 0x{addr:08x}");
-        let _ = out.write_str("BPTK loader_name ");
-        write_text(out, u64::from(addr), c_string_len(u64::from(addr), 256));
-        let _ = out.write_str("\r\n");
+        report_loader_name(out, u64::from(phys::read_u32(info + 64)), 256);
     }
+}
+
+/// "cmdline_addr", "cmdline_len", "cmdline_hex", "cmdline_text" for the
+/// NUL-terminated string at addr (at most `max` bytes).
+fn report_cmdline(out: &mut Com1, addr: u64, max: u64) {
+    bptk!(out, "cmdline_addr 0x{addr:08x}");
+    let len = c_string_len(addr, max);
+    bptk!(out, "cmdline_len {len}");
+    let _ = out.write_str("BPTK cmdline_hex ");
+    for i in 0..len {
+        let _ = write!(out, "{:02x}", phys::read_u8(addr + i));
+    }
+    let _ = out.write_str("\r\nBPTK cmdline_text ");
+    write_text(out, addr, len);
+    let _ = out.write_str("\r\n");
+}
+
+/// "loader_name_addr" and "loader_name".
+fn report_loader_name(out: &mut Com1, addr: u64, max: u64) {
+    bptk!(out, "loader_name_addr 0x{addr:08x}");
+    let _ = out.write_str("BPTK loader_name ");
+    write_text(out, addr, c_string_len(addr, max));
+    let _ = out.write_str("\r\n");
+}
+
+/// "mod START END HASH STRING": HASH is bytes_hash of [START, END), STRING
+/// the `len` bytes at `string` as text (may be empty).
+fn report_module(out: &mut Com1, start: u32, end: u32, string: u64, len: u64) {
+    let hash = bytes_hash(u64::from(start), u64::from(end.saturating_sub(start)));
+    let _ = write!(out, "BPTK mod 0x{start:08x} 0x{end:08x} 0x{hash:016x} ");
+    write_text(out, string, len);
+    let _ = out.write_str("\r\n");
+}
+
+/// The Multiboot 2 information block at `info`: every tag (a "tag" line
+/// each), and for the tags bootpack provides, their contents in the same
+/// lines as Multiboot 1 where there is one.
+fn report_multiboot2(out: &mut Com1, info: u64) {
+    bptk!(out, "info 0x{info:08x}");
+    let total = phys::read_u32(info);
+    bptk!(out, "mbi2_size {total}");
+    bptk!(out, "mbi2_reserved 0x{:08x}", phys::read_u32(info + 4));
+    let end = info + u64::from(total);
+    let mut at = info + 8;
+    let mut mods = 0;
+    let mut count = 0;
+    while at + 8 <= end && count < MAX_TAGS {
+        let ty = phys::read_u32(at);
+        let size = u64::from(phys::read_u32(at + 4));
+        bptk!(out, "tag {ty} {size} 0x{at:08x}");
+        let body = size.saturating_sub(8);
+        match ty {
+            0 => break,
+            1 => report_cmdline(out, at + 8, body),
+            2 => report_loader_name(out, at + 8, body),
+            3 => {
+                let string = at + 16;
+                let len = c_string_len(string, size.saturating_sub(16));
+                report_module(
+                    out,
+                    phys::read_u32(at + 8),
+                    phys::read_u32(at + 12),
+                    string,
+                    len,
+                );
+                mods += 1;
+            }
+            4 => {
+                bptk!(out, "mem_lower {}", phys::read_u32(at + 8));
+                bptk!(out, "mem_upper {}", phys::read_u32(at + 12));
+            }
+            5 => bptk!(
+                out,
+                "bootdev 0x{:08x} 0x{:08x} 0x{:08x}",
+                phys::read_u32(at + 8),
+                phys::read_u32(at + 12),
+                phys::read_u32(at + 16)
+            ),
+            6 => {
+                let entry_size = u64::from(phys::read_u32(at + 8));
+                bptk!(out, "mmap_entry_size {entry_size}");
+                bptk!(out, "mmap_entry_version {}", phys::read_u32(at + 12));
+                bptk!(out, "mmap_addr 0x{:08x}", at + 16);
+                bptk!(out, "mmap_length {}", size.saturating_sub(16));
+                let mut e = at + 16;
+                let mut n = 0;
+                while entry_size > 0 && e + entry_size <= at + size && n < MAX_MMAP_ENTRIES {
+                    let base = phys::read_u64(e);
+                    let len = phys::read_u64(e + 8);
+                    let kind = phys::read_u32(e + 16);
+                    bptk!(out, "mmap 0x{base:016x} 0x{len:016x} {kind} {entry_size}");
+                    e += entry_size;
+                    n += 1;
+                }
+            }
+            9 => {
+                let hash = bytes_hash(at + 20, size.saturating_sub(20));
+                bptk!(
+                    out,
+                    "elf_sections {} {} {} 0x{hash:016x}",
+                    phys::read_u32(at + 8),
+                    phys::read_u32(at + 12),
+                    phys::read_u32(at + 16)
+                );
+            }
+            14 | 15 => {
+                let _ = write!(out, "BPTK acpi {ty} ");
+                for i in 0..body.min(64) {
+                    let _ = write!(out, "{:02x}", phys::read_u8(at + 8 + i));
+                }
+                let _ = out.write_str("\r\n");
+            }
+            21 => bptk!(out, "load_base 0x{:08x}", phys::read_u32(at + 8)),
+            _ => {}
+        }
+        if size < 8 {
+            break;
+        }
+        at = (at + size + 7) & !7;
+        count += 1;
+    }
+    bptk!(out, "mods_count {mods}");
 }
 
 /// Longest command line reported (Solo5's buffer is 8 KiB; this is more).
@@ -163,6 +284,7 @@ const MAX_CMDLINE: u64 = 64 * 1024;
 /// Bounds on lists, so a garbage count cannot print for ever.
 const MAX_MODS: u32 = 256;
 const MAX_MMAP_ENTRIES: u32 = 1024;
+const MAX_TAGS: u32 = 1024;
 
 /// Length of the NUL-terminated string at addr, at most `max`.
 fn c_string_len(addr: u64, max: u64) -> u64 {
@@ -274,8 +396,22 @@ fn report_image(out: &mut Com1) {
 
     // SAFETY: in-bounds volatile reads of a static nothing in the kernel
     // writes (tests patch it in the file); see BPTK_PAYLOAD.
-    let desc: [u64; 4] = unsafe { read_volatile(addr_of!(BPTK_PAYLOAD)) };
-    let [_marker, addr, len, checksum] = desc;
+    let desc: [u64; 6] = unsafe { read_volatile(addr_of!(BPTK_PAYLOAD)) };
+    let [_marker, addr, len, checksum, zero_addr, zero_len] = desc;
+    if zero_len != 0 {
+        let verdict = if zero_len % 8 != 0
+            || zero_addr
+                .checked_add(zero_len)
+                .is_none_or(|e| e > phys::MAPPED_END)
+        {
+            "invalid"
+        } else if (0..zero_len / 8).all(|i| phys::read_u64(zero_addr + 8 * i) == 0) {
+            "zero"
+        } else {
+            "dirty"
+        };
+        bptk!(out, "zero 0x{zero_addr:08x} {zero_len} {verdict}");
+    }
     if len == 0 {
         bptk!(out, "payload none");
         return;
