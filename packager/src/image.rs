@@ -647,4 +647,83 @@ mod tests {
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    fn module(len: usize, string: &str) -> ModuleInput {
+        ModuleInput {
+            path: PathBuf::from(format!("m{len}")),
+            bytes: (0..len).map(|i| (i * 3) as u8 | 1).collect(),
+            string: string.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn modules_follow_the_kernel_on_disk() {
+        let kernel: Vec<u8> = (0..1700).map(|i| i as u8).collect();
+        let s1 = stage1();
+        let boot = Bootloader {
+            stage1: &s1,
+            stage2: &[7u8; 600],
+        };
+        let mods = vec![module(513, "initrd x=1"), module(0, ""), module(10, "c")];
+        let l = layout_with_modules(&boot, &kernel, &plan(), b"k", mods, Ok).unwrap();
+        let r = Record::parse(&l.record).unwrap();
+        assert_eq!(r.module_count(), 3);
+        let m: Vec<_> = r.modules().collect();
+        // Kernel data in sectors 1..5, then 2 + 0 + 1 sectors of modules.
+        assert_eq!((m[0].data_sector, m[0].size), (5, 513));
+        assert_eq!((m[1].data_sector, m[1].size), (7, 0));
+        assert_eq!((m[2].data_sector, m[2].size), (7, 10));
+        assert_eq!(m[0].string, b"initrd x=1\0");
+        assert_eq!(m[1].string, b"\0");
+        assert_eq!(m[0].sum, fletcher64(&l.modules[0].0.bytes));
+        assert_eq!(r.data_sectors(), 7);
+        let disk = l.disk(&kernel);
+        let mut got = vec![0u8; 513];
+        disk.read_at((2048 + 5) * 512, &mut got);
+        assert_eq!(got, l.modules[0].0.bytes);
+    }
+
+    #[test]
+    fn refuses_bad_modules() {
+        let s1 = stage1();
+        let boot = Bootloader {
+            stage1: &s1,
+            stage2: &[7u8; 600],
+        };
+        let try_mods = |mods: Vec<ModuleInput>| {
+            layout_with_modules(&boot, &[0; 1700], &plan(), b"k", mods, Ok).unwrap_err()
+        };
+        let many = (0..129).map(|_| module(1, "")).collect();
+        assert!(matches!(
+            try_mods(many),
+            ImageError::TooManyModules {
+                count: 129,
+                max: 128
+            }
+        ));
+        assert!(matches!(
+            try_mods(vec![module(1, "a"), module(1, "b\0c")]),
+            ImageError::ModuleStringNul {
+                index: 2,
+                offset: 1,
+                ..
+            }
+        ));
+        assert!(matches!(
+            try_mods(vec![module(1, &"s".repeat(8192))]),
+            ImageError::ModuleStringTooLong { index: 1, .. }
+        ));
+        let mut high = plan();
+        high.segments[2].dest = 0xFFFF_0000;
+        let e = layout_with_modules(
+            &boot,
+            &[0; 1700],
+            &high,
+            b"k",
+            vec![module(0x20000, "")],
+            Ok,
+        )
+        .unwrap_err();
+        assert!(matches!(e, ImageError::ModulesBeyond4G { .. }), "{e}");
+    }
 }

@@ -664,4 +664,110 @@ mod tests {
             Err(KernelError::Overlap { a: 1, b: 0, .. })
         ));
     }
+
+    fn words(w: &[u32]) -> Vec<u8> {
+        w.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    /// A flat kernel with both headers: Multiboot 1 (kludge) at 0x10,
+    /// Multiboot 2 (address + entry tags) at 0x40.
+    fn both() -> Vec<u8> {
+        let mut img = flat(0x3000, 0x10, kludge(0x102000, 0x105000, 0x100040));
+        let addr = words(&[0x100040, 0x100000, 0x102000, 0x106000]);
+        let entry = words(&[0x100100]);
+        multiboot2::write(&mut img, 0x40, &[(2, 0, &addr), (3, 0, &entry)]);
+        img
+    }
+
+    #[test]
+    fn multiboot2_preferred_and_multiboot1_on_request() {
+        let img = both();
+        let p = plan(&img).unwrap();
+        assert_eq!(p.protocol, Protocol::Multiboot2);
+        assert_eq!(
+            (p.header_offset, p.entry, p.load_base),
+            (0x40, 0x100100, 0x100000)
+        );
+        assert_eq!(p.segments[0].mem_size, 0x6000);
+        assert_eq!(p.sections, None);
+        let p = plan_for(&img, Some(Protocol::Multiboot1)).unwrap();
+        assert_eq!(p.protocol, Protocol::Multiboot1);
+        assert_eq!((p.header_offset, p.entry), (0x10, 0x100040));
+        assert_eq!(p.segments[0].mem_size, 0x5000);
+        // Only a Multiboot 1 header: Multiboot 2 cannot be asked for.
+        let img1 = flat(0x3000, 0x10, kludge(0, 0, 0x100040));
+        assert_eq!(plan(&img1).unwrap().protocol, Protocol::Multiboot1);
+        assert_eq!(
+            plan_for(&img1, Some(Protocol::Multiboot2)),
+            Err(KernelError::NoHeader2 { len: 0x3000 })
+        );
+        let mut img2 = both();
+        img2[0x10..0x1c].fill(0);
+        assert_eq!(
+            plan_for(&img2, Some(Protocol::Multiboot1)),
+            Err(KernelError::NoHeader1 { len: 0x2000 })
+        );
+    }
+
+    #[test]
+    fn multiboot2_refusals_name_the_tag() {
+        let mut img = vec![0u8; 0x200];
+        multiboot2::write(&mut img, 8, &[(5, 0, &words(&[800, 600, 32]))]);
+        let e = plan(&img).unwrap_err();
+        assert_eq!(
+            e,
+            KernelError::UnsupportedHeader2Tag {
+                offset: 0x18,
+                tag: 5,
+                name: "framebuffer"
+            }
+        );
+        assert!(e
+            .to_string()
+            .contains("framebuffer tag (type 5) at offset 0x18"));
+        let mut img = vec![0u8; 0x200];
+        multiboot2::write(&mut img, 8, &[(1, 0, &words(&[1, 13]))]);
+        assert_eq!(
+            plan(&img),
+            Err(KernelError::UnsupportedInfoRequest {
+                offset: 8,
+                info: 13,
+                name: "SMBIOS tables"
+            })
+        );
+        // ELF symbols can be provided only for ELF files.
+        let mut img = vec![0u8; 0x200];
+        let addr = words(&[0x100008, 0x100000, 0, 0]);
+        multiboot2::write(&mut img, 8, &[(1, 0, &words(&[9])), (2, 0, &addr)]);
+        assert!(matches!(
+            plan(&img),
+            Err(KernelError::UnsupportedInfoRequest { info: 9, .. })
+        ));
+        let mut img = vec![0u8; 0x200];
+        multiboot2::write(&mut img, 8, &[(2, 0, &addr)]);
+        assert_eq!(
+            plan(&img),
+            Err(KernelError::AddressWithoutEntry { offset: 8 })
+        );
+        let mut img = vec![0u8; 0x200];
+        multiboot2::write(&mut img, 8, &[]);
+        assert_eq!(
+            plan(&img),
+            Err(KernelError::NotElfNoAddressTag { offset: 8 })
+        );
+    }
+
+    #[test]
+    fn multiboot2_address_tag_minus_one_loads_from_the_file_start() {
+        let mut img = vec![0x90u8; 0x1000];
+        let addr = words(&[0x100040, u32::MAX, 0, 0]);
+        multiboot2::write(
+            &mut img,
+            0x40,
+            &[(2, 0, &addr), (3, 0, &words(&[0x100080]))],
+        );
+        let p = plan(&img).unwrap();
+        assert_eq!(p.segments[0].dest, 0x100000);
+        assert_eq!(p.segments[0].file, 0..0x1000);
+    }
 }

@@ -6,7 +6,7 @@ pub const HEADER_MAGIC: u32 = 0x1BAD_B002;
 /// The header must lie entirely within this many bytes of the file's start.
 pub const SEARCH_LEN: usize = 8192;
 
-/// Bit 0: modules page-aligned. bootpack loads no modules yet, so this holds.
+/// Bit 0: modules page-aligned. bootpack always page-aligns modules.
 pub const FLAG_PAGE_ALIGN: u32 = 1 << 0;
 /// Bit 1: mem_* and mmap_* must be provided. They always are.
 pub const FLAG_MEMORY_INFO: u32 = 1 << 1;
