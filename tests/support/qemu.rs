@@ -123,6 +123,31 @@ pub fn boot_until(
     run(c, timeout, Some((marker.to_string(), settle, sock)))
 }
 
+/// Boots with the disk attached by `disk` (QEMU arguments that name the
+/// image themselves: a controller, a blkdebug drive...). Without `until`,
+/// runs until the guest exits QEMU or `timeout` passes; with `until =
+/// (marker, settle)`, stops as [`boot_until`] does and reads the VGA screen.
+pub fn boot_with_disk(
+    disk: &[String],
+    m: &Machine,
+    until: Option<(&str, Duration)>,
+    timeout: Duration,
+) -> Run {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let mut c = base_command(m);
+    c.args(disk);
+    let until = until.map(|(marker, settle)| {
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let sock =
+            std::env::temp_dir().join(format!("bootpack-mon-{}-disk{n}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&sock);
+        c.arg("-monitor")
+            .arg(format!("unix:{},server=on,wait=off", sock.display()));
+        (marker.to_string(), settle, sock)
+    });
+    run(c, timeout, until)
+}
+
 fn run(mut c: Command, timeout: Duration, until: Option<(String, Duration, PathBuf)>) -> Run {
     let start = Instant::now();
     let mut child: Child = c.spawn().expect("start QEMU");
