@@ -39,6 +39,8 @@ pub enum Error {
     Image { path: PathBuf, source: ImageError },
     #[error("{out}: refusing to write the image over the kernel file itself; choose another output path")]
     OutputIsKernel { out: PathBuf },
+    #[error("{out}: is {kind}; bootpack writes image files and will not replace it (write a file, then copy it with dd if a device is meant)")]
+    OutputNotAFile { out: PathBuf, kind: &'static str },
     #[error("{path}: cannot read module {index}: {source}")]
     ReadModule {
         index: usize,
@@ -231,6 +233,7 @@ impl Build {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Report, Error> {
         let out = out.as_ref();
+        refuse_special_output(out)?;
         let format = self.format_for(out)?;
         let label = self.kernel_label();
         let owned;
@@ -268,6 +271,7 @@ impl Build {
             source,
         })?;
         let disk = layout.disk(bytes);
+        remove_stale_temporaries(out);
         image::write_atomically(out, |file| formats::write(format, &disk, file, progress))
             .map_err(|source| Error::Image {
                 path: out.to_path_buf(),
@@ -369,5 +373,71 @@ fn same_file(a: &Path, b: &Path) -> bool {
     match (std::fs::metadata(a), std::fs::metadata(b)) {
         (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
         _ => false,
+    }
+}
+
+/// The output may be a new path or an existing regular file (replaced
+/// atomically); anything else (a block or character device, a directory,
+/// a FIFO, a socket; symlinks followed) is refused: renaming an image over
+/// /dev/sdb would replace the device node, not write the disk.
+fn refuse_special_output(out: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::metadata(out) else {
+        return Ok(());
+    };
+    let t = meta.file_type();
+    let kind = if t.is_file() {
+        return Ok(());
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(Error::OutputNotAFile {
+        out: out.to_path_buf(),
+        kind,
+    })
+}
+
+/// Removes the temporaries `.NAME.bootpack-PID.tmp` beside `out` that a
+/// killed bootpack left behind: those whose PID no longer runs. Only where
+/// /proc tells (Linux), best effort. A bootpack in another PID namespace
+/// writing the same output would lose its temporary and fail (its rename
+/// reports the missing file); it never corrupts an image.
+fn remove_stale_temporaries(out: &Path) {
+    let (Some(name), true) = (out.file_name(), Path::new("/proc/self").exists()) else {
+        return;
+    };
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let prefix = format!(".{}.bootpack-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        let stale = !pid.is_empty()
+            && pid.bytes().all(|b| b.is_ascii_digit())
+            && pid != std::process::id().to_string()
+            && !Path::new("/proc").join(pid).exists();
+        if stale && e.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
