@@ -39,7 +39,12 @@ fn pack(
 ) -> Packed {
     let dir = scratch(test);
     let kernel = dir.join(format!("{shape:?}-kernel").to_lowercase());
-    std::fs::write(&kernel, kernels::build(shape, payload)).unwrap();
+    // Multiboot 1 only, as Solo5 kernels are.
+    let spec = Spec {
+        payload,
+        ..Spec::new(shape, Headers::Mb1)
+    };
+    std::fs::write(&kernel, kernels::build_spec(&spec)).unwrap();
     let image = dir.join("disk.img");
     let mut argv: Vec<String> = vec![
         "build".into(),

@@ -93,8 +93,8 @@ pub struct SectionHeaders {
 pub struct LoadPlan {
     pub format: KernelFormat,
     pub protocol: Protocol,
-    /// Multiboot 1: the header's flags. Multiboot 2: the console flags tag
-    /// (0 without one).
+    /// The kernel's Multiboot 1 header flags, whichever protocol boots it
+    /// (informative; 0 for a kernel without a valid Multiboot 1 header).
     pub mb_flags: u32,
     /// Offset of the Multiboot header used (1 or 2) in the file.
     pub header_offset: usize,
@@ -373,7 +373,7 @@ fn plan2(image: &[u8]) -> Result<LoadPlan, KernelError> {
     Ok(LoadPlan {
         format,
         protocol: Protocol::Multiboot2,
-        mb_flags: h.console_flags.unwrap_or(0),
+        mb_flags: multiboot::find(image).map_or(0, |h1| h1.flags),
         header_offset: h.offset,
         sections,
         load_base: segments[0].dest as u32,

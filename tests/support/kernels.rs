@@ -36,10 +36,11 @@ pub enum Headers {
     Both,
 }
 
-/// Marks the kernel's payload descriptor: six u64 words [PAYLOAD_MARKER,
-/// addr, len, checksum, zero_addr, zero_len] that the kernel reads at run
-/// time.
+/// Marks the kernel's payload descriptor: four u64 words [PAYLOAD_MARKER,
+/// addr, len, checksum] that the kernel reads at run time.
 pub const PAYLOAD_MARKER: u64 = 0x444C_5950_4150_5042;
+/// Marks the kernel's zero-region descriptor: [ZERO_MARKER, addr, len].
+pub const ZERO_MARKER: u64 = 0x4C50_4F52_455A_5042;
 
 /// First bytes of the debug section of kernels with section headers: must
 /// never be packed.
@@ -104,7 +105,7 @@ pub struct Image {
 }
 
 /// The loaded region of the demo kernel (per its a.out kludge), with the
-/// payload descriptor filled in (payload and zero region).
+/// payload and zero-region descriptors filled in.
 pub fn loaded_image(payload: Option<&Payload>, zero: Option<(u64, u64)>) -> Image {
     let plan = bootpack::kernel::plan_for(DEMO_KERNEL, Some(bootpack::Protocol::Multiboot1))
         .expect("the demo kernel is a valid Multiboot kernel");
@@ -115,20 +116,11 @@ pub fn loaded_image(payload: Option<&Payload>, zero: Option<(u64, u64)>) -> Imag
     );
     let seg = &plan.segments[0];
     let mut bytes = DEMO_KERNEL[seg.file.clone()].to_vec();
-    let marker = PAYLOAD_MARKER.to_le_bytes();
-    let at = bytes
-        .windows(8)
-        .position(|w| w == marker)
-        .expect("the demo kernel has a payload descriptor");
     let (addr, len, sum) =
         payload.map_or((0, 0, 0), |p| (p.addr, p.data.len() as u64, p.checksum()));
+    patch_descriptor(&mut bytes, PAYLOAD_MARKER, &[addr, len, sum]);
     let (zero_addr, zero_len) = zero.unwrap_or((0, 0));
-    for (i, v) in [addr, len, sum, zero_addr, zero_len]
-        .into_iter()
-        .enumerate()
-    {
-        bytes[at + 8 + 8 * i..at + 16 + 8 * i].copy_from_slice(&v.to_le_bytes());
-    }
+    patch_descriptor(&mut bytes, ZERO_MARKER, &[zero_addr, zero_len]);
     let header = multiboot::find(&bytes).expect("Multiboot 1 header").offset;
     let header2 = multiboot2::find(&bytes).expect("Multiboot 2 header").offset;
     Image {
@@ -138,6 +130,18 @@ pub fn loaded_image(payload: Option<&Payload>, zero: Option<(u64, u64)>) -> Imag
         entry: plan.entry,
         header,
         header2,
+    }
+}
+
+/// Writes `words` after the 8-byte `marker`.
+fn patch_descriptor(bytes: &mut [u8], marker: u64, words: &[u64]) {
+    let marker = marker.to_le_bytes();
+    let at = bytes
+        .windows(8)
+        .position(|w| w == marker)
+        .expect("the demo kernel has the descriptor");
+    for (i, v) in words.iter().enumerate() {
+        bytes[at + 8 + 8 * i..at + 16 + 8 * i].copy_from_slice(&v.to_le_bytes());
     }
 }
 
@@ -187,13 +191,13 @@ fn write_elf_header2(bytes: &mut [u8], offset: usize) {
     );
 }
 
-/// The kernel file of the given shape with only the Multiboot 1 header (as
-/// Solo5 kernels have). A payload needs an ELF shape (the kludge shapes load
-/// one contiguous region only).
+/// The kernel file of the given shape with both headers, as the test
+/// kernel is built (Multiboot 2 unless Multiboot 1 is asked for). A payload
+/// needs an ELF shape (the kludge shapes load one contiguous region only).
 pub fn build(shape: Shape, payload: Option<&Payload>) -> Vec<u8> {
     build_spec(&Spec {
         payload,
-        ..Spec::new(shape, Headers::Mb1)
+        ..Spec::new(shape, Headers::Both)
     })
 }
 

@@ -20,8 +20,8 @@
 //!                         section headers, in bytes
 //!  16  record_sum    u64  fletcher64 of the record with this field zeroed
 //!  24  entry         u32  physical address entered in 32-bit protected mode
-//!  28  mb_flags      u32  the kernel's Multiboot 1 header flags, or for
-//!                         Multiboot 2 the console flags tag (informative)
+//!  28  mb_flags      u32  the kernel's Multiboot 1 header flags, whichever
+//!                         protocol boots it; 0 without one (informative)
 //!  32  segment_count u32
 //!  36  cmdline_len   u32  bytes including the terminating NUL
 //!  40  payload_sum   u64  fletcher64 over every segment's file bytes, each

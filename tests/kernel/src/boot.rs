@@ -141,6 +141,7 @@ bptk_multiboot2_header:
     .balign 8
     .word 0, 0                      /* end */
     .long 8
+    .global bptk_mb2_end
 bptk_mb2_end:
     "#,
     options(att_syntax)

@@ -32,17 +32,25 @@ const MULTIBOOT2_BOOTLOADER_MAGIC: u32 = 0x36d7_6289;
 const PAYLOAD_MARKER: u64 = 0x444c_5950_4150_5042;
 
 /// The payload descriptor, patched in the file by tests: [marker, addr, len,
-/// checksum, zero_addr, zero_len], little-endian u64 words. When len != 0
-/// the kernel checks [addr, addr + len) against checksum (see
-/// `payload_hash`); when zero_len != 0 it checks that the zero_len bytes at
-/// zero_addr are all zero (a large bss the loader must have zeroed). The
-/// linker script places it right after the Multiboot header, at address
-/// 0x100020 = file offset 0x1020, whatever the code size. It is only ever
-/// read with read_volatile so the compiler cannot fold the unpatched values
-/// in.
+/// checksum], little-endian u64 words. When len != 0 the kernel checks
+/// [addr, addr + len) against checksum (see `payload_hash`). The linker script
+/// places it right after the Multiboot header, at address 0x100020 = file
+/// offset 0x1020, whatever the code size. It is only ever read with
+/// read_volatile so the compiler cannot fold the unpatched values in.
 #[used]
 #[link_section = ".data.bptk_payload"]
-pub static mut BPTK_PAYLOAD: [u64; 6] = [PAYLOAD_MARKER, 0, 0, 0, 0, 0];
+pub static mut BPTK_PAYLOAD: [u64; 4] = [PAYLOAD_MARKER, 0, 0, 0];
+
+/// First word of the zero-region descriptor: the bytes "BPZEROPL".
+const ZERO_MARKER: u64 = 0x4c50_4f52_455a_5042;
+
+/// The zero-region descriptor, patched in the file by tests (found by its
+/// marker): [marker, addr, len]. When len != 0 the kernel checks that the
+/// len bytes at addr are all zero (a large bss the loader must have
+/// zeroed). Read only with read_volatile, like BPTK_PAYLOAD.
+#[used]
+#[link_section = ".data.bptk_zero"]
+pub static mut BPTK_ZERO: [u64; 3] = [ZERO_MARKER, 0, 0];
 
 /// 64 KiB of bss that nothing writes: it must read as zero if the loader
 /// zeroed [load_end_addr, bss_end_addr) as Multiboot requires.
@@ -396,8 +404,10 @@ fn report_image(out: &mut Com1) {
 
     // SAFETY: in-bounds volatile reads of a static nothing in the kernel
     // writes (tests patch it in the file); see BPTK_PAYLOAD.
-    let desc: [u64; 6] = unsafe { read_volatile(addr_of!(BPTK_PAYLOAD)) };
-    let [_marker, addr, len, checksum, zero_addr, zero_len] = desc;
+    let desc: [u64; 4] = unsafe { read_volatile(addr_of!(BPTK_PAYLOAD)) };
+    let [_marker, addr, len, checksum] = desc;
+    // SAFETY: as above, for BPTK_ZERO.
+    let [_, zero_addr, zero_len]: [u64; 3] = unsafe { read_volatile(addr_of!(BPTK_ZERO)) };
     if zero_len != 0 {
         let verdict = if zero_len % 8 != 0
             || zero_addr
