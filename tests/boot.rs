@@ -924,7 +924,24 @@ fn multiboot2_header_errors_at_pack_time() {
     let out = dir.join("disk.img");
     let r = bootpack(["build", k.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    // A module that cannot be read.
+    // A module that cannot be read: a clear error, exit status 1, no image.
+    let missing = dir.join("no-such-module");
+    let out = dir.join("m.img");
+    let r = bootpack([
+        "build",
+        k.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--module",
+        missing.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot read module 1") && stderr.contains(missing.to_str().unwrap()),
+        "{stderr}"
+    );
+    assert!(!out.exists());
     let e = bootpack::Build::new(&k)
         .module(dir.join("no-such-module"), "x")
         .write(dir.join("m.img"))
