@@ -47,7 +47,10 @@ struct FileDisk {
 
 impl DiskReader for FileDisk {
     fn read_at(&mut self, at: u64, buf: &mut [u8]) -> io::Result<()> {
-        if at + buf.len() as u64 > self.size {
+        if at
+            .checked_add(buf.len() as u64)
+            .is_none_or(|end| end > self.size)
+        {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 format!("offset {at:#x} is past the disk's end"),
@@ -57,29 +60,86 @@ impl DiskReader for FileDisk {
     }
 }
 
-/// A forward-only stream (the decompressed disk.raw of a tar.gz), of which
-/// the prefix read so far is kept.
+/// A forward-only stream (the decompressed disk.raw of a tar.gz). Its first
+/// [`STREAM_KEEP`] bytes (MBR, stage 2, the record) are kept for reading
+/// again; beyond them reads must go forward, as inspect's do (segments and
+/// modules in disk order). Memory stays bounded whatever offsets a damaged
+/// image names.
 struct StreamDisk<R> {
     stream: R,
     prefix: Vec<u8>,
+    /// Bytes consumed from the stream.
+    pos: u64,
+}
+
+const STREAM_KEEP: u64 = 4 << 20;
+
+fn past_end(at: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("offset {at:#x} is past the disk's end"),
+    )
+}
+
+impl<R: Read> StreamDisk<R> {
+    fn new(stream: R) -> Self {
+        StreamDisk {
+            stream,
+            prefix: Vec::new(),
+            pos: 0,
+        }
+    }
 }
 
 impl<R: Read> DiskReader for StreamDisk<R> {
     fn read_at(&mut self, at: u64, buf: &mut [u8]) -> io::Result<()> {
-        let end = (at + buf.len() as u64) as usize;
-        if self.prefix.len() < end {
-            let need = end - self.prefix.len();
+        let end = at
+            .checked_add(buf.len() as u64)
+            .ok_or_else(|| past_end(at))?;
+        // Keep the beginning.
+        let keep_to = end.min(STREAM_KEEP);
+        if self.pos < keep_to {
             let got = (&mut self.stream)
-                .take(need as u64)
+                .take(keep_to - self.pos)
                 .read_to_end(&mut self.prefix)?;
-            if got < need {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("offset {at:#x} is past the disk's end"),
-                ));
+            self.pos += got as u64;
+            if self.pos < keep_to {
+                return Err(past_end(at));
             }
         }
-        buf.copy_from_slice(&self.prefix[at as usize..end]);
+        let kept = self.prefix.len() as u64;
+        let mut done = 0usize;
+        if at < kept {
+            let n = (end.min(kept) - at) as usize;
+            buf[..n].copy_from_slice(&self.prefix[at as usize..at as usize + n]);
+            done = n;
+        }
+        if done == buf.len() {
+            return Ok(());
+        }
+        let from = at + done as u64;
+        if from < self.pos {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "offset {from:#x} lies behind data already read from the compressed archive"
+                ),
+            ));
+        }
+        let skip = from - self.pos;
+        let skipped = io::copy(&mut (&mut self.stream).take(skip), &mut io::sink())?;
+        self.pos += skipped;
+        if skipped < skip {
+            return Err(past_end(at));
+        }
+        self.stream.read_exact(&mut buf[done..]).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                past_end(at)
+            } else {
+                e
+            }
+        })?;
+        self.pos += (buf.len() - done) as u64;
         Ok(())
     }
 }
@@ -182,10 +242,7 @@ pub fn inspect(path: &Path) -> Result<Inspection, InspectError> {
                 .map(|p| p == Path::new("disk.raw"))
                 .unwrap_or(false)
             {
-                let mut disk = StreamDisk {
-                    stream: entry,
-                    prefix: Vec::new(),
-                };
+                let mut disk = StreamDisk::new(entry);
                 return Ok(inspect_disk(name, "gce", &mut disk));
             }
         }
@@ -343,10 +400,8 @@ fn read_kernel(p: &Partition, disk: &mut dyn DiskReader) -> Result<Kernel, Strin
     let mut size = 0;
     let mut segments = Vec::new();
     for s in rec.segments() {
-        let mut data = vec![0u8; s.file_size as usize];
-        disk.read_at(base + s.data_sector * SECTOR, &mut data)
+        sum_range(disk, base, s.data_sector, s.file_size, &mut sum)
             .map_err(|e| format!("cannot read the kernel data at {:#x}: {e}", s.dest))?;
-        sum.update_padded(&data);
         size += s.file_size;
         segments.push(Segment {
             start: s.dest,
@@ -357,14 +412,14 @@ fn read_kernel(p: &Partition, disk: &mut dyn DiskReader) -> Result<Kernel, Strin
     }
     let mut modules = Vec::new();
     for m in rec.modules() {
-        let mut data = vec![0u8; m.size as usize];
-        disk.read_at(base + m.data_sector * SECTOR, &mut data)
+        let mut sum = Fletcher64::new();
+        sum_range(disk, base, m.data_sector, m.size, &mut sum)
             .map_err(|e| format!("cannot read module {}: {e}", modules.len() + 1))?;
         let string = m.string.strip_suffix(&[0]).unwrap_or(m.string);
         modules.push(Module {
             size: m.size,
             string: String::from_utf8_lossy(string).into_owned(),
-            checksum_ok: bootpack_proto::checksum::fletcher64(&data) == m.sum,
+            checksum_ok: sum.finish() == m.sum,
         });
     }
     Ok(Kernel {
@@ -383,4 +438,88 @@ fn read_kernel(p: &Partition, disk: &mut dyn DiskReader) -> Result<Kernel, Strin
         },
         modules,
     })
+}
+
+/// Feeds `len` bytes from partition sector `sector` (partition at byte
+/// `base`) to `sum`, zero-padded to whole words, in bounded chunks: a
+/// damaged record cannot make inspect allocate what it names.
+fn sum_range(
+    disk: &mut dyn DiskReader,
+    base: u64,
+    sector: u64,
+    len: u64,
+    sum: &mut Fletcher64,
+) -> io::Result<()> {
+    const CHUNK: u64 = 1 << 20;
+    let mut at = sector
+        .checked_mul(SECTOR)
+        .and_then(|o| o.checked_add(base))
+        .ok_or_else(|| past_end(u64::MAX))?;
+    let mut buf = vec![0u8; len.min(CHUNK) as usize];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(CHUNK) as usize;
+        disk.read_at(at, &mut buf[..n])?;
+        if left > CHUNK {
+            sum.update(&buf[..n]);
+        } else {
+            sum.update_padded(&buf[..n]);
+        }
+        left -= n as u64;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    #[test]
+    fn stream_disk_keeps_the_start_and_reads_forward_beyond_it() {
+        let data = bytes(STREAM_KEEP as usize * 2 + 1000);
+        let mut d = StreamDisk::new(&data[..]);
+        let mut buf = vec![0u8; 512];
+        d.read_at(512, &mut buf).unwrap();
+        assert_eq!(buf, data[512..1024]);
+        d.read_at(0, &mut buf).unwrap();
+        assert_eq!(buf, data[..512]);
+        // Across the kept prefix's end, then forward.
+        let at = STREAM_KEEP as usize - 100;
+        d.read_at(at as u64, &mut buf).unwrap();
+        assert_eq!(buf, data[at..at + 512]);
+        let at = STREAM_KEEP as usize + 5000;
+        d.read_at(at as u64, &mut buf).unwrap();
+        assert_eq!(buf, data[at..at + 512]);
+        assert!(d.prefix.len() as u64 <= STREAM_KEEP);
+        // The kept start stays readable; data behind the cursor beyond it
+        // does not.
+        d.read_at(100, &mut buf).unwrap();
+        assert_eq!(buf, data[100..612]);
+        assert!(d.read_at(STREAM_KEEP + 10, &mut buf).is_err());
+        // Past the end, and offsets that overflow.
+        assert!(d.read_at(data.len() as u64 - 10, &mut buf).is_err());
+        assert!(d.read_at(u64::MAX - 10, &mut buf).is_err());
+    }
+
+    #[test]
+    fn sum_range_matches_the_one_shot_checksum_and_bounds_offsets() {
+        let data = bytes((3 << 20) + 5);
+        let mut disk = StreamDisk::new(&data[..]);
+        let mut sum = Fletcher64::new();
+        sum_range(&mut disk, 512, 1, data.len() as u64 - 1024, &mut sum).unwrap();
+        assert_eq!(
+            sum.finish(),
+            bootpack_proto::checksum::fletcher64(&data[1024..])
+        );
+        let mut disk = StreamDisk::new(&data[..]);
+        assert!(sum_range(&mut disk, 0, u64::MAX / 2, 10, &mut sum).is_err());
+        // A huge length fails at the disk's end, without a huge buffer.
+        let mut disk = StreamDisk::new(&data[..]);
+        assert!(sum_range(&mut disk, 0, 0, u64::MAX, &mut sum).is_err());
+    }
 }
