@@ -1,6 +1,6 @@
 //! Fault injection at boot: each test breaks a sound image the way a disk,
 //! a copy or a hand edit can (or makes the BIOS fail reads, through QEMU's
-//! blkdebug driver), boots it in QEMU (TCG, `-no-reboot`) and asserts
+//! blkdebug driver, or a CPU without long mode), boots it in QEMU (TCG, `-no-reboot`) and asserts
 //! bootpack's exact message on COM1 and on the VGA screen, that it halted
 //! (QEMU still running a second later: no reboot, no hang before a
 //! message) and that the kernel never ran (no "BPTK" line).
@@ -98,12 +98,11 @@ fn drive(image: &Path) -> Vec<String> {
 /// Boots with `disk` until `marker` and checks that `line` was printed on
 /// COM1 (as a whole line) and on the screen, then nothing: a halt.
 fn expect_halt(disk: &[String], line: &str, marker: &str) {
-    let run = qemu::boot_with_disk(
-        disk,
-        &Machine::new("pc", "64M"),
-        Some((marker, SETTLE)),
-        BOOT_TIMEOUT,
-    );
+    expect_halt_on(&Machine::new("pc", "64M"), disk, line, marker)
+}
+
+fn expect_halt_on(m: &Machine, disk: &[String], line: &str, marker: &str) {
+    let run = qemu::boot_with_disk(disk, m, Some((marker, SETTLE)), BOOT_TIMEOUT);
     let text = run.serial_text();
     assert!(
         text.contains(&format!("{line}\r\n")),
@@ -167,6 +166,22 @@ fn the_sound_image_boots() {
     let run = qemu::boot_with_disk(&drive(&p), &Machine::new("pc", "64M"), None, BOOT_TIMEOUT);
     assert_eq!(run.exit, Some(KERNEL_EXIT), "{}", run.serial_text());
     assert_eq!(Report::parse(&run.serial).cmdline(), b"kernel fault");
+}
+
+#[test]
+fn a_cpu_without_long_mode_is_reported() {
+    // Stage 2 runs in long mode: a 32-bit-only CPU (QEMU's qemu32 model)
+    // must get a message, not a triple fault and a reboot loop.
+    let img = Image::new("no-long-mode");
+    let p = img.write("disk", &img.disk);
+    let mut m = Machine::new("pc", "64M");
+    m.extra = vec!["-cpu".into(), "qemu32".into()];
+    expect_halt_on(
+        &m,
+        &drive(&p),
+        "bootpack: error: this CPU has no 64-bit long mode",
+        "bootpack: halted",
+    );
 }
 
 // ---- the configuration record ----
