@@ -15,6 +15,26 @@ fn invalid(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what)
 }
 
+/// Reads `len` bytes at `offset` of `file` into a new buffer, after checking
+/// that the file holds them: a damaged header cannot make a reader allocate
+/// what it names.
+fn read_vec(file: &File, len: u64, offset: u64) -> io::Result<Vec<u8>> {
+    let file_len = file.metadata()?.len();
+    if offset.checked_add(len).is_none_or(|end| end > file_len) {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{len} bytes at offset {offset:#x} lie beyond the file's end ({file_len:#x})"),
+        ));
+    }
+    let mut v = vec![0u8; len as usize];
+    file.read_exact_at(&mut v, offset)?;
+    Ok(v)
+}
+
+fn overflow(what: &str) -> io::Error {
+    invalid(format!("{what} out of range"))
+}
+
 fn le32(b: &[u8], o: usize) -> u32 {
     u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
 }
@@ -37,7 +57,7 @@ fn read_blocks(
     disk_size: u64,
     mut block: impl FnMut(u64) -> io::Result<Option<Vec<u8>>>,
 ) -> io::Result<()> {
-    let end = at + buf.len() as u64;
+    let end = at.checked_add(buf.len() as u64).unwrap_or(u64::MAX);
     if end > disk_size {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -89,17 +109,24 @@ impl Vmdk {
             }
             gd_offset = le64(&header, 56);
         }
-        let capacity = le64(&header, 12) * 512;
-        let grain = le64(&header, 20) * 512;
+        let capacity = le64(&header, 12)
+            .checked_mul(512)
+            .ok_or_else(|| overflow("VMDK capacity"))?;
+        let grain = le64(&header, 20).saturating_mul(512);
         let gtes_per_gt = le32(&header, 44) as u64;
-        if grain == 0 || gtes_per_gt == 0 || !grain.is_power_of_two() {
+        // Grains are 8 sectors or more by the specification, 64 KiB in
+        // practice; more than 16 MiB is a damaged header.
+        if !(4096..=16 << 20).contains(&grain) || gtes_per_gt == 0 || !grain.is_power_of_two() {
             return Err(invalid(format!(
                 "VMDK grain size {grain} / {gtes_per_gt} GTEs per table"
             )));
         }
         let tables = capacity.div_ceil(grain * gtes_per_gt);
-        let mut gd = vec![0u8; (tables * 4) as usize];
-        file.read_exact_at(&mut gd, gd_offset * 512)?;
+        let gd = read_vec(
+            &file,
+            tables.saturating_mul(4),
+            gd_offset.saturating_mul(512),
+        )?;
         let directory = gd
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
@@ -127,10 +154,11 @@ impl Vmdk {
             return Ok(None);
         }
         let mut gte = [0u8; 4];
-        self.file.read_exact_at(
-            &mut gte,
-            table as u64 * 512 + (index % self.gtes_per_gt) * 4,
-        )?;
+        let gte_at = (index % self.gtes_per_gt)
+            .checked_mul(4)
+            .and_then(|o| o.checked_add(table as u64 * 512))
+            .ok_or_else(|| overflow("VMDK grain table entry"))?;
+        self.file.read_exact_at(&mut gte, gte_at)?;
         let at = u32::from_le_bytes(gte) as u64;
         if at == 0 {
             return Ok(None);
@@ -139,9 +167,8 @@ impl Vmdk {
         // then the zlib stream.
         let mut marker = [0u8; 12];
         self.file.read_exact_at(&mut marker, at * 512)?;
-        let size = le32(&marker, 8) as usize;
-        let mut compressed = vec![0u8; size];
-        self.file.read_exact_at(&mut compressed, at * 512 + 12)?;
+        let size = le32(&marker, 8) as u64;
+        let compressed = read_vec(&self.file, size, at * 512 + 12)?;
         let mut data = Vec::with_capacity(self.grain as usize);
         flate2::read::ZlibDecoder::new(&compressed[..])
             .take(self.grain)
@@ -185,9 +212,8 @@ impl Qcow2 {
             return Err(invalid(format!("qcow2 cluster_bits {cluster_bits}")));
         }
         let size = be64(&h, 24);
-        let l1_size = be32(&h, 36) as usize;
-        let mut l1 = vec![0u8; l1_size * 8];
-        file.read_exact_at(&mut l1, be64(&h, 40))?;
+        let l1_size = be32(&h, 36) as u64;
+        let l1 = read_vec(&file, l1_size * 8, be64(&h, 40))?;
         let l1 = l1
             .chunks_exact(8)
             .map(|c| u64::from_be_bytes(c.try_into().unwrap()))
@@ -211,7 +237,11 @@ impl Qcow2 {
             return Ok(None);
         }
         let mut e = [0u8; 8];
-        self.file.read_exact_at(&mut e, l2 + (index % per_l2) * 8)?;
+        let e_at = (index % per_l2)
+            .checked_mul(8)
+            .and_then(|o| o.checked_add(l2))
+            .ok_or_else(|| overflow("qcow2 L2 entry"))?;
+        self.file.read_exact_at(&mut e, e_at)?;
         let entry = u64::from_be_bytes(e);
         if entry & COMPRESSED != 0 {
             return Err(invalid(format!(
