@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use bootpack::disk::{Disk, Extent};
+
+#[path = "support/sample_disk.rs"]
+mod sample_disk;
 use bootpack::formats::{self, Format};
 
 const MIB: u64 = 1 << 20;
@@ -27,41 +30,8 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let mut rand = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let mut mbr: Vec<u8> = (0..512).map(|_| rand() as u8).collect();
-        mbr[510..].copy_from_slice(&[0x55, 0xAA]);
-        let words = [&b"multiboot "[..], b"kernel ", b"0x00100000 ", b"virtio "];
-        let mut data = Vec::with_capacity(3 * MIB as usize);
-        while data.len() < 3 * MIB as usize {
-            let block = data.len() / 4096;
-            match block % 25 {
-                // An all-zero 4 KiB block every 100 KiB: holes inside the
-                // extent, and a sparse map longer than one tar header holds.
-                7 => data.extend_from_slice(&[0; 4096]),
-                // Incompressible blocks, like packed sections.
-                b if b % 3 == 0 => data.extend((0..4096).map(|_| rand() as u8)),
-                // Text-like blocks, like code and strings.
-                _ => {
-                    let end = data.len() + 4096;
-                    while data.len() < end {
-                        data.extend_from_slice(words[rand() as usize % words.len()]);
-                    }
-                    data.truncate(end);
-                }
-            }
-        }
-        data.truncate(3 * MIB as usize);
-        Fixture {
-            mbr,
-            data,
-            tail: b"the end of the disk".to_vec(),
-        }
+        let (mbr, data, tail) = sample_disk::contents();
+        Fixture { mbr, data, tail }
     }
 
     fn disk(&self, size: u64) -> Disk<'_> {

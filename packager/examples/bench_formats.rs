@@ -31,6 +31,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bootpack::disk::{Disk, Extent};
+
+#[path = "../../tests/support/sample_disk.rs"]
+mod sample_disk;
 use bootpack::formats::{self, Format};
 
 const MIB: u64 = 1 << 20;
@@ -50,7 +53,7 @@ fn main() {
     }
     let dir = std::env::temp_dir().join(format!("bootpack-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (mbr, data, tail) = payload();
+    let (mbr, data, tail) = sample_disk::contents();
 
     println!(
         "bootpack formats vs the usual tools: 3 MiB payload, median of {reps}, {} cores",
@@ -252,35 +255,4 @@ fn row(
         a.blocks() * 512,
         b.blocks() * 512,
     );
-}
-
-/// An MBR-like sector, 3 MiB of kernel-like data (a third incompressible
-/// blocks, most text-like, a zero block every 100 KiB) and a tail.
-fn payload() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    let mut rand = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let mut mbr: Vec<u8> = (0..512).map(|_| rand() as u8).collect();
-    mbr[510..].copy_from_slice(&[0x55, 0xAA]);
-    let words = [&b"multiboot "[..], b"kernel ", b"0x00100000 ", b"virtio "];
-    let mut data = Vec::with_capacity(3 * MIB as usize);
-    while data.len() < 3 * MIB as usize {
-        let block = data.len() / 4096;
-        match block % 25 {
-            7 => data.extend_from_slice(&[0; 4096]),
-            b if b % 3 == 0 => data.extend((0..4096).map(|_| rand() as u8)),
-            _ => {
-                let end = data.len() + 4096;
-                while data.len() < end {
-                    data.extend_from_slice(words[rand() as usize % words.len()]);
-                }
-                data.truncate(end);
-            }
-        }
-    }
-    (mbr, data, b"the end of the disk".to_vec())
 }

@@ -57,7 +57,7 @@ fn read_blocks(
     disk_size: u64,
     mut block: impl FnMut(u64) -> io::Result<Option<Vec<u8>>>,
 ) -> io::Result<()> {
-    let end = at.checked_add(buf.len() as u64).unwrap_or(u64::MAX);
+    let end = at.saturating_add(buf.len() as u64);
     if end > disk_size {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
