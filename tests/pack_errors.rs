@@ -255,3 +255,48 @@ fn a_failed_build_leaves_an_existing_image_alone() {
     assert_eq!(std::fs::read(&out).unwrap(), before);
     assert_no_temporaries(&dir);
 }
+
+/// Every file of the committed fuzz corpora and crash regressions
+/// (packager/fuzz/corpus/TARGET, packager/fuzz/regressions/TARGET) through
+/// the fuzz targets' entry points: what `cargo fuzz` checks on nightly,
+/// replayed on stable in every test run. No input may panic.
+#[test]
+fn fuzz_corpora_replay_without_panics() {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let files = |target: &str| -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        for dir in ["corpus", "regressions"] {
+            if let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join(target)) {
+                v.extend(entries.map(|e| e.unwrap().path()));
+            }
+        }
+        v.sort();
+        v
+    };
+    let mut failures = Vec::new();
+    let kernels = files("kernel_plan");
+    assert!(kernels.len() >= 5, "the kernel_plan corpus is missing");
+    for f in &kernels {
+        let data = std::fs::read(f).unwrap();
+        let r = std::panic::catch_unwind(|| {
+            let _ = bootpack::kernel::plan(&data);
+            for p in [
+                bootpack::Protocol::Multiboot1,
+                bootpack::Protocol::Multiboot2,
+            ] {
+                let _ = bootpack::kernel::plan_for(&data, Some(p));
+            }
+        });
+        if r.is_err() {
+            failures.push(format!("kernel::plan panics on {}", f.display()));
+        }
+    }
+    let images = files("inspect");
+    assert!(images.len() >= 5, "the inspect corpus is missing");
+    for f in &images {
+        if std::panic::catch_unwind(|| bootpack::inspect::inspect(f)).is_err() {
+            failures.push(format!("inspect panics on {}", f.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
