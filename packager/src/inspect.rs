@@ -336,6 +336,14 @@ fn inspect_disk(image: String, format: &'static str, disk: &mut dyn DiskReader) 
                         "the kernel data does not match its checksum: the image is damaged".into(),
                     );
                 }
+                for (i, m) in k.modules.iter().enumerate() {
+                    if !m.checksum_ok {
+                        ins.problems.push(format!(
+                            "module {} does not match its checksum: the image is damaged",
+                            i + 1
+                        ));
+                    }
+                }
                 ins.kernel = Some(k);
             }
             Err(e) => ins.problems.push(e),
@@ -477,6 +485,32 @@ mod tests {
 
     fn bytes(n: usize) -> Vec<u8> {
         (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    #[test]
+    fn a_damaged_module_makes_the_image_unsound() {
+        let dir = std::env::temp_dir().join(format!("bootpack-inspect-mod-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let module = dir.join("module");
+        std::fs::write(&module, vec![0x5au8; 3000]).unwrap();
+        let image = dir.join("disk.img");
+        crate::Build::demo()
+            .module(&module, "m")
+            .write(&image)
+            .unwrap();
+        assert!(inspect(&image).unwrap().is_sound());
+        let mut disk = std::fs::read(&image).unwrap();
+        let base = bootpack_proto::layout::PARTITION_START_LBA as usize * SECTOR as usize;
+        let sector = Record::parse(&disk[base..]).unwrap().module(0).data_sector;
+        disk[base + sector as usize * SECTOR as usize + 10] ^= 1;
+        std::fs::write(&image, &disk).unwrap();
+        let ins = inspect(&image).unwrap();
+        assert_eq!(
+            ins.problems,
+            ["module 1 does not match its checksum: the image is damaged"]
+        );
+        assert!(!ins.kernel.unwrap().modules[0].checksum_ok);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
