@@ -6,7 +6,8 @@
 //! ```text
 //! 0x00000-0x004FF  real-mode IVT and BIOS data area (the BIOS's)
 //! 0x00500-0x00FFF  unused: page 0 is the kernel's NULL guard (Solo5)
-//! 0x01000-0x05FFF  unused
+//! 0x01000-0x01FFF  FAST_PRD: the PIIX bus-master PRD table (fast reads)
+//! 0x02000-0x05FFF  FAST_VERIFY: fast reads compared with the BIOS's
 //! 0x06000-0x07BFF  real-mode stack for stage 1 and BIOS calls (top 0x7C00)
 //! 0x07C00-0x07DFF  stage 1, the MBR (partition table at 0x7DBE)
 //! 0x07E00-0x1FFFF  stage 2: code, data, then bss (page tables, stack)
@@ -60,6 +61,13 @@ pub const BOUNCE_LEN: usize = 0x10000;
 /// Sectors per BIOS read: 127 is the portable bound for INT 13h AH=42h and
 /// fits the bounce buffer.
 pub const SECTORS_PER_READ: u16 = 127;
+/// Stage 2's own IDE DMA read path (boot/loader/src/fastdisk.rs): its PRD
+/// table (dword-aligned, within one 64 KiB block, below 4 GiB) and the
+/// buffer where its first reads are compared with the BIOS's.
+pub const FAST_PRD_ADDR: u32 = 0x1000;
+pub const FAST_PRD_LEN: usize = 0x1000;
+pub const FAST_VERIFY_ADDR: u32 = 0x2000;
+pub const FAST_VERIFY_LEN: usize = 0x4000;
 /// The configuration record is read here whole.
 pub const RECORD_BUF_ADDR: u32 = 0x30000;
 pub const RECORD_BUF_LEN: usize = 0x10000;

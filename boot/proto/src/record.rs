@@ -38,7 +38,9 @@
 //!  76  shstrndx      u32  ELF e_shstrndx
 //!  80  load_base     u32  physical address of the image's start (Multiboot
 //!                         2 load base address tag)
-//!  84  reserved      [u8; 12], zero
+//!  84  flags         u32  FLAG_NO_FAST_READ; 0 in records written before
+//!                         it existed, which therefore allow fast reads
+//!  88  reserved      [u8; 8], zero
 //! segment table: segment_count entries of SEGMENT_LEN = 32 bytes
 //!   0  dest          u64  physical load address
 //!   8  file_size     u64  bytes stored on disk
@@ -75,6 +77,20 @@ pub const MAX_MODULES: usize = 128;
 pub const RECORD_MAX: usize = RECORD_BUF_LEN;
 
 const SUM_OFFSET: usize = 16;
+const FLAGS_OFFSET: usize = 84;
+
+/// Record flag: stage 2 must read through the BIOS only, never with its
+/// own controller driver (`bootpack build --no-fast-read`).
+pub const FLAG_NO_FAST_READ: u32 = 1 << 0;
+
+/// Sets the flags of an encoded record (`record`, exactly the record's
+/// bytes) and updates its checksum.
+pub fn set_flags(record: &mut [u8], flags: u32) {
+    le::put_u32(record, FLAGS_OFFSET, flags);
+    le::put_u64(record, SUM_OFFSET, 0);
+    let sum = fletcher64(record);
+    le::put_u64(record, SUM_OFFSET, sum);
+}
 
 /// Which Multiboot handoff the kernel gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -393,6 +409,11 @@ impl<'a> Record<'a> {
     pub fn segment_count(&self) -> usize {
         self.u32_at(32) as usize
     }
+    /// The record's flags ([`FLAG_NO_FAST_READ`]).
+    pub fn flags(&self) -> u32 {
+        le::u32(self.bytes, FLAGS_OFFSET)
+    }
+
     pub fn payload_sum(&self) -> u64 {
         le::u64(self.bytes, 40)
     }
@@ -648,5 +669,32 @@ mod tests {
         s.elf_sections = None;
         encode(&s, &mut buf);
         assert_eq!(Record::parse(&buf).unwrap_err(), RecordError::BadSegment(0));
+    }
+
+    #[test]
+    fn set_flags_keeps_the_record_valid() {
+        let segs = [Segment {
+            dest: KERNEL_FLOOR,
+            file_size: 16,
+            mem_size: 32,
+            data_sector: 1,
+        }];
+        let spec = RecordSpec {
+            protocol: Protocol::Multiboot1,
+            entry: KERNEL_FLOOR as u32,
+            mb_flags: 3,
+            segments: &segs,
+            cmdline: b"k",
+            payload_sum: 7,
+            data_sectors: 1,
+            modules: &[],
+            elf_sections: None,
+            load_base: KERNEL_FLOOR as u32,
+        };
+        let mut buf = [0u8; 512];
+        let len = encode(&spec, &mut buf);
+        assert_eq!(Record::parse(&buf).unwrap().flags(), 0);
+        set_flags(&mut buf[..len], FLAG_NO_FAST_READ);
+        assert_eq!(Record::parse(&buf).unwrap().flags(), FLAG_NO_FAST_READ);
     }
 }
