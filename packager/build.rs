@@ -31,7 +31,17 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(p).display());
     }
 
-    let loader = build(&root.join("boot/loader"), "bootpack-loader", &target_dir);
+    // BOOTPACK_LOADER_FEATURES=timestamps embeds a loader that prints time
+    // marks (boot/loader/src/ts.rs), for profiling; build such a bootpack
+    // into its own target directory so the normal one stays silent.
+    println!("cargo:rerun-if-env-changed=BOOTPACK_LOADER_FEATURES");
+    let features = env::var("BOOTPACK_LOADER_FEATURES").unwrap_or_default();
+    let loader = build(
+        &root.join("boot/loader"),
+        "bootpack-loader",
+        &target_dir,
+        &features,
+    );
     let (stage1, stage2) = flatten_loader(&loader);
     std::fs::write(out.join("stage1.bin"), stage1).unwrap();
     std::fs::write(out.join("stage2.bin"), stage2).unwrap();
@@ -41,12 +51,14 @@ fn main() {
         &root.join("tests/kernel"),
         "bootpack-test-kernel",
         &target_dir,
+        "",
     );
     std::fs::copy(&kernel, out.join("demo-kernel.elf")).unwrap();
 }
 
-/// `cargo build --release` of a bare-metal crate; returns its ELF.
-fn build(dir: &Path, bin: &str, target_dir: &Path) -> PathBuf {
+/// `cargo build --release` of a bare-metal crate with `features` (comma-
+/// separated, may be empty); returns its ELF.
+fn build(dir: &Path, bin: &str, target_dir: &Path, features: &str) -> PathBuf {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(dir)
@@ -59,6 +71,7 @@ fn build(dir: &Path, bin: &str, target_dir: &Path) -> PathBuf {
             "--target-dir",
         ])
         .arg(target_dir)
+        .args(["--features", features])
         // Flags meant for the host build must not leak into the bare-metal
         // one; the crate's own .cargo/config.toml sets what it needs.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")

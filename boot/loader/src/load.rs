@@ -3,11 +3,13 @@
 
 use crate::disk::{self, sectors_for};
 use crate::fail::{self, fail, Dec, Hex, Hex2, Str};
+use crate::fastdisk;
+use crate::ts;
 use bootpack_proto::checksum::Fletcher64;
 use bootpack_proto::e820::{self, E820Entry};
 use bootpack_proto::layout::{
-    BOUNCE_ADDR, BOUNCE_LEN, INFO_ARENA_ADDR, INFO_ARENA_LEN, PARTITION_TYPE, RECORD_BUF_ADDR,
-    RECORD_BUF_LEN, SECTOR, SECTORS_PER_READ,
+    BOUNCE_ADDR, BOUNCE_LEN, FAST_VERIFY_LEN, INFO_ARENA_ADDR, INFO_ARENA_LEN, PARTITION_TYPE,
+    RECORD_BUF_ADDR, RECORD_BUF_LEN, SECTOR, SECTORS_PER_READ,
 };
 use bootpack_proto::mbinfo::ModuleInfo;
 use bootpack_proto::place;
@@ -152,6 +154,28 @@ pub fn read_record(drive: u8, part: &Partition) -> Record<'static> {
     rec
 }
 
+/// Turns on stage 2's own read path if the boot disk is on a controller it
+/// recognises (fastdisk.rs) and DMA reads of the record's first sector and
+/// of the first kernel data sectors match what the BIOS read.
+pub fn setup_fast_read(drive: u8, part: &Partition, rec: &Record) {
+    fastdisk::setup(drive, |piix| {
+        // SAFETY: the record buffer holds the record read by the BIOS.
+        let record = unsafe { phys(RECORD_BUF_ADDR, SECTOR as usize) };
+        if !fastdisk::same_as(piix, part.start as u64, record) {
+            return false;
+        }
+        let Some(seg) = rec.segments().find(|s| s.file_size >= SECTOR) else {
+            return true;
+        };
+        let n = (seg.file_size / SECTOR).min(FAST_VERIFY_LEN as u64 / SECTOR);
+        let lba = part.start as u64 + seg.data_sector;
+        read_or_fail(drive, lba, n, BOUNCE_ADDR);
+        // SAFETY: the bounce buffer holds the n sectors just read.
+        let first = unsafe { phys(BOUNCE_ADDR, (n * SECTOR) as usize) };
+        fastdisk::same_as(piix, lba, first)
+    });
+}
+
 /// Checks that every segment's memory is usable RAM.
 pub fn check_memory(rec: &Record, map: &[E820Entry]) {
     for s in rec.segments() {
@@ -187,10 +211,44 @@ unsafe fn read_to(
     const _: () = assert!(CHUNK as usize <= BOUNCE_LEN && CHUNK.is_multiple_of(8));
     let mut lba = part.start as u64 + sector;
     let mut done = 0u64;
+    // Cycles spent in BIOS (or DMA) reads and in the checksum and copy
+    // (marks only).
+    let (mut bios_cycles, mut copy_cycles) = (0u64, 0u64);
+    // Whole sectors straight to the destination by DMA while the fast path
+    // is on; whatever is left (a partial last sector, or everything after a
+    // DMA error, which turns the fast path off) goes through the BIOS.
+    if let Some(piix) = fastdisk::get() {
+        let whole = size & !(SECTOR - 1);
+        while done < whole {
+            let n = (whole - done).min(fastdisk::MAX_SECTORS * SECTOR);
+            let t0 = if ts::ENABLED { ts::now() } else { 0 };
+            // SAFETY: [dest + done, dest + done + n) lies inside the
+            // caller's promised range (n <= whole - done, whole <= size),
+            // which is at or above 1 MiB, so clear of the PRD table.
+            if unsafe { piix.read(lba, n / SECTOR, dest + done) }.is_err() {
+                fastdisk::disable();
+                break;
+            }
+            let t1 = if ts::ENABLED { ts::now() } else { 0 };
+            // SAFETY: the DMA has completed; these bytes are in the
+            // caller's range, which nothing else writes.
+            sum.update(unsafe {
+                slice::from_raw_parts((dest + done) as usize as *const u8, n as usize)
+            });
+            if ts::ENABLED {
+                bios_cycles += t1 - t0;
+                copy_cycles += ts::now() - t1;
+            }
+            done += n;
+            lba += n / SECTOR;
+        }
+    }
     while done < size {
         let n = (size - done).min(CHUNK);
         let sectors = sectors_for(n);
+        let t0 = if ts::ENABLED { ts::now() } else { 0 };
         read_or_fail(drive, lba, sectors, BOUNCE_ADDR);
+        let t1 = if ts::ENABLED { ts::now() } else { 0 };
         // SAFETY: the bounce buffer holds `n` <= BOUNCE_LEN bytes just
         // read; the destination is the caller's promise.
         unsafe {
@@ -205,9 +263,16 @@ unsafe fn read_to(
                 n as usize,
             );
         }
+        if ts::ENABLED {
+            bios_cycles += t1 - t0;
+            copy_cycles += ts::now() - t1;
+        }
         done += n;
         lba += sectors;
     }
+    ts::mark("read-bytes", size);
+    ts::mark("read-bios-cycles", bios_cycles);
+    ts::mark("read-copy-cycles", copy_cycles);
 }
 
 /// Loads every segment: file bytes through the bounce buffer to their

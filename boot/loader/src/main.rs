@@ -20,13 +20,15 @@ mod console;
 mod disk;
 mod exceptions;
 mod fail;
+mod fastdisk;
 mod load;
 mod memmap;
+mod ts;
 
 use bootpack_proto::layout::{INFO_ARENA_ADDR, INFO_ARENA_LEN, KERNEL_FLOOR};
 use bootpack_proto::mbi2::{self, Mbi2Spec};
 use bootpack_proto::mbinfo::{self, ArenaFull, InfoSpec, ModuleInfo};
-use bootpack_proto::record::{Protocol, MAX_MODULES};
+use bootpack_proto::record::{Protocol, FLAG_NO_FAST_READ, MAX_MODULES};
 use bootpack_proto::{e820, multiboot2};
 use fail::{fail, Hex, Str};
 
@@ -100,6 +102,7 @@ fn arena_full(e: ArenaFull) -> ! {
 pub extern "C" fn stage2_main(drive: u8) -> ! {
     exceptions::init();
     console::init();
+    ts::mark("entry", 0);
 
     let map = memmap::read()
         .unwrap_or_else(|| fail(&[Str("the BIOS gave no memory map (INT 15h, EAX=E820h)")]));
@@ -114,10 +117,18 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
         ]);
     }
 
+    ts::mark("e820", map.len() as u64);
     let part = load::find_partition(drive);
+    ts::mark("mbr", 512);
     let rec = load::read_record(drive, &part);
+    ts::mark("record", rec.data_sectors() as u64);
+    if rec.flags() & FLAG_NO_FAST_READ == 0 {
+        load::setup_fast_read(drive, &part, &rec);
+    }
+    ts::mark("fast-read", fastdisk::get().is_some() as u64);
     load::check_memory(&rec, map);
     load::load_segments(drive, &part, &rec);
+    ts::mark("segments", 0);
     let kernel_end = rec
         .segments()
         .map(|s| s.end())
@@ -130,6 +141,7 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     }; MAX_MODULES];
     let count = load::load_modules(drive, &part, &rec, map, kernel_end, &mut modules);
     let modules = &modules[..count];
+    ts::mark("modules", count as u64);
 
     // SAFETY: the info arena (layout::INFO_ARENA_ADDR, 0x40000-0x7FFFF) is
     // usable RAM (checked above) that nothing else uses: above stage 2's
@@ -171,6 +183,7 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
         }
     };
 
+    ts::mark("handoff", 0);
     // SAFETY: the kernel's segments and the modules are loaded and
     // checksummed, the info is built; bootpack_enter_kernel relies on the
     // GDT and identity mapping set up by asm/entry.s, which are still in
