@@ -138,6 +138,13 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// Sets the configuration record's flags (`record::FLAG_NO_FAST_READ`)
+    /// and its checksum.
+    pub fn set_record_flags(&mut self, flags: u32) {
+        let len = record::peek_len(&self.record).expect("the record was encoded here");
+        record::set_flags(&mut self.record[..len], flags);
+    }
+
     pub fn disk_bytes(&self) -> u64 {
         self.disk_sectors * SECTOR
     }

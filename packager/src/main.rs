@@ -64,6 +64,11 @@ enum Command {
         /// the kernel has a Multiboot 2 header, else multiboot1).
         #[arg(long, value_enum)]
         protocol: Option<ProtocolArg>,
+        /// Read the kernel only through the BIOS (INT 13h), never with
+        /// bootpack's own IDE DMA driver (which it uses on a PIIX IDE disk
+        /// after checking it against the BIOS).
+        #[arg(long)]
+        no_fast_read: bool,
         /// Image format: raw, gce (disk.raw in a .tar.gz for Google Compute
         /// Engine), vhd (Azure fixed VHD), vmdk (stream-optimized, for AWS
         /// and VMware), qcow2. Default: from the output's extension (.img
@@ -168,8 +173,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build { kernel, output, name, module, protocol, format, size, args } => {
-            let mut b = bootpack::Build::new(kernel).args(args);
+        Command::Build { kernel, output, name, module, protocol, no_fast_read, format, size, args } => {
+            let mut b = bootpack::Build::new(kernel).args(args).fast_read(!no_fast_read);
             for m in module {
                 let (file, string) = split_module(&m);
                 b = b.module(file, string);
