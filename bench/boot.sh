@@ -5,7 +5,11 @@
 #
 #   bench/boot.sh [--reps N] [--kernels demo,2.5M,32M] [--disks ide,ahci,virtio-blk,virtio-scsi]
 #                 [--loaders bootpack,syslinux,grub,kernel] [--build-reps N] [--no-build]
-#                 [--no-install]
+#                 [--no-install] [--profile]
+#
+# --profile: instead of the tables, where bootpack's boot time goes (stage 1,
+# E820, each read, the copy, the handoff), from a loader built with time
+# marks (cargo feature `timestamps` of boot/loader).
 #
 # Installs what it needs with apt-get (as root, or through sudo) unless
 # --no-install is given or everything is there already: qemu-system-x86,
@@ -17,9 +21,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 install=1
+profile=0
 args=()
 for a in "$@"; do
-    if [ "$a" = "--no-install" ]; then install=0; else args+=("$a"); fi
+    case "$a" in
+        --no-install) install=0 ;;
+        --profile) profile=1 ;;
+        *) args+=("$a") ;;
+    esac
 done
 
 # package -> a file that shows it is installed
@@ -50,4 +59,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 cargo build --quiet --release -p bootpack --bins --example bench_boot
+if [ "$profile" = 1 ]; then
+    # A bootpack whose loader prints time marks (boot/loader/src/ts.rs), in
+    # its own target directory; the tables become the profile.
+    BOOTPACK_LOADER_FEATURES=timestamps cargo build --quiet --release -p bootpack --bin bootpack \
+        --target-dir target/timestamps
+    args+=(--profile target/timestamps/release/bootpack)
+fi
 exec target/release/examples/bench_boot --bin-dir target/release "${args[@]}"

@@ -1,9 +1,11 @@
 //! The boot benchmark (bench/boot.sh, packager/examples/bench_boot) in a
 //! quick mode: one boot per cell, the demo kernel on IDE and AHCI, bootpack
-//! and QEMU's -kernel only (no syslinux or GRUB needed), one build of each
-//! bootpack flow. Proves the harness still works and prints a complete
+//! (with and without its fast read path) and QEMU's -kernel only (no
+//! syslinux or GRUB needed), one build of each bootpack flow. Proves the harness still works and prints a complete
 //! table; it never judges speed.
 
+// The benchmark's profile mode is not run here.
+#[allow(dead_code)]
 #[path = "../packager/examples/bench_boot/harness.rs"]
 mod harness;
 
@@ -22,7 +24,7 @@ fn boot_benchmark_quick_mode_produces_complete_tables() {
         build_reps: 1,
         kernels: vec![Kernel::parse("demo").unwrap()],
         disks: vec![Disk::Ide, Disk::Ahci],
-        loaders: vec![Loader::QemuKernel, Loader::Bootpack],
+        loaders: vec![Loader::QemuKernel, Loader::Bootpack, Loader::BootpackBios],
         bootpack: env!("CARGO_BIN_EXE_bootpack").into(),
         mkimage: Some(env!("CARGO_BIN_EXE_solo5-virtio-mkimage").into()),
         dir: dir.join("work"),
@@ -35,7 +37,7 @@ fn boot_benchmark_quick_mode_produces_complete_tables() {
 
     assert_eq!(r.boot.len(), 2, "one row per disk");
     for row in &r.boot {
-        assert_eq!(row.cells.len(), 2);
+        assert_eq!(row.cells.len(), 3);
         for (cell, loader) in row.cells.iter().zip(&opts.loaders) {
             assert!(
                 cell.failures.is_empty() && cell.samples.len() == 1,

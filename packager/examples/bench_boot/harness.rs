@@ -128,6 +128,9 @@ pub enum Loader {
     /// attached all the same so the firmware does the same work.
     QemuKernel,
     Bootpack,
+    /// bootpack with `--no-fast-read`: every read through the BIOS (what
+    /// bootpack did before its IDE DMA path).
+    BootpackBios,
     /// The solo5-virtio-mkimage flow: syslinux' mbr.bin, FAT32, ldlinux,
     /// mboot.c32 with `-aout`.
     Syslinux,
@@ -137,9 +140,10 @@ pub enum Loader {
 }
 
 impl Loader {
-    pub const ALL: [Loader; 4] = [
+    pub const ALL: [Loader; 5] = [
         Loader::QemuKernel,
         Loader::Bootpack,
+        Loader::BootpackBios,
         Loader::Syslinux,
         Loader::Grub,
     ];
@@ -148,13 +152,16 @@ impl Loader {
         Loader::ALL
             .into_iter()
             .find(|l| l.name() == s)
-            .ok_or_else(|| format!("loader {s:?}: give kernel, bootpack, syslinux or grub"))
+            .ok_or_else(|| {
+                format!("loader {s:?}: give kernel, bootpack, bootpack-bios, syslinux or grub")
+            })
     }
 
     pub fn name(&self) -> &'static str {
         match self {
             Loader::QemuKernel => "kernel",
             Loader::Bootpack => "bootpack",
+            Loader::BootpackBios => "bootpack-bios",
             Loader::Syslinux => "syslinux",
             Loader::Grub => "grub",
         }
@@ -163,6 +170,7 @@ impl Loader {
     fn title(&self) -> &'static str {
         match self {
             Loader::QemuKernel => "-kernel",
+            Loader::BootpackBios => "bp-bios",
             l => l.name(),
         }
     }
@@ -492,6 +500,7 @@ fn bootpack_build(
     kernel: &Path,
     image: &Path,
     size: Option<&str>,
+    fast_read: bool,
 ) -> Result<(), String> {
     let mut c = Command::new(&opts.bootpack);
     c.arg("build").arg(kernel).arg("-o").arg(image).args([
@@ -502,6 +511,9 @@ fn bootpack_build(
     ]);
     if let Some(s) = size {
         c.args(["--size", s]);
+    }
+    if !fast_read {
+        c.arg("--no-fast-read");
     }
     sh(c.arg("--").arg(ARGS))
 }
@@ -645,7 +657,7 @@ pub fn run(opts: &Options) -> Result<Results, String> {
         // -kernel boots with the bootpack image attached (any disk would
         // do: the firmware sets it up all the same).
         let bp = kdir.join("bootpack.img");
-        bootpack_build(opts, &file, &bp, None)?;
+        bootpack_build(opts, &file, &bp, None, true)?;
         let mut images = Vec::new();
         for &l in &opts.loaders {
             let img = kdir.join(format!("{}.img", l.name()));
@@ -654,6 +666,7 @@ pub fn run(opts: &Options) -> Result<Results, String> {
                     images.push((l, bp.clone()));
                     continue;
                 }
+                Loader::BootpackBios => bootpack_build(opts, &file, &img, None, false)?,
                 Loader::Syslinux => syslinux_image(&file, &img, &kdir)?,
                 Loader::Grub => grub_image(&file, &img, &kdir)?,
             }
@@ -713,11 +726,11 @@ pub fn run(opts: &Options) -> Result<Results, String> {
             let mut flows: Vec<Flow> = vec![
                 (
                     "bootpack build",
-                    Box::new(|| bootpack_build(opts, &p.file, &out, None)),
+                    Box::new(|| bootpack_build(opts, &p.file, &out, None, true)),
                 ),
                 (
                     "bootpack build --size 1G",
-                    Box::new(|| bootpack_build(opts, &p.file, &out, Some("1G"))),
+                    Box::new(|| bootpack_build(opts, &p.file, &out, Some("1G"), true)),
                 ),
             ];
             if let Some(m) = opts.mkimage.as_deref() {
@@ -883,4 +896,186 @@ pub fn report(r: &Results) -> String {
         s.push_str(&build_table(r));
     }
     s
+}
+
+/// The host's time-stamp counter (under TCG the guest's TSC runs at this
+/// rate).
+fn host_tsc() -> u64 {
+    // SAFETY: rdtsc has no preconditions on x86-64 (CR4.TSD is not set
+    // for user space on Linux).
+    #[allow(unused_unsafe)]
+    unsafe {
+        core::arch::x86_64::_rdtsc()
+    }
+}
+
+/// Host TSC ticks per millisecond, measured over 200 ms.
+fn tsc_per_ms() -> f64 {
+    let (t0, c0) = (Instant::now(), host_tsc());
+    std::thread::sleep(Duration::from_millis(200));
+    let (c1, t1) = (host_tsc(), Instant::now());
+    (c1 - c0) as f64 / (t1.duration_since(t0).as_secs_f64() * 1e3)
+}
+
+/// One profiled boot: the serial stream (SeaBIOS' debug port muxed in)
+/// with each chunk's arrival time in ms since QEMU's start.
+fn boot_profiled(opts: &Options, disk: Disk, image: &Path) -> Result<Vec<(f64, Vec<u8>)>, String> {
+    let mut c = Command::new("qemu-system-x86_64");
+    c.args(["-accel", "tcg", "-m", "256M", "-display", "none"])
+        .args(["-chardev", "stdio,id=out,mux=on", "-serial", "chardev:out"])
+        .args(["-device", "isa-debugcon,iobase=0x402,chardev=out"])
+        .args([
+            "-no-reboot",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        ])
+        .args(disk.qemu_args(image))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let start = Instant::now();
+    let mut child = c.spawn().map_err(|e| format!("qemu-system-x86_64: {e}"))?;
+    let mut out = child.stdout.take().unwrap();
+    let mut chunks = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = out.read(&mut buf) {
+        if n == 0 || start.elapsed() > opts.timeout {
+            break;
+        }
+        chunks.push((start.elapsed().as_secs_f64() * 1e3, buf[..n].to_vec()));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(chunks)
+}
+
+/// Where the time goes in bootpack's boot: images built with a bootpack
+/// whose loader prints time marks (`bootpack_ts`, built with
+/// BOOTPACK_LOADER_FEATURES=timestamps), SeaBIOS' debug output on the same
+/// stream for the moment it jumps to the MBR. Medians of `opts.reps` boots
+/// per kernel and disk, in ms.
+pub fn profile(opts: &Options, bootpack_ts: &Path) -> Result<String, String> {
+    std::fs::create_dir_all(&opts.dir).map_err(|e| e.to_string())?;
+    let rate = tsc_per_ms();
+    let ts_opts = Options {
+        bootpack: bootpack_ts.to_path_buf(),
+        ..opts.clone()
+    };
+    let cols = [
+        "bios",
+        "stage1+2up",
+        "e820",
+        "mbr",
+        "record",
+        "fast-setup",
+        "seg-read",
+        "seg-copy",
+        "to-handoff",
+        "handoff",
+        "loader",
+        "own",
+        "MiB",
+    ];
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Profile: ms, median of {} boots (host TSC {:.0} MHz); bios = QEMU start to SeaBIOS jumping to 0x7C00,\n\
+         stage1+2up = to stage 2's first mark (stage 1 reads stage 2, long mode, console), fast-setup = finding and\n\
+         checking the IDE DMA path (its reads), seg-read/seg-copy = segment reads (BIOS or DMA) / checksum and copy,\n\
+         handoff = last mark to the kernel's first byte, loader = SeaBIOS handover to the kernel's first byte,\n\
+         own = loader minus disk reads (mbr, record, fast-setup, seg-read)",
+        opts.reps,
+        rate / 1e3
+    );
+    let _ = write!(s, "{:<7} {:<11} {:<9}", "kernel", "disk", "reads");
+    for c in cols {
+        let _ = write!(s, " {c:>10}");
+    }
+    s.push('\n');
+    for &k in &opts.kernels {
+        let kdir = opts.dir.join(format!("profile-{}", k.name()));
+        std::fs::create_dir_all(&kdir).map_err(|e| e.to_string())?;
+        let (bytes, _) = kernel_file(k);
+        let file = kdir.join("kernel.elf");
+        std::fs::write(&file, &bytes).map_err(|e| e.to_string())?;
+        let fast = kdir.join("bootpack-ts.img");
+        bootpack_build(&ts_opts, &file, &fast, None, true)?;
+        let bios = kdir.join("bootpack-ts-bios.img");
+        bootpack_build(&ts_opts, &file, &bios, None, false)?;
+        for &d in &opts.disks {
+            for (variant, img) in [("fast", &fast), ("bios-only", &bios)] {
+                let mut samples: Vec<Vec<f64>> = vec![Vec::new(); cols.len()];
+                for _ in 0..opts.reps {
+                    let chunks = boot_profiled(opts, d, img)?;
+                    let row = profile_row(&chunks, rate)
+                        .ok_or_else(|| format!("{} {}: marks missing", k.name(), d.name()))?;
+                    for (i, v) in row.into_iter().enumerate() {
+                        samples[i].push(v);
+                    }
+                }
+                let _ = write!(s, "{:<7} {:<11} {:<9}", k.name(), d.name(), variant);
+                for v in &samples {
+                    let _ = write!(s, " {:>10.2}", median(v).unwrap_or(f64::NAN));
+                }
+                s.push('\n');
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// The columns of [`profile`] from one boot's stream.
+fn profile_row(chunks: &[(f64, Vec<u8>)], rate: f64) -> Option<Vec<f64>> {
+    let all: Vec<u8> = chunks.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+    let at = |pos: usize| -> Option<f64> {
+        let mut seen = 0;
+        for (t, b) in chunks {
+            if pos < seen + b.len() {
+                return Some(*t);
+            }
+            seen += b.len();
+        }
+        None
+    };
+    let find = |needle: &[u8]| all.windows(needle.len()).position(|w| w == needle);
+    let handover = at(find(b"Booting from 0000:7c00")?)?;
+    let first_mark = at(find(b"bootpack-ts entry")?)?;
+    let kernel = at(find(KERNEL_MARKER)?)?;
+    let handoff_at = at(find(b"bootpack-ts handoff")?)?;
+    let text = String::from_utf8_lossy(&all);
+    let mut marks: Vec<(String, u64, u64)> = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.trim_end().strip_prefix("bootpack-ts ") {
+            let f: Vec<&str> = rest.split(' ').collect();
+            if f.len() == 3 {
+                let tsc = u64::from_str_radix(f[1].trim_start_matches("0x"), 16).ok()?;
+                marks.push((f[0].to_string(), tsc, f[2].parse().ok()?));
+            }
+        }
+    }
+    let tsc = |label: &str| marks.iter().find(|m| m.0 == label).map(|m| m.1);
+    let sum = |label: &str| -> u64 { marks.iter().filter(|m| m.0 == label).map(|m| m.2).sum() };
+    let ms = |a: u64, b: u64| b.saturating_sub(a) as f64 / rate;
+    let (entry, e820, mbr, record) = (tsc("entry")?, tsc("e820")?, tsc("mbr")?, tsc("record")?);
+    let (segments, handoff) = (tsc("segments")?, tsc("handoff")?);
+    let seg_read = sum("read-bios-cycles") as f64 / rate;
+    let seg_copy = sum("read-copy-cycles") as f64 / rate;
+    let loader = kernel - handover;
+    let fast_setup = tsc("fast-read").map_or(0.0, |f| ms(record, f));
+    let reads = seg_read + ms(e820, mbr) + ms(mbr, record) + fast_setup;
+    Some(vec![
+        handover,
+        first_mark - handover,
+        ms(entry, e820),
+        ms(e820, mbr),
+        ms(mbr, record),
+        fast_setup,
+        seg_read,
+        seg_copy,
+        ms(segments, handoff),
+        kernel - handoff_at,
+        loader,
+        loader - reads,
+        sum("read-bytes") as f64 / MIB as f64,
+    ])
 }

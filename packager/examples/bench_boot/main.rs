@@ -11,11 +11,18 @@
 //!   --build-reps N    builds per build cell, 0 for none [10]
 //!   --kernels LIST    demo and/or sizes in MiB [demo,2.5M,32M]
 //!   --disks LIST      ide, ahci, virtio-blk, virtio-scsi [all four]
-//!   --loaders LIST    kernel (QEMU -kernel), bootpack, syslinux, grub [all]
+//!   --loaders LIST    kernel (QEMU -kernel), bootpack, bootpack-bios
+//!                     (bootpack --no-fast-read), syslinux, grub [all]
 //!   --bin-dir DIR     where `bootpack` and `solo5-virtio-mkimage` are
 //!   --timeout SECS    longest one boot may take [60]
 //!   --keep DIR        build in DIR and keep it (default: a temporary
 //!                     directory, removed)
+//!   --profile BIN     instead of the tables: where bootpack's boot time
+//!                     goes, per kernel and disk, with BIN a `bootpack`
+//!                     whose loader prints time marks (`bench/boot.sh
+//!                     --profile` builds one: BOOTPACK_LOADER_FEATURES=
+//!                     timestamps cargo build --release -p bootpack
+//!                     --target-dir target/timestamps)
 //!
 //! Kernels: `demo` is bootpack's embedded demo kernel (ELF64 with the a.out
 //! kludge, the Solo5 shape; about 24 KiB). `2.5M`, `32M`: the same code as
@@ -27,7 +34,8 @@
 //! Images, one per kernel and loader, all raw:
 //! - bootpack: `bootpack build KERNEL -o IMG --protocol multiboot1 --name kernel -- bench`
 //!   (the demo kernel also has a Multiboot 2 header; every loader here
-//!   boots Multiboot 1);
+//!   boots Multiboot 1); bootpack-bios (`bp-bios` in the table): the same
+//!   with `--no-fast-read`, every read through INT 13h;
 //! - syslinux: the solo5-virtio-mkimage flow re-implemented: a 1 GiB file,
 //!   `sfdisk` (one active FAT32 partition at LBA 2048), `mkfs.fat -F 32
 //!   --offset 2048`, `syslinux --offset 1048576 --install`, syslinux'
@@ -102,6 +110,7 @@ fn main() {
         verbose: true,
     };
     let mut keep = false;
+    let mut profile: Option<PathBuf> = None;
     let mut bin_dir: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -121,6 +130,7 @@ fn main() {
             "--loaders" => opts.loaders = list(&val(), Loader::parse),
             "--bin-dir" => bin_dir = Some(PathBuf::from(val())),
             "--timeout" => opts.timeout = Duration::from_secs(num(val()) as u64),
+            "--profile" => profile = Some(PathBuf::from(val())),
             "--keep" => {
                 opts.dir = PathBuf::from(val());
                 keep = true;
@@ -136,6 +146,17 @@ fn main() {
         opts.bootpack = d.join("bootpack");
         let m = d.join("solo5-virtio-mkimage");
         opts.mkimage = m.exists().then_some(m);
+    }
+    if let Some(bin) = profile {
+        let result = harness::profile(&opts, &bin);
+        if !keep {
+            let _ = std::fs::remove_dir_all(&opts.dir);
+        }
+        match result {
+            Ok(t) => print!("{t}"),
+            Err(e) => die(&e),
+        }
+        return;
     }
     let result = harness::run(&opts);
     if !keep {
