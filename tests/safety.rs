@@ -151,29 +151,49 @@ fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
-/// Runs `script` (sh) in a private mount namespace (and, when not root, a
-/// user namespace in which we are root) with `envs`; fails the test with a
-/// clear message when namespaces are not available.
+/// Runs `script` (sh) in a private mount namespace with `envs`: as root
+/// with `unshare -m`; otherwise in a user namespace in which we are root
+/// (`unshare -r -m`), or, where unprivileged user namespaces are off, with
+/// `sudo -n unshare -m`. Fails the test, saying so, when none works.
 fn in_mount_namespace(script: &str, envs: &[(&str, &OsStr)]) -> Output {
-    let mut c = Command::new("unshare");
-    if !is_root() {
-        c.arg("-r");
+    let mut env: Vec<std::ffi::OsString> = vec![format!("BOOTPACK={BOOTPACK}").into()];
+    for (k, v) in envs {
+        let mut kv = std::ffi::OsString::from(format!("{k}="));
+        kv.push(v);
+        env.push(kv);
     }
-    c.args(["-m", "--propagation", "private", "sh", "-c", script])
-        .env("BOOTPACK", BOOTPACK)
-        .envs(envs.iter().map(|(k, v)| (k, v)));
-    let out = c.output().unwrap_or_else(|e| {
-        panic!("cannot run unshare (util-linux): {e}; these tests mount a tmpfs in a private mount namespace")
-    });
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        !stdout.contains("SETUP-FAILED"),
-        "could not mount a tmpfs in a private mount namespace (unshare -m{}); these tests need \
-         that (or root): {}",
-        if is_root() { "" } else { " -r" },
-        String::from_utf8_lossy(&out.stderr)
+    let unshare = ["unshare", "-m", "--propagation", "private"];
+    let ways: Vec<Vec<&str>> = if is_root() {
+        vec![unshare.to_vec()]
+    } else {
+        vec![
+            [&["unshare", "-r"][..], &unshare[1..]].concat(),
+            [&["sudo", "-n"][..], &unshare[..]].concat(),
+        ]
+    };
+    let mut tried = Vec::new();
+    for way in &ways {
+        let out = Command::new("env")
+            .args(&env)
+            .args(way)
+            .args(["sh", "-c", script])
+            .output();
+        match out {
+            Ok(o) if String::from_utf8_lossy(&o.stdout).contains("status=") => return o,
+            Ok(o) => tried.push(format!(
+                "{}: {}{}",
+                way.join(" "),
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )),
+            Err(e) => tried.push(format!("{}: {e}", way.join(" "))),
+        }
+    }
+    panic!(
+        "could not mount a tmpfs in a private mount namespace, which this test needs (root, \
+         unprivileged user namespaces or passwordless sudo):\n{}",
+        tried.join("\n")
     );
-    out
 }
 
 /// The lines `status=N`, `ls: ...` and `same`/`differs` the scripts print.
@@ -256,7 +276,7 @@ fn file_size_limit_leaves_no_output_and_no_temporary() {
 const READ_ONLY: &str = r#"
 mount -t tmpfs -o size=8m bootpack-test "$D" || { echo SETUP-FAILED; exit 1; }
 cp --sparse=always "$OLD" "$D/disk.img" || { echo SETUP-FAILED; exit 1; }
-mount -o remount,ro "$D" || { echo SETUP-FAILED; exit 1; }
+mount -o remount,bind,ro "$D" || { echo SETUP-FAILED; exit 1; }
 touch "$D/probe" 2>/dev/null && { echo SETUP-FAILED still writable; exit 1; }
 "$BOOTPACK" build "$KERNEL" -o "$D/disk.img"
 echo "status=$?"
