@@ -513,6 +513,25 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Found by the inspect fuzz target (packager/fuzz/regressions/inspect/
+    /// qcow2-huge-l1-table): a qcow2 header naming a 2^32-entry L1 table
+    /// made inspect allocate 32 GiB.
+    #[test]
+    fn a_qcow2_header_naming_a_huge_table_is_an_error_not_an_allocation() {
+        let mut h = vec![0u8; 4096];
+        h[..4].copy_from_slice(b"QFI\xfb");
+        h[4..8].copy_from_slice(&3u32.to_be_bytes());
+        h[20..24].copy_from_slice(&16u32.to_be_bytes()); // cluster_bits
+        h[24..32].copy_from_slice(&(1u64 << 40).to_be_bytes()); // size
+        h[36..40].copy_from_slice(&u32::MAX.to_be_bytes()); // l1_size
+        h[40..48].copy_from_slice(&512u64.to_be_bytes()); // l1_table_offset
+        let path = std::env::temp_dir().join(format!("bootpack-qcow2-{}.img", std::process::id()));
+        std::fs::write(&path, &h).unwrap();
+        let e = inspect(&path).unwrap_err().to_string();
+        std::fs::remove_file(&path).unwrap();
+        assert!(e.contains("beyond the file's end"), "{e}");
+    }
+
     #[test]
     fn stream_disk_keeps_the_start_and_reads_forward_beyond_it() {
         let data = bytes(STREAM_KEEP as usize * 2 + 1000);
