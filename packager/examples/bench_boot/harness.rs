@@ -936,16 +936,47 @@ fn boot_profiled(opts: &Options, disk: Disk, image: &Path) -> Result<Vec<(f64, V
     let start = Instant::now();
     let mut child = c.spawn().map_err(|e| format!("qemu-system-x86_64: {e}"))?;
     let mut out = child.stdout.take().unwrap();
-    let mut chunks = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = out.read(&mut buf) {
-        if n == 0 || start.elapsed() > opts.timeout {
-            break;
+    let (tx, rx) = mpsc::channel::<(f64, Vec<u8>)>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let t = start.elapsed().as_secs_f64() * 1e3;
+            if tx.send((t, buf[..n].to_vec())).is_err() {
+                break;
+            }
         }
-        chunks.push((start.elapsed().as_secs_f64() * 1e3, buf[..n].to_vec()));
+    });
+    // Ends with QEMU (the kernel exits it) or at the timeout, when a
+    // halted loader would otherwise keep it running silently.
+    let timed_out = loop {
+        if child.try_wait().map_err(|e| e.to_string())?.is_some() {
+            break false;
+        }
+        if start.elapsed() > opts.timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let _ = reader.join();
+    let chunks: Vec<(f64, Vec<u8>)> = rx.try_iter().collect();
+    if timed_out {
+        let all: Vec<u8> = chunks.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+        let text = String::from_utf8_lossy(&all);
+        let tail: String = text
+            .chars()
+            .rev()
+            .take(200)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return Err(format!("timeout: {tail:?}"));
     }
-    let _ = child.kill();
-    let _ = child.wait();
     Ok(chunks)
 }
 
