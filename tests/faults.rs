@@ -379,10 +379,10 @@ fn failing_drive(dir: &Path, image: &Path, lba: u64, once: bool) -> Vec<String> 
 /// SeaBIOS does not retry a failed ATA read itself (traced with QEMU's
 /// `ide_sector_read`: an always-failing sector is read exactly 4 times, the
 /// loader's tries), so a boot that survives a once-failing read proves the
-/// loader's retry. The record is always read through INT 13h; kernel data
-/// goes by IDE DMA on `pc` unless the image says --no-fast-read: with it
-/// the INT 13h retry is tested, without it the DMA path's fallback to the
-/// BIOS.
+/// loader's retry. The record and the first kernel sectors are always
+/// read through INT 13h (the IDE DMA path on `pc` is checked against them
+/// first), with --no-fast-read all the rest too; both builds are booted.
+/// The DMA path's own fallback is `a_dma_read_that_fails_falls_back_to_the_bios`.
 #[test]
 fn a_kernel_read_that_fails_once_is_retried() {
     for options in [&[][..], &["--no-fast-read"][..]] {
