@@ -135,7 +135,30 @@ fn inspect_shows_and_verifies_a_bootpack_image() {
     assert_eq!(v["kernel"]["cmdline"], "bootpack-demo a \"b\"");
     assert_eq!(v["kernel"]["entry"], 0x100040);
     assert_eq!(v["kernel"]["checksum_ok"], true);
+    assert_eq!(v["kernel"]["fast_read"], true);
     assert_eq!(v["bootloader"]["stage2_checksum_ok"], true);
+
+    let slow = dir.join("slow.img");
+    assert!(bootpack(["demo", "-o", slow.to_str().unwrap()])
+        .status
+        .success());
+    let kernel = dir.join("kernel.elf");
+    std::fs::write(&kernel, kernels::build(Shape::Solo5Elf64, None)).unwrap();
+    assert!(bootpack([
+        "build",
+        kernel.to_str().unwrap(),
+        "-o",
+        slow.to_str().unwrap(),
+        "--no-fast-read"
+    ])
+    .status
+    .success());
+    let out = bootpack(["inspect", "--json", slow.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["kernel"]["fast_read"], false,
+        "--no-fast-read is recorded"
+    );
     assert_eq!(v["partitions"][0]["start_lba"], 2048);
     assert_eq!(v["problems"].as_array().unwrap().len(), 0);
 }

@@ -193,6 +193,9 @@ pub struct Kernel {
     pub cmdline_bytes: Vec<u8>,
     /// "multiboot1" or "multiboot2": what the kernel is entered with.
     pub protocol: &'static str,
+    /// Whether stage 2 may use its own disk read path (IDE bus-master DMA)
+    /// instead of the BIOS; `bootpack build --no-fast-read` turns it off.
+    pub fast_read: bool,
     pub modules: Vec<Module>,
 }
 
@@ -440,6 +443,7 @@ fn read_kernel(p: &Partition, disk: &mut dyn DiskReader) -> Result<Kernel, Strin
         checksum_ok: sum.finish() == rec.payload_sum(),
         cmdline: String::from_utf8_lossy(rec.cmdline()).into_owned(),
         cmdline_bytes: rec.cmdline().to_vec(),
+        fast_read: rec.flags() & record::FLAG_NO_FAST_READ == 0,
         protocol: match rec.protocol() {
             record::Protocol::Multiboot1 => "multiboot1",
             record::Protocol::Multiboot2 => "multiboot2",

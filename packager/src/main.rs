@@ -431,6 +431,14 @@ fn print_inspection(i: &bootpack::inspect::Inspection) {
                 s.mem_size - s.file_size
             );
         }
+        println!(
+            "disk reads:  {}",
+            if k.fast_read {
+                "fast path allowed (IDE DMA)"
+            } else {
+                "BIOS only (--no-fast-read)"
+            }
+        );
         println!("cmdline:     {:?}", k.cmdline);
         if k.modules.is_empty() {
             println!("modules:     none");
