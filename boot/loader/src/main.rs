@@ -152,28 +152,23 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     };
     let mut name = [0u8; 32];
     let loader_name = loader_name(&mut name);
+    let common = InfoSpec {
+        e820: map,
+        drive,
+        partition: part.index,
+        cmdline: rec.cmdline_with_nul(),
+        loader_name,
+        modules,
+    };
     let (info, magic) = match rec.protocol() {
         Protocol::Multiboot1 => {
-            let spec = InfoSpec {
-                e820: map,
-                drive,
-                partition: part.index,
-                cmdline: rec.cmdline_with_nul(),
-                loader_name,
-                modules,
-            };
             let info =
-                mbinfo::build(&spec, arena, INFO_ARENA_ADDR).unwrap_or_else(|e| arena_full(e));
+                mbinfo::build(&common, arena, INFO_ARENA_ADDR).unwrap_or_else(|e| arena_full(e));
             (info.info, mbinfo::BOOTLOADER_MAGIC)
         }
         Protocol::Multiboot2 => {
             let spec = Mbi2Spec {
-                e820: map,
-                drive,
-                partition: part.index,
-                cmdline: rec.cmdline_with_nul(),
-                loader_name,
-                modules,
+                common,
                 elf_sections: rec.elf_sections(),
                 load_base: rec.load_base(),
                 rsdp: acpi::find_rsdp(),

@@ -22,9 +22,9 @@
 //!  0 end
 //! ```
 
-use crate::e820::{mem_lower_kib, mem_upper_kib, E820Entry};
+use crate::e820::{mem_lower_kib, mem_upper_kib};
 use crate::le;
-use crate::mbinfo::{ArenaFull, ModuleInfo};
+use crate::mbinfo::{ArenaFull, InfoSpec};
 use crate::record::ElfSections;
 
 pub const TAG_END: u32 = 0;
@@ -56,19 +56,12 @@ pub const PROVIDED: u64 = 1 << TAG_CMDLINE
     | 1 << TAG_ACPI_NEW
     | 1 << TAG_LOAD_BASE_ADDR;
 
-/// What goes into the information.
+/// What goes into the information: what Multiboot 1 also gets, plus the
+/// Multiboot 2 extras.
 #[derive(Clone, Copy, Debug)]
 pub struct Mbi2Spec<'a> {
-    pub e820: &'a [E820Entry],
-    /// BIOS drive number (0x80 for the first hard disk).
-    pub drive: u8,
-    /// 0-based index of the kernel's partition in the MBR.
-    pub partition: u8,
-    /// The command line with its terminating NUL.
-    pub cmdline: &'a [u8],
-    /// The boot loader name without NUL.
-    pub loader_name: &'a [u8],
-    pub modules: &'a [ModuleInfo<'a>],
+    /// Memory map, boot device, command line, loader name and modules.
+    pub common: InfoSpec<'a>,
     pub elf_sections: Option<ElfSections<'a>>,
     pub load_base: u32,
     /// The RSDP's bytes: 20 (revision 0, tag 14) or its length (tag 15).
@@ -112,16 +105,17 @@ impl Writer<'_> {
 pub fn size(spec: &Mbi2Spec) -> usize {
     let tag = |n: usize| align8(8 + n);
     8 + tag(4)
-        + tag(spec.cmdline.len())
-        + tag(spec.loader_name.len() + 1)
+        + tag(spec.common.cmdline.len())
+        + tag(spec.common.loader_name.len() + 1)
         + spec
+            .common
             .modules
             .iter()
             .map(|m| tag(8 + m.string.len()))
             .sum::<usize>()
         + tag(8)
         + tag(12)
-        + tag(8 + spec.e820.len() * MMAP_ENTRY_LEN)
+        + tag(8 + spec.common.e820.len() * MMAP_ENTRY_LEN)
         + spec.elf_sections.map_or(0, |e| tag(12 + e.headers.len()))
         + spec.rsdp.map_or(0, |r| tag(r.len()))
         + 8
@@ -141,30 +135,37 @@ pub fn build(spec: &Mbi2Spec, arena: &mut [u8], base: u32) -> Result<u32, ArenaF
     arena[..total].fill(0);
     let mut w = Writer { arena, at: 8 };
     w.tag(TAG_LOAD_BASE_ADDR, &[spec.load_base], &[]);
-    w.tag(TAG_CMDLINE, &[], spec.cmdline);
-    w.tag_nul(TAG_LOADER_NAME, &[], spec.loader_name, 1);
-    for m in spec.modules {
+    w.tag(TAG_CMDLINE, &[], spec.common.cmdline);
+    w.tag_nul(TAG_LOADER_NAME, &[], spec.common.loader_name, 1);
+    for m in spec.common.modules {
         w.tag(TAG_MODULE, &[m.start, m.end], m.string);
     }
     w.tag(
         TAG_BASIC_MEMINFO,
-        &[mem_lower_kib(spec.e820), mem_upper_kib(spec.e820)],
+        &[
+            mem_lower_kib(spec.common.e820),
+            mem_upper_kib(spec.common.e820),
+        ],
         &[],
     );
     w.tag(
         TAG_BOOTDEV,
-        &[spec.drive as u32, spec.partition as u32, 0xFFFF_FFFF],
+        &[
+            spec.common.drive as u32,
+            spec.common.partition as u32,
+            0xFFFF_FFFF,
+        ],
         &[],
     );
     let mmap = w.tag(TAG_MMAP, &[MMAP_ENTRY_LEN as u32, 0], &[]);
     let entries = mmap + 16;
-    for (i, e) in spec.e820.iter().enumerate() {
+    for (i, e) in spec.common.e820.iter().enumerate() {
         let o = entries + i * MMAP_ENTRY_LEN;
         le::put_u64(w.arena, o, e.base);
         le::put_u64(w.arena, o + 8, e.len);
         le::put_u32(w.arena, o + 16, e.kind);
     }
-    let mmap_size = 16 + spec.e820.len() * MMAP_ENTRY_LEN;
+    let mmap_size = 16 + spec.common.e820.len() * MMAP_ENTRY_LEN;
     le::put_u32(w.arena, mmap + 4, mmap_size as u32);
     w.at = align8(mmap + mmap_size);
     if let Some(e) = spec.elf_sections {
@@ -188,6 +189,8 @@ pub fn build(spec: &Mbi2Spec, arena: &mut [u8], base: u32) -> Result<u32, ArenaF
 mod tests {
     extern crate std;
     use super::*;
+    use crate::e820::E820Entry;
+    use crate::mbinfo::ModuleInfo;
     use std::vec::Vec;
 
     /// (type, offset, size) of each tag, walking the block as a kernel does.
@@ -241,12 +244,14 @@ mod tests {
         let mut rsdp = [0u8; 20];
         rsdp[..8].copy_from_slice(b"RSD PTR ");
         let spec = Mbi2Spec {
-            e820: &map,
-            drive: 0x80,
-            partition: 0,
-            cmdline: b"k a\0",
-            loader_name: b"bootpack 0.1.0",
-            modules: &mods,
+            common: InfoSpec {
+                e820: &map,
+                drive: 0x80,
+                partition: 0,
+                cmdline: b"k a\0",
+                loader_name: b"bootpack 0.1.0",
+                modules: &mods,
+            },
             elf_sections: Some(ElfSections {
                 num: 3,
                 entsize: 40,
@@ -303,12 +308,14 @@ mod tests {
     fn acpi_new_and_no_optional_tags() {
         let rsdp = [0u8; 36];
         let spec = Mbi2Spec {
-            e820: &[],
-            drive: 0x81,
-            partition: 1,
-            cmdline: b"\0",
-            loader_name: b"x",
-            modules: &[],
+            common: InfoSpec {
+                e820: &[],
+                drive: 0x81,
+                partition: 1,
+                cmdline: b"\0",
+                loader_name: b"x",
+                modules: &[],
+            },
             elf_sections: None,
             load_base: 0x100000,
             rsdp: Some(&rsdp),
