@@ -151,12 +151,19 @@ fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
-/// Runs `script` (sh) in a private mount namespace with `envs`: as root
-/// with `unshare -m`; otherwise in a user namespace in which we are root
+/// Runs `script` (sh) in a private mount namespace with `envs` and `D` set
+/// to a fresh directory `dir/mnt` for it to mount on: as root with
+/// `unshare -m`; otherwise in a user namespace in which we are root
 /// (`unshare -r -m`), or, where unprivileged user namespaces are off, with
-/// `sudo -n unshare -m`. Fails the test, saying so, when none works.
-fn in_mount_namespace(script: &str, envs: &[(&str, &OsStr)]) -> Output {
+/// `sudo -n unshare -m`. Returns the script's stdout and stderr. Fails the
+/// test, saying so, when none works.
+fn in_mount_namespace(dir: &Path, script: &str, envs: &[(&str, &OsStr)]) -> (String, String) {
+    let mnt = dir.join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
     let mut env: Vec<std::ffi::OsString> = vec![format!("BOOTPACK={BOOTPACK}").into()];
+    let mut d = std::ffi::OsString::from("D=");
+    d.push(&mnt);
+    env.push(d);
     for (k, v) in envs {
         let mut kv = std::ffi::OsString::from(format!("{k}="));
         kv.push(v);
@@ -179,7 +186,12 @@ fn in_mount_namespace(script: &str, envs: &[(&str, &OsStr)]) -> Output {
             .args(["sh", "-c", script])
             .output();
         match out {
-            Ok(o) if String::from_utf8_lossy(&o.stdout).contains("status=") => return o,
+            Ok(o) if String::from_utf8_lossy(&o.stdout).contains("status=") => {
+                return (
+                    String::from_utf8_lossy(&o.stdout).into_owned(),
+                    String::from_utf8_lossy(&o.stderr).into_owned(),
+                )
+            }
             Ok(o) => tried.push(format!(
                 "{}: {}{}",
                 way.join(" "),
@@ -220,18 +232,11 @@ fn disk_full_leaves_the_previous_image_and_no_temporary() {
     let r = build(&small_kernel(&dir), &old);
     assert!(r.status.success());
     let kernel = big_kernel(&dir, 16); // a 16 MiB image on a 4 MiB file system
-    let mnt = dir.join("mnt");
-    std::fs::create_dir(&mnt).unwrap();
-    let o = in_mount_namespace(
+    let (stdout, stderr) = in_mount_namespace(
+        &dir,
         OUT_OF_SPACE,
-        &[
-            ("D", mnt.as_os_str()),
-            ("OLD", old.as_os_str()),
-            ("KERNEL", kernel.as_os_str()),
-        ],
+        &[("OLD", old.as_os_str()), ("KERNEL", kernel.as_os_str())],
     );
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(field(&stdout, "status="), "1", "{stdout}{stderr}");
     assert!(
         stderr.starts_with("bootpack: error: ") && stderr.contains("No space left on device"),
@@ -293,18 +298,11 @@ fn read_only_directory_is_an_error_and_the_previous_image_stays() {
     let old = dir.join("old.img");
     let kernel = small_kernel(&dir);
     assert!(build(&kernel, &old).status.success());
-    let mnt = dir.join("mnt");
-    std::fs::create_dir(&mnt).unwrap();
-    let o = in_mount_namespace(
+    let (stdout, stderr) = in_mount_namespace(
+        &dir,
         READ_ONLY,
-        &[
-            ("D", mnt.as_os_str()),
-            ("OLD", old.as_os_str()),
-            ("KERNEL", kernel.as_os_str()),
-        ],
+        &[("OLD", old.as_os_str()), ("KERNEL", kernel.as_os_str())],
     );
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(field(&stdout, "status="), "1", "{stdout}{stderr}");
     assert_eq!(field(&stdout, "status2="), "1", "{stdout}{stderr}");
     assert_eq!(
@@ -349,14 +347,8 @@ fn refuses_to_replace_a_block_or_character_device() {
     if is_root() {
         // Device nodes of our own in a private tmpfs: nothing real (such
         // as /dev/null) is at risk if the check were ever broken.
-        let mnt = dir.join("mnt");
-        std::fs::create_dir(&mnt).unwrap();
-        let o = in_mount_namespace(
-            BLOCK_DEVICE,
-            &[("D", mnt.as_os_str()), ("KERNEL", kernel.as_os_str())],
-        );
-        let stdout = String::from_utf8_lossy(&o.stdout);
-        let stderr = String::from_utf8_lossy(&o.stderr);
+        let (stdout, stderr) =
+            in_mount_namespace(&dir, BLOCK_DEVICE, &[("KERNEL", kernel.as_os_str())]);
         assert_eq!(field(&stdout, "status="), "1", "{stdout}{stderr}");
         assert_eq!(field(&stdout, "status2="), "1", "{stdout}{stderr}");
         assert_eq!(field(&stdout, "status3="), "1", "{stdout}{stderr}");

@@ -300,7 +300,8 @@ fn run_target(target: &Path, spec: RunSpec) -> ExitCode {
     }
     // A kernel is packed into a temporary image that lives as long as QEMU.
     let tmp;
-    let (image, format) = if is_kernel(target) {
+    let target_is_kernel = is_kernel(target);
+    let (image, format) = if target_is_kernel {
         tmp = std::env::temp_dir().join(format!("bootpack-run-{}", std::process::id()));
         if let Err(e) = std::fs::create_dir_all(&tmp) {
             return error(format!(
@@ -345,7 +346,7 @@ fn run_target(target: &Path, spec: RunSpec) -> ExitCode {
         if spec.gdb {
             eprintln!(
                 "bootpack: QEMU waits for gdb on localhost:1234: gdb {} -ex 'target remote localhost:1234'",
-                if is_kernel(target) { target.display().to_string() } else { "KERNEL".into() }
+                if target_is_kernel { target.display().to_string() } else { "KERNEL".into() }
             );
         }
         match std::process::Command::new(&cmd[0]).args(&cmd[1..]).status() {
