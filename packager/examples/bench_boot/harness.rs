@@ -518,6 +518,60 @@ fn bootpack_build(
     sh(c.arg("--").arg(ARGS))
 }
 
+/// What a QEMU run printed on stdout, chunk by chunk, each with its
+/// arrival time in ms since the spawn.
+struct Timed {
+    chunks: Vec<(f64, Vec<u8>)>,
+    timed_out: bool,
+    stderr: String,
+}
+
+/// Runs `c` with stdout and stderr captured until it exits or `timeout`
+/// passes (then it is killed), timestamping stdout as it arrives.
+fn run_timed(c: &mut Command, timeout: Duration) -> Result<Timed, String> {
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = c.spawn().map_err(|e| format!("qemu-system-x86_64: {e}"))?;
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<(f64, Vec<u8>)>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let t = start.elapsed().as_secs_f64() * 1e3;
+            if tx.send((t, buf[..n].to_vec())).is_err() {
+                break;
+            }
+        }
+    });
+    let timed_out = loop {
+        if child.try_wait().map_err(|e| e.to_string())?.is_some() {
+            break false;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let _ = reader.join();
+    let chunks = rx.try_iter().collect();
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    Ok(Timed {
+        chunks,
+        timed_out,
+        stderr,
+    })
+}
+
 /// One boot: milliseconds from spawning QEMU to the arrival of the
 /// kernel's first serial byte, after checking the kernel ran to its end
 /// and found its payload intact.
@@ -539,47 +593,11 @@ fn boot_once(
             .arg("-append")
             .arg(format!("kernel {ARGS}"));
     }
-    c.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let start = Instant::now();
-    let mut child = c.spawn().map_err(|e| format!("qemu-system-x86_64: {e}"))?;
-    let mut out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            if tx.send((Instant::now(), buf[..n].to_vec())).is_err() {
-                break;
-            }
-        }
-    });
-    let mut chunks: Vec<(Instant, Vec<u8>)> = Vec::new();
-    let mut timed_out = false;
-    loop {
-        while let Ok(c) = rx.try_recv() {
-            chunks.push(c);
-        }
-        if child.try_wait().map_err(|e| e.to_string())?.is_some() {
-            break;
-        }
-        if start.elapsed() > opts.timeout {
-            timed_out = true;
-            let _ = child.kill();
-            let _ = child.wait();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let _ = reader.join();
-    chunks.extend(rx.try_iter());
-    let mut stderr = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
+    let Timed {
+        chunks,
+        timed_out,
+        stderr,
+    } = run_timed(&mut c, opts.timeout)?;
     let all: Vec<u8> = chunks.iter().flat_map(|(_, b)| b.iter().copied()).collect();
     let text = String::from_utf8_lossy(&all);
     let tail = || {
@@ -615,7 +633,7 @@ fn boot_once(
     let mut seen = 0;
     for (t, b) in &chunks {
         if first < seen + b.len() {
-            return Ok(t.duration_since(start).as_secs_f64() * 1e3);
+            return Ok(*t);
         }
         seen += b.len();
     }
@@ -929,41 +947,12 @@ fn boot_profiled(opts: &Options, disk: Disk, image: &Path) -> Result<Vec<(f64, V
             "-device",
             "isa-debug-exit,iobase=0xf4,iosize=0x04",
         ])
-        .args(disk.qemu_args(image))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let start = Instant::now();
-    let mut child = c.spawn().map_err(|e| format!("qemu-system-x86_64: {e}"))?;
-    let mut out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel::<(f64, Vec<u8>)>();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            let t = start.elapsed().as_secs_f64() * 1e3;
-            if tx.send((t, buf[..n].to_vec())).is_err() {
-                break;
-            }
-        }
-    });
+        .args(disk.qemu_args(image));
     // Ends with QEMU (the kernel exits it) or at the timeout, when a
     // halted loader would otherwise keep it running silently.
-    let timed_out = loop {
-        if child.try_wait().map_err(|e| e.to_string())?.is_some() {
-            break false;
-        }
-        if start.elapsed() > opts.timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let _ = reader.join();
-    let chunks: Vec<(f64, Vec<u8>)> = rx.try_iter().collect();
+    let Timed {
+        chunks, timed_out, ..
+    } = run_timed(&mut c, opts.timeout)?;
     if timed_out {
         let all: Vec<u8> = chunks.iter().flat_map(|(_, b)| b.iter().copied()).collect();
         let text = String::from_utf8_lossy(&all);
