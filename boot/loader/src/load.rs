@@ -8,8 +8,8 @@ use crate::ts;
 use bootpack_proto::checksum::Fletcher64;
 use bootpack_proto::e820::{self, E820Entry};
 use bootpack_proto::layout::{
-    BOUNCE_ADDR, BOUNCE_LEN, FAST_VERIFY_LEN, INFO_ARENA_ADDR, INFO_ARENA_LEN, PARTITION_TYPE,
-    RECORD_BUF_ADDR, RECORD_BUF_LEN, SECTOR, SECTORS_PER_READ,
+    BOUNCE_ADDR, BOUNCE_LEN, FAST_DMA_ADDR, FAST_DMA_LEN, FAST_VERIFY_LEN, INFO_ARENA_ADDR,
+    INFO_ARENA_LEN, PARTITION_TYPE, RECORD_BUF_ADDR, RECORD_BUF_LEN, SECTOR, SECTORS_PER_READ,
 };
 use bootpack_proto::mbinfo::ModuleInfo;
 use bootpack_proto::place;
@@ -24,6 +24,11 @@ pub struct Partition {
     pub start: u32,
     pub sectors: u32,
 }
+
+/// Sectors per fast read: small enough that the checksum of one chunk
+/// overlaps the transfer of the next for most of a kernel, big enough that
+/// the per-command cost stays negligible (1 MiB).
+const FAST_CHUNK_SECTORS: u64 = 8192;
 
 /// Reads with the BIOS or reports the failure and halts.
 fn read_or_fail(drive: u8, lba: u64, sectors: u64, addr: u32) {
@@ -155,13 +160,19 @@ pub fn read_record(drive: u8, part: &Partition) -> Record<'static> {
 }
 
 /// Turns on stage 2's own read path if the boot disk is on a controller it
-/// recognises (fastdisk.rs) and DMA reads of the record's first sector and
-/// of the first kernel data sectors match what the BIOS read.
-pub fn setup_fast_read(drive: u8, part: &Partition, rec: &Record) {
-    fastdisk::setup(drive, |piix| {
+/// recognises (fastdisk/) and fast reads of the record's first sector and
+/// of the first kernel data sectors match what the BIOS read. The AHCI and
+/// virtio paths keep their structures at layout::FAST_DMA_ADDR, so nothing
+/// is tried unless the memory map says that is RAM.
+pub fn setup_fast_read(drive: u8, part: &Partition, rec: &Record, map: &[E820Entry]) {
+    let dma = FAST_DMA_ADDR as u64;
+    if !e820::is_usable(map, dma, dma + FAST_DMA_LEN as u64) {
+        return;
+    }
+    fastdisk::setup(drive, |fast| {
         // SAFETY: the record buffer holds the record read by the BIOS.
         let record = unsafe { phys(RECORD_BUF_ADDR, SECTOR as usize) };
-        if !fastdisk::same_as(piix, part.start as u64, record) {
+        if !fast.same_as(part.start as u64, record) {
             return false;
         }
         let Some(seg) = rec.segments().find(|s| s.file_size >= SECTOR) else {
@@ -172,7 +183,7 @@ pub fn setup_fast_read(drive: u8, part: &Partition, rec: &Record) {
         read_or_fail(drive, lba, n, BOUNCE_ADDR);
         // SAFETY: the bounce buffer holds the n sectors just read.
         let first = unsafe { phys(BOUNCE_ADDR, (n * SECTOR) as usize) };
-        fastdisk::same_as(piix, lba, first)
+        fast.same_as(lba, first)
     });
 }
 
@@ -217,30 +228,47 @@ unsafe fn read_to(
     // Whole sectors straight to the destination by DMA while the fast path
     // is on; whatever is left (a partial last sector, or everything after a
     // DMA error, which turns the fast path off) goes through the BIOS.
-    if let Some(piix) = fastdisk::get() {
+    if let Some(mut fast) = fastdisk::get() {
         let whole = size & !(SECTOR - 1);
+        let step = fast.max_sectors().min(FAST_CHUNK_SECTORS) * SECTOR;
+        // The chunk read last, not yet checksummed: it is summed while the
+        // controller fetches the next one, so the checksum costs no time
+        // of its own (QEMU completes DMA on another host thread).
+        let mut unsummed: Option<(u64, u64)> = None;
         while done < whole {
-            let n = (whole - done).min(fastdisk::MAX_SECTORS * SECTOR);
+            let n = (whole - done).min(step);
             let t0 = if ts::ENABLED { ts::now() } else { 0 };
             // SAFETY: [dest + done, dest + done + n) lies inside the
             // caller's promised range (n <= whole - done, whole <= size),
-            // which is at or above 1 MiB, so clear of the PRD table.
-            if unsafe { piix.read(lba, n / SECTOR, dest + done) }.is_err() {
+            // which is at or above 1 MiB, so clear of stage 2's buffers and
+            // the controllers' structures; nothing else touches it until
+            // finish returns.
+            let started = unsafe { fast.start(lba, n / SECTOR, dest + done) };
+            if let Some((at, len)) = unsummed.take() {
+                // SAFETY: that read has completed; these bytes are in the
+                // caller's range, which nothing else writes.
+                sum.update(unsafe {
+                    slice::from_raw_parts(at as usize as *const u8, len as usize)
+                });
+            }
+            if started.and_then(|()| fast.finish()).is_err() {
                 fastdisk::disable();
                 break;
             }
-            let t1 = if ts::ENABLED { ts::now() } else { 0 };
-            // SAFETY: the DMA has completed; these bytes are in the
-            // caller's range, which nothing else writes.
-            sum.update(unsafe {
-                slice::from_raw_parts((dest + done) as usize as *const u8, n as usize)
-            });
             if ts::ENABLED {
-                bios_cycles += t1 - t0;
-                copy_cycles += ts::now() - t1;
+                bios_cycles += ts::now() - t0;
             }
+            unsummed = Some((dest + done, n));
             done += n;
             lba += n / SECTOR;
+        }
+        if let Some((at, len)) = unsummed {
+            let t1 = if ts::ENABLED { ts::now() } else { 0 };
+            // SAFETY: as above.
+            sum.update(unsafe { slice::from_raw_parts(at as usize as *const u8, len as usize) });
+            if ts::ENABLED {
+                copy_cycles += ts::now() - t1;
+            }
         }
     }
     while done < size {

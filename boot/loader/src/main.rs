@@ -123,7 +123,7 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     let rec = load::read_record(drive, &part);
     ts::mark("record", rec.data_sectors() as u64);
     if rec.flags() & FLAG_NO_FAST_READ == 0 {
-        load::setup_fast_read(drive, &part, &rec);
+        load::setup_fast_read(drive, &part, &rec, map);
     }
     ts::mark("fast-read", fastdisk::get().is_some() as u64);
     load::check_memory(&rec, map);

@@ -18,7 +18,11 @@
 //!                  map, names, command line, module list and strings, ELF
 //!                  section headers, RSDP copy); checked against the E820
 //!                  map at boot
-//! 0x80000-0x9FFFF  left alone (the EBDA sits just below 0xA0000)
+//! 0x80000-0x8FFFF  FAST_DMA: the fast read paths' controller structures
+//!                  (AHCI command list, FIS and table; virtio rings), used
+//!                  only while stage 2 loads and only if the E820 map says
+//!                  it is usable RAM
+//! 0x90000-0x9FFFF  left alone (the EBDA sits just below 0xA0000)
 //! 0x100000-        the kernel (KERNEL_FLOOR and up), then the modules,
 //!                  page-aligned above the kernel's end, below 4 GiB
 //! ```
@@ -61,13 +65,17 @@ pub const BOUNCE_LEN: usize = 0x10000;
 /// Sectors per BIOS read: 127 is the portable bound for INT 13h AH=42h and
 /// fits the bounce buffer.
 pub const SECTORS_PER_READ: u16 = 127;
-/// Stage 2's own IDE DMA read path (boot/loader/src/fastdisk.rs): its PRD
+/// Stage 2's own PIIX IDE DMA read path (boot/loader/src/fastdisk/): its PRD
 /// table (dword-aligned, within one 64 KiB block, below 4 GiB) and the
 /// buffer where its first reads are compared with the BIOS's.
 pub const FAST_PRD_ADDR: u32 = 0x1000;
 pub const FAST_PRD_LEN: usize = 0x1000;
 pub const FAST_VERIFY_ADDR: u32 = 0x2000;
 pub const FAST_VERIFY_LEN: usize = 0x4000;
+/// The other fast read paths' controller structures (AHCI, virtio):
+/// 4 KiB-aligned, below 1 MiB, clear of the info arena and the EBDA.
+pub const FAST_DMA_ADDR: u32 = 0x80000;
+pub const FAST_DMA_LEN: usize = 0x10000;
 /// The configuration record is read here whole.
 pub const RECORD_BUF_ADDR: u32 = 0x30000;
 pub const RECORD_BUF_LEN: usize = 0x10000;
