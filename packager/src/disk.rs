@@ -46,6 +46,16 @@ impl<'a> Disk<'a> {
         Disk { size, extents }
     }
 
+    /// The disk's bytes in `[offset, offset + len)` if one extent holds
+    /// them all, borrowed (no copy); None if they span extents or gaps.
+    pub fn contiguous(&self, offset: u64, len: usize) -> Option<&'a [u8]> {
+        let i = self.extents.partition_point(|e| e.end() <= offset);
+        let e = self.extents.get(i)?;
+        let end = offset + len as u64;
+        (e.offset <= offset && end <= e.end())
+            .then(|| &e.data[(offset - e.offset) as usize..(end - e.offset) as usize])
+    }
+
     /// Copies the disk's bytes in `[offset, offset + buf.len())` into `buf`
     /// (zeros where no extent is).
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) {
@@ -102,6 +112,11 @@ mod tests {
         assert_eq!(buf, [0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 2, 2]);
         assert_eq!(d.used_blocks(8), vec![0, 1]);
         assert_eq!(d.used_blocks(4), vec![0, 1, 2, 3]);
+        assert_eq!(d.contiguous(3, 3), Some(&a[1..4]));
+        assert_eq!(d.contiguous(10, 4), Some(&b[..]));
+        assert_eq!(d.contiguous(5, 2), None, "runs past the extent's end");
+        assert_eq!(d.contiguous(0, 3), None, "starts in a gap");
+        assert_eq!(d.contiguous(20, 1), None, "past every extent");
     }
 
     #[test]

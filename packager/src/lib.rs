@@ -16,6 +16,7 @@ pub mod bootloader;
 pub mod disk;
 pub mod formats;
 pub mod image;
+mod input;
 pub mod inspect;
 pub mod kernel;
 pub mod reader;
@@ -256,7 +257,7 @@ impl Build {
                         out: out.to_path_buf(),
                     });
                 }
-                owned = std::fs::read(p).map_err(|source| Error::ReadKernel {
+                owned = input::read(p).map_err(|source| Error::ReadKernel {
                     path: p.clone(),
                     source,
                 })?;

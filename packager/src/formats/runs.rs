@@ -85,8 +85,9 @@ pub(crate) fn used_blocks(runs: &[Run], block: u64) -> Vec<u64> {
 }
 
 /// Calls `f(offset, bytes)` for the data of `runs` that falls in
-/// `[from, to)`, in order, in pieces of at most `piece` bytes (read into a
-/// reused buffer).
+/// `[from, to)`, in order, in pieces of at most `piece` bytes: borrowed
+/// from the extent that holds a piece whole (the usual case: the kernel's
+/// data), else assembled in a reused buffer.
 pub(crate) fn for_each_piece(
     disk: &Disk,
     runs: &[Run],
@@ -95,15 +96,21 @@ pub(crate) fn for_each_piece(
     piece: usize,
     mut f: impl FnMut(u64, &[u8]) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    let mut buf = vec![0u8; piece];
+    let mut buf = Vec::new();
     let first = runs.partition_point(|r| r.end() <= from);
     for r in runs[first..].iter().take_while(|r| r.offset < to) {
         let mut at = r.offset.max(from);
         let end = r.end().min(to);
         while at < end {
             let n = ((end - at) as usize).min(piece);
-            disk.read_at(at, &mut buf[..n]);
-            f(at, &buf[..n])?;
+            match disk.contiguous(at, n) {
+                Some(bytes) => f(at, bytes)?,
+                None => {
+                    buf.resize(piece, 0);
+                    disk.read_at(at, &mut buf[..n]);
+                    f(at, &buf[..n])?;
+                }
+            }
             at += n as u64;
         }
     }
