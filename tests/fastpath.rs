@@ -1,0 +1,243 @@
+//! Stage 2's own read paths (boot/loader/src/fastdisk/), one per disk
+//! controller it recognises: PIIX IDE (`pc`), AHCI (`q35`), virtio-blk and
+//! virtio-scsi.
+//!
+//! For each controller:
+//! - a kernel with a 3 MiB payload and a module of an odd size boots; the
+//!   kernel checks its payload's hash and reports the module's, which must
+//!   match what was packed; QEMU's block-layer trace (`blk_co_preadv`) shows
+//!   reads larger than any INT 13h read (127 sectors), so the fast path
+//!   carried the data, while the module's partial last sector still comes
+//!   through the BIOS afterwards;
+//! - built with `--no-fast-read`, the same image boots with no read larger
+//!   than 127 sectors;
+//! - a read failing inside the kernel data after the fast path was checked
+//!   (QEMU blkdebug) turns the fast path off, the BIOS reads the rest and the
+//!   kernel still boots intact.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR, SECTORS_PER_READ};
+use bootpack_proto::record::Record;
+use support::kernels::{self, Headers, Payload, Shape, Spec};
+use support::qemu::{self, Machine};
+use support::report::Report;
+use support::{scratch, Scratch};
+
+const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+const KERNEL_EXIT: i32 = 0x21;
+const PAYLOAD_AT: u64 = 0x100_0000;
+const PAYLOAD_LEN: usize = 3 << 20;
+/// Not a multiple of 512: its last sector is read through the BIOS.
+const MODULE_LEN: usize = 123_457;
+/// The largest read INT 13h makes (bootpack asks for at most 127 sectors
+/// per call, and SeaBIOS never merges calls).
+const BIOS_READ_MAX: u64 = SECTORS_PER_READ as u64 * SECTOR;
+
+/// A disk controller and the QEMU arguments that attach `drive` (a
+/// `-drive` file= value, e.g. a blkdebug: spec) to it as the boot disk.
+#[derive(Clone, Copy, Debug)]
+enum Controller {
+    Ide,
+    Ahci,
+    VirtioBlk,
+    VirtioScsi,
+}
+
+const ALL: [Controller; 4] = [
+    Controller::Ide,
+    Controller::Ahci,
+    Controller::VirtioBlk,
+    Controller::VirtioScsi,
+];
+
+impl Controller {
+    fn machine(self) -> Machine {
+        let machine = match self {
+            Controller::Ide => "pc",
+            _ => "q35",
+        };
+        Machine::new(machine, "256M")
+    }
+
+    fn args(self, file: &str) -> Vec<String> {
+        let drive = format!("file={file},format=raw,if=none,id=d0");
+        let device: &[&str] = match self {
+            Controller::Ide => &["-device", "ide-hd,drive=d0,bus=ide.0"],
+            Controller::Ahci => &["-device", "ide-hd,drive=d0,bus=ide.0"],
+            Controller::VirtioBlk => &["-device", "virtio-blk-pci,drive=d0"],
+            Controller::VirtioScsi => &[
+                "-device",
+                "virtio-scsi-pci,id=s0",
+                "-device",
+                "scsi-hd,drive=d0,bus=s0.0",
+            ],
+        };
+        let mut a = vec!["-drive".to_string(), drive];
+        a.extend(device.iter().map(|s| s.to_string()));
+        a
+    }
+}
+
+/// An image of a kernel with a payload and one module.
+struct Packed {
+    dir: Scratch,
+    image: PathBuf,
+    payload: Payload,
+    module: Vec<u8>,
+}
+
+fn pack(test: &str, fast_read: bool) -> Packed {
+    let dir = scratch(test);
+    let payload = Payload::random(PAYLOAD_AT, PAYLOAD_LEN, 0xfa57);
+    let spec = Spec {
+        payload: Some(&payload),
+        ..Spec::new(Shape::Elf32, Headers::Mb1)
+    };
+    let kernel = dir.join("kernel");
+    std::fs::write(&kernel, kernels::build_spec(&spec)).unwrap();
+    let module = kernels::random_bytes(MODULE_LEN, 0x0dd);
+    let module_path = dir.join("module");
+    std::fs::write(&module_path, &module).unwrap();
+    let image = dir.join("disk.img");
+    bootpack::Build::new(&kernel)
+        .name("kernel")
+        .args(["fast"])
+        .module(&module_path, "odd")
+        .fast_read(fast_read)
+        .write(&image)
+        .unwrap_or_else(|e| panic!("packing failed: {e}"));
+    Packed {
+        dir,
+        image,
+        payload,
+        module,
+    }
+}
+
+/// The sizes of every disk read QEMU's block layer saw.
+fn read_sizes(trace: &Path) -> Vec<u64> {
+    let log = std::fs::read_to_string(trace)
+        .unwrap_or_else(|e| panic!("QEMU wrote no trace at {}: {e}", trace.display()));
+    let sizes: Vec<u64> = log
+        .lines()
+        .filter(|l| l.contains("blk_co_preadv"))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            words.find(|&w| w == "bytes")?;
+            words.next()?.parse().ok()
+        })
+        .collect();
+    assert!(!sizes.is_empty(), "no blk_co_preadv lines in the trace");
+    sizes
+}
+
+/// Boots `file` on `c` with the read trace on; checks that the kernel ran
+/// with its payload and module intact; returns the read sizes.
+fn boot_and_check(p: &Packed, c: Controller, file: &str, name: &str) -> Vec<u64> {
+    let trace = p.dir.join(format!("{name}.trace"));
+    let mut m = c.machine();
+    m.extra.extend(
+        ["-trace", "blk_co_preadv", "-D"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([trace.display().to_string()]),
+    );
+    let run = qemu::boot_with_disk(&c.args(file), &m, None, BOOT_TIMEOUT);
+    assert_eq!(
+        run.exit,
+        Some(KERNEL_EXIT),
+        "{c:?} {name}: the kernel must run; serial:\n{}",
+        run.serial_text()
+    );
+    let r = Report::parse(&run.serial);
+    assert_eq!(r.cmdline(), b"kernel fast", "{c:?} {name}");
+    assert_eq!(
+        r.get("payload"),
+        format!("0x{PAYLOAD_AT:08x} {} ok", p.payload.data.len()),
+        "{c:?} {name}: payload"
+    );
+    assert_eq!(r.mods.len(), 1, "{c:?} {name}: one module");
+    assert_eq!(
+        r.mods[0].end - r.mods[0].start,
+        p.module.len() as u64,
+        "{c:?} {name}: module size"
+    );
+    assert_eq!(
+        r.mods[0].hash,
+        kernels::bytes_hash(&p.module),
+        "{c:?} {name}: module bytes"
+    );
+    read_sizes(&trace)
+}
+
+#[test]
+fn each_controller_reads_the_kernel_by_its_fast_path() {
+    let p = pack("fast-on", true);
+    let file = p.image.display().to_string();
+    for c in ALL {
+        let sizes = boot_and_check(&p, c, &file, &format!("{c:?}-fast"));
+        let big = sizes.iter().filter(|&&s| s > BIOS_READ_MAX).count();
+        assert!(
+            big > 0,
+            "{c:?}: no read larger than {BIOS_READ_MAX} bytes, so the fast path was not used \
+             (largest read: {} bytes)",
+            sizes.iter().max().unwrap()
+        );
+    }
+}
+
+#[test]
+fn no_fast_read_keeps_every_read_with_the_bios() {
+    let p = pack("fast-off", false);
+    let file = p.image.display().to_string();
+    for c in ALL {
+        let sizes = boot_and_check(&p, c, &file, &format!("{c:?}-bios"));
+        let largest = *sizes.iter().max().unwrap();
+        assert!(
+            largest <= BIOS_READ_MAX,
+            "{c:?}: --no-fast-read image read {largest} bytes at once; INT 13h reads at most \
+             {BIOS_READ_MAX}"
+        );
+    }
+}
+
+/// A blkdebug rule file making reads that cover `lba` fail once with EIO.
+fn fail_once(dir: &Path, lba: u64) -> PathBuf {
+    let rules = dir.join(format!("fail-once-{lba}.conf"));
+    std::fs::write(
+        &rules,
+        format!(
+            "[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"{lba}\"\nonce = \"on\"\n"
+        ),
+    )
+    .unwrap();
+    rules
+}
+
+#[test]
+fn a_fast_read_that_fails_falls_back_to_the_bios() {
+    let p = pack("fast-fails", true);
+    let disk = std::fs::read(&p.image).unwrap();
+    let at = PARTITION_START_LBA as usize * SECTOR as usize;
+    let rec = Record::parse(&disk[at..]).expect("a sound record");
+    // The payload segment's middle: well past the sectors the fast path
+    // is checked against, so it is read by the fast path and fails there.
+    let seg = rec
+        .segments()
+        .find(|s| s.dest == PAYLOAD_AT)
+        .expect("the payload segment");
+    let lba = PARTITION_START_LBA as u64 + seg.data_sector + seg.file_size / SECTOR / 2;
+    let rules = fail_once(&p.dir, lba);
+    let file = format!("blkdebug:{}:{}", rules.display(), p.image.display());
+    for c in ALL {
+        let sizes = boot_and_check(&p, c, &file, &format!("{c:?}-fails"));
+        assert!(
+            sizes.iter().any(|&s| s > BIOS_READ_MAX),
+            "{c:?}: the fast path must have been in use before the failure"
+        );
+    }
+}
