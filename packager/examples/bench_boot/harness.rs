@@ -989,6 +989,7 @@ pub fn profile(opts: &Options, bootpack_ts: &Path) -> Result<String, String> {
         "record",
         "fast-setup",
         "seg-read",
+        "seg-hidden",
         "seg-copy",
         "to-handoff",
         "handoff",
@@ -1001,7 +1002,9 @@ pub fn profile(opts: &Options, bootpack_ts: &Path) -> Result<String, String> {
         s,
         "Profile: ms, median of {} boots (host TSC {:.0} MHz); bios = QEMU start to SeaBIOS jumping to 0x7C00,\n\
          stage1+2up = to stage 2's first mark (stage 1 reads stage 2, long mode, console), fast-setup = finding and\n\
-         checking the IDE DMA path (its reads), seg-read/seg-copy = segment reads (BIOS or DMA) / checksum and copy,\n\
+         checking the fast read path (its reads), seg-read = segment reads (BIOS or fast path), seg-hidden = the part\n\
+         of seg-read spent checksumming one chunk while the next one transferred, seg-copy = the rest of the\n\
+         checksum and the bounce-buffer copy,\n\
          handoff = last mark to the kernel's first byte, loader = SeaBIOS handover to the kernel's first byte,\n\
          own = loader minus disk reads (mbr, record, fast-setup, seg-read)",
         opts.reps,
@@ -1080,6 +1083,7 @@ fn profile_row(chunks: &[(f64, Vec<u8>)], rate: f64) -> Option<Vec<f64>> {
     let (segments, handoff) = (tsc("segments")?, tsc("handoff")?);
     let seg_read = sum("read-bios-cycles") as f64 / rate;
     let seg_copy = sum("read-copy-cycles") as f64 / rate;
+    let seg_hidden = sum("read-hidden-cycles") as f64 / rate;
     let loader = kernel - handover;
     let fast_setup = tsc("fast-read").map_or(0.0, |f| ms(record, f));
     let reads = seg_read + ms(e820, mbr) + ms(mbr, record) + fast_setup;
@@ -1091,6 +1095,7 @@ fn profile_row(chunks: &[(f64, Vec<u8>)], rate: f64) -> Option<Vec<f64>> {
         ms(mbr, record),
         fast_setup,
         seg_read,
+        seg_hidden,
         seg_copy,
         ms(segments, handoff),
         kernel - handoff_at,
