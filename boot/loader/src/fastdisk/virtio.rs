@@ -1,43 +1,62 @@
 //! virtio-blk (1AF4:1001 transitional, 1AF4:1042 modern) and virtio-scsi
 //! (1AF4:1004, 1AF4:1048) disks, read through the virtqueue SeaBIOS itself
-//! set up: one descriptor chain per read, the data descriptor covering the
-//! whole destination (up to MAX_SECTORS sectors), so each read costs one
-//! notification instead of one INT 13h call per 127 sectors plus a bounce
+//! set up: one descriptor chain per read, its data descriptor covering the
+//! whole destination (up to MAX_SECTORS sectors), so a read costs one
+//! notification instead of an INT 13h call per 127 sectors plus a bounce
 //! copy.
 //!
 //! Why SeaBIOS' own queue. The BIOS keeps reading the same disk after stage
-//! 2 takes over (a partial last sector, modules, every fallback), and
-//! nothing tells it that someone else touched the device. Resetting the
-//! device and installing our own rings would leave SeaBIOS' rings and the
-//! device's internal ring indices out of step (virtio 1.0 has no way to set
-//! them back), and a device only has the one queue SeaBIOS uses unless it
-//! was given several. So stage 2 changes no device state at all: it puts
-//! its requests on SeaBIOS' queue exactly as SeaBIOS' vring_add_buf,
-//! vring_kick, vring_get_buf and vring_detach (src/hw/virtio-ring.c) would,
-//! including the two counters SeaBIOS keeps beside the rings (free_head and
-//! last_used_idx in its `struct vring_virtqueue`). That struct is found
-//! right after the used ring (SeaBIOS allocates rings and bookkeeping as
-//! one object) by its copy of the ring addresses, which must match what the
-//! device reports; before every request the avail index, the used index and
-//! SeaBIOS' last_used_idx must agree (nothing in flight). Afterwards the
-//! queue is as if SeaBIOS had made the request itself; only the contents of
-//! the descriptors differ, and SeaBIOS rewrites those before each use.
+//! 2 takes over (a partial last sector, modules, every fallback) and is
+//! never told that someone else used the device. Resetting the device and
+//! installing our own rings would leave SeaBIOS' rings and the device's
+//! internal ring indices out of step for good (virtio 1.0 cannot set them
+//! back); re-pointing the queue at other rings around each request has the
+//! same problem, the device's indices moving on while SeaBIOS' stay; and a
+//! device has only the one queue SeaBIOS uses unless it was given more. So
+//! stage 2 changes no device state (it only writes the queue select
+//! register in probe, and puts it back): it puts its requests on SeaBIOS'
+//! queue exactly as SeaBIOS' vring_add_buf, vring_kick, vring_get_buf and
+//! vring_detach (src/hw/virtio-ring.c) would, including the two counters
+//! SeaBIOS keeps beside the rings (free_head and last_used_idx in its
+//! `struct vring_virtqueue`). That struct is found right after the used
+//! ring (SeaBIOS allocates rings and bookkeeping as one object) by its copy
+//! of the ring addresses, which must equal what the device reports. Before
+//! every request the avail index, the used index and SeaBIOS'
+//! last_used_idx must agree (nothing in flight, every completion taken);
+//! afterwards the queue is as if SeaBIOS had made the request itself: the
+//! same indices and counters, the same free list; only the descriptors'
+//! contents differ, and SeaBIOS rewrites those before each use. SeaBIOS
+//! never runs while a request of ours is in flight: stage 2 is single-
+//! threaded with interrupts off, and load.rs makes no INT 13h call between
+//! start and finish. A request that times out stays on SeaBIOS' books as
+//! in flight (its descriptors off the free list) and the fast path is off
+//! for good (load.rs).
 //!
-//! Recognised only when the BIOS's EDD information for the boot drive says
-//! PCI and names bus 0 function whose ID is one of the above, SeaBIOS
-//! drives it (DRIVER_OK, the queue enabled, bookkeeping found), and exactly
-//! one disk behind it has the EDD's sector count (512-byte sectors): for
-//! virtio-blk the device's capacity, for virtio-scsi the targets 0..=255 at
-//! LUN 0 (what SeaBIOS boots from) asked with READ CAPACITY(16); SeaBIOS'
-//! EDD names no target or LUN for virtio-scsi. Without a PCI device path in
-//! the EDD information, every such function on bus 0 is tried and exactly
-//! one disk overall must match. load::setup_fast_read then compares fast
-//! reads with the BIOS's before anything is trusted.
+//! Transport: SeaBIOS uses the virtio 1.0 PCI capabilities when all four
+//! (common, notify, ISR, device configuration) are there, else the legacy
+//! I/O block in BAR0, and so does stage 2 (QEMU 7.2 on q35 and pc presents
+//! transitional devices with both, and SeaBIOS 1.16 takes the modern one;
+//! `disable-modern=on` devices use the legacy one). A capability in a BAR
+//! above 4 GiB (SeaBIOS then goes through the PCI configuration window)
+//! means no fast path: stage 2 maps only the low 4 GiB.
+//!
+//! Recognised only when SeaBIOS drives the device (DRIVER_OK, the queue
+//! enabled, its bookkeeping found and idle) and exactly one disk has the
+//! EDD's sector count (512-byte sectors): for virtio-blk the device's
+//! capacity, for virtio-scsi each target 0..=255 at LUN 0 (what SeaBIOS
+//! boots from) asked with READ CAPACITY(16), 32 commands in flight at a
+//! time. SeaBIOS' EDD information names the PCI function (interface path:
+//! bus, device, function) but no target or LUN for virtio-scsi; only that
+//! function is then considered, and it must be on bus 0. Without a PCI
+//! path in the EDD information every such function on bus 0 is tried and
+//! exactly one disk overall must match. load::setup_fast_read then compares
+//! fast reads with the BIOS's before anything is trusted.
 //!
 //! Completion is polled (interrupts are off; SeaBIOS sets
 //! VRING_AVAIL_F_NO_INTERRUPT) with a bounded wait; a bad virtio-blk status
 //! byte, a virtio-scsi response other than VIRTIO_SCSI_S_OK with status
-//! GOOD and no residue, or a timeout is a DmaError.
+//! GOOD and no residue, a completion that is not ours, or a timeout is a
+//! DmaError.
 
 #[path = "virtio_queue.rs"]
 mod queue;
@@ -145,8 +164,12 @@ impl Virtio {
                 }
                 continue;
             }
-            // QEMU's max_target (configuration offset 30) is 255; SeaBIOS
-            // scans 0..=255.
+            // One read must fit the device's max_sectors (configuration
+            // offset 8; QEMU: 65535). QEMU's max_target (offset 30) is 255;
+            // SeaBIOS scans 0..=255.
+            if u64::from(q.config.read32(8)) < MAX_SECTORS {
+                continue;
+            }
             let targets = q.config.read16(30).min(255) + 1;
             let batch = BATCH.min(q.num() / 3);
             let mut first = 0;

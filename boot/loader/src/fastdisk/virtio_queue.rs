@@ -1,6 +1,6 @@
 //! The virtio PCI transport as SeaBIOS left it, and the one virtqueue
-//! SeaBIOS set up on it, borrowed for one request at a time (see the
-//! module doc of `virtio` for why and how).
+//! SeaBIOS set up on it, borrowed between two of SeaBIOS' own requests
+//! (see the module doc of `virtio` for why and how).
 //!
 //! SeaBIOS (src/hw/virtio-pci.c, virtio-ring.c) drives a device through the
 //! virtio 1.0 PCI capabilities when all four (common, notify, ISR, device
@@ -140,7 +140,7 @@ fn w32(a: u32, v: u32) {
 /// One buffer of a request: physical address, length, device-writable.
 pub type Buf = (u32, u32, bool);
 
-/// SeaBIOS' virtqueue on one device, borrowed one request at a time.
+/// SeaBIOS' virtqueue on one device, borrowed while SeaBIOS is idle.
 #[derive(Clone, Copy, Debug)]
 pub struct Queue {
     /// The queue's index (0 for virtio-blk, 2 for virtio-scsi's first
@@ -156,8 +156,10 @@ pub struct Queue {
     isr: Regs,
     /// The device-specific configuration block.
     pub config: Regs,
-    /// Requests added but not yet kicked.
+    /// Requests added but not yet kicked, and SeaBIOS' free list head
+    /// before the first of them.
     added: u16,
+    first_free: u16,
     /// The used index that says every request kicked is done.
     pending: Option<u16>,
 }
@@ -167,8 +169,8 @@ impl Queue {
     /// the device running (DRIVER_OK, the queue enabled) and its
     /// bookkeeping is where and as expected.
     pub fn find(f: pci::Function, index: u16) -> Option<Queue> {
-        // Memory decoding or I/O decoding, and bus mastering: SeaBIOS
-        // turned them on if it drives the device.
+        // Bus mastering: SeaBIOS turned it on if it drives the device
+        // (decoding is checked by reading the registers below).
         if f.read32(4) & 0x4 == 0 {
             return None;
         }
@@ -266,6 +268,7 @@ impl Queue {
             isr,
             config,
             added: 0,
+            first_free: 0,
             pending: None,
         };
         q.idle().then_some(q)
@@ -297,6 +300,9 @@ impl Queue {
             return Err(DmaError);
         }
         let head = r16(self.books);
+        if self.added == 0 {
+            self.first_free = head;
+        }
         let mut i = head;
         for (k, &(addr, len, write)) in bufs.iter().enumerate() {
             let d = self.desc + 16 * u32::from(i);
@@ -312,6 +318,10 @@ impl Queue {
             // the descriptor after the ones now in use.
             i = r16(d + 14);
             if i >= self.num {
+                // A broken free list: give back the descriptors taken for
+                // the requests not kicked yet (SeaBIOS' books as before).
+                w16(self.books, self.first_free);
+                self.added = 0;
                 return Err(DmaError);
             }
         }
