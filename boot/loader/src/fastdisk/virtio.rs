@@ -218,7 +218,7 @@ impl Virtio {
             self.q.kick();
             self.q.wait().ok()?;
             for k in 0..n {
-                retry[k as usize] = slot(k).1 == [0, 2];
+                retry[k as usize] = slot(k).1 == [2, 0];
             }
         }
         Some((0..n).filter_map(move |k| {
