@@ -43,10 +43,11 @@
 //! Recognised only when SeaBIOS drives the device (DRIVER_OK, the queue
 //! enabled, its bookkeeping found and idle) and exactly one disk has the
 //! EDD's sector count (512-byte sectors): for virtio-blk the device's
-//! capacity, for virtio-scsi each target 0..=255 at LUN 0 (what SeaBIOS
-//! boots from) asked with READ CAPACITY(16), 32 commands in flight at a
-//! time. SeaBIOS' EDD information names the PCI function (interface path:
-//! bus, device, function) but no target or LUN for virtio-scsi; only that
+//! capacity, for virtio-scsi each target 0..=255 at LUN 0 asked with READ
+//! CAPACITY(16), 32 commands in flight at a time (a boot disk at another
+//! LUN, which SeaBIOS finds with REPORT LUNS, stays with the BIOS).
+//! SeaBIOS' EDD information names the PCI function (interface path: bus,
+//! device, function) but no target or LUN for virtio-scsi; only that
 //! function is then considered, and it must be on bus 0. Without a PCI
 //! path in the EDD information every such function on bus 0 is tried and
 //! exactly one disk overall must match. load::setup_fast_read then compares
