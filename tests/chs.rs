@@ -43,15 +43,25 @@ fn drive(image: &Path) -> Vec<String> {
     ]
 }
 
-/// The disk on an IDE/AHCI disk with the given geometry (cylinders, 16
-/// heads, 63 sectors per track, no translation).
-fn drive_with_cylinders(image: &Path, cylinders: u32) -> Vec<String> {
+/// The disk on an IDE (pc) or AHCI (q35) port with QEMU `ide-hd`
+/// geometry properties, e.g. "cyls=3,heads=16,secs=63,bios-chs-trans=none"
+/// (the BIOS uses the disk's geometry) or "lcyls=2,lheads=255,lsecs=63"
+/// (the geometry the BIOS is told to use).
+fn drive_with_geometry(image: &Path, geometry: &str) -> Vec<String> {
     vec![
         "-drive".into(),
         format!("file={},format=raw,if=none,id=d0", image.display()),
         "-device".into(),
-        format!("ide-hd,drive=d0,cyls={cylinders},heads=16,secs=63,bios-chs-trans=none"),
+        format!("ide-hd,drive=d0,{geometry}"),
     ]
+}
+
+/// 16 heads, 63 sectors per track and `cylinders`, untranslated.
+fn drive_with_cylinders(image: &Path, cylinders: u32) -> Vec<String> {
+    drive_with_geometry(
+        image,
+        &format!("cyls={cylinders},heads=16,secs=63,bios-chs-trans=none"),
+    )
 }
 
 /// Boots until the kernel exits QEMU and returns its report, checking that
@@ -230,6 +240,30 @@ fn a_kernel_beyond_the_chs_limit_is_reported() {
             ),
         );
     }
+}
+
+#[test]
+fn odd_geometries_boot() {
+    // Short tracks and few heads make stage 1 cross tracks, heads and a
+    // cylinder while it reads stage 2, and stage 2's track-sized reads
+    // start and end mid-track; 255 heads is the other extreme. The last
+    // case shows the logical geometry is the one in effect: 61 cylinders
+    // of 2 x 17 sectors, one withheld, end at 0x7F8, before the record.
+    let (dir, image) = small_image("chs-geometry");
+    for (m, geometry) in [
+        ("pc", "cyls=121,heads=2,secs=17,bios-chs-trans=none"),
+        ("q35", "lcyls=130,lheads=2,lsecs=17"),
+        ("pc", "lcyls=2,lheads=255,lsecs=63"),
+    ] {
+        let r = boot(&drive_with_geometry(&image, geometry), &machine(&dir, m));
+        assert_eq!(r.cmdline(), b"kernel chs", "{m} {geometry}");
+    }
+    stage2_halt(
+        &drive_with_geometry(&image, "lcyls=61,lheads=2,lsecs=17"),
+        &machine(&dir, "q35"),
+        "the kernel lies beyond what this BIOS can address without INT 13h extensions \
+         (LBA 0x800, CHS limit 0x7F8 sectors)",
+    );
 }
 
 // ---- reads that fail (QEMU blkdebug, as in tests/faults.rs) ----
