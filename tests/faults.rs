@@ -6,10 +6,9 @@
 //! message) and that the kernel never ran (no "BPTK" line).
 //!
 //! A damaged payload is tested in tests/boot.rs
-//! (`damaged_payload_is_reported_not_entered`). Not tested here: a BIOS
-//! without INT 13h extensions (stage 1 then stops with "bootpack: no INT
-//! 13h extensions"; a CHS fallback needs loader changes, and SeaBIOS always
-//! has the extensions).
+//! (`damaged_payload_is_reported_not_entered`); a BIOS without INT 13h
+//! extensions (CHS reads) in tests/chs.rs; failing fast reads on every
+//! controller in tests/fastpath.rs.
 
 mod support;
 

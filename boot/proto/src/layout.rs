@@ -39,8 +39,10 @@ pub const STAGE1_ADDR: u32 = 0x7C00;
 pub const STAGE2_ADDR: u32 = 0x7E00;
 /// First sector of stage 2 on disk.
 pub const STAGE2_LBA: u32 = 1;
-/// Stage 1 reads stage 2 in one INT 13h call; 127 sectors is the most every
-/// BIOS accepts in one extended read. Stage 2 must fit in this.
+/// Stage 1 reads stage 2 in one INT 13h extended read (AH=42h), or sector
+/// by sector with CHS reads on a BIOS without the extensions; 127 sectors
+/// is the most every BIOS accepts in one extended read. Stage 2 must fit in
+/// this.
 pub const STAGE2_MAX_SECTORS: u16 = 127;
 
 /// The kernel partition starts here: 1 MiB aligned, leaving the gap for
