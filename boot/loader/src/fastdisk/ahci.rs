@@ -110,9 +110,11 @@ fn edd_port(edd: &Edd, f: pci::Function) -> Option<Option<u8>> {
     match edd.device_path() {
         None if edd.dpte.is_some() => None,
         None => Some(None),
-        Some((bus, iface, path, dev)) => {
-            let ours = bus == b"PCI " && &iface[..4] == b"SATA" && path[..3] == [0, f.dev, f.func];
-            ours.then_some(Some(dev[0]))
+        Some(p) => {
+            let ours = p.host_bus == b"PCI "
+                && &p.interface[..4] == b"SATA"
+                && p.interface_path[..3] == [0, f.dev, f.func];
+            ours.then_some(Some(p.device_path[0]))
         }
     }
 }

@@ -19,33 +19,50 @@ static BUF: Global<Buf> = Global::new(Buf([0; LEN]));
 /// The drive's EDD information.
 #[derive(Clone, Copy, Debug)]
 pub struct Edd {
-    /// The BIOS drive number (DL).
-    pub drive: u8,
     /// Total sectors (offset 0x10).
     pub sectors: u64,
     /// The 16-byte device parameter table, if the BIOS gave one.
     pub dpte: Option<[u8; 16]>,
-    /// The whole buffer as the BIOS filled it; `len` bytes of it are valid.
+    /// The whole buffer as the BIOS filled it.
     pub raw: [u8; LEN],
-    pub len: u16,
+}
+
+/// The EDD 3.0 device path (offsets 0x1E-0x49 of the buffer).
+#[derive(Clone, Copy, Debug)]
+pub struct DevicePath<'a> {
+    /// e.g. b"PCI ".
+    pub host_bus: &'a [u8],
+    /// e.g. b"ATA     ", b"SATA    ", b"SCSI    ".
+    pub interface: &'a [u8],
+    /// For PCI: bus, device, function, channel.
+    pub interface_path: &'a [u8],
+    /// e.g. ATA master/slave, SATA port, SCSI target and LUN.
+    pub device_path: &'a [u8],
 }
 
 impl Edd {
-    /// The EDD 3.0 device path (offsets 0x1E-0x41), if the BIOS filled it
-    /// (key 0xBEDD): (host bus type, interface type, interface path, device
-    /// path), e.g. (b"PCI ", b"ATA     ", [bus, dev, func, channel, ..],
-    /// [master/slave, ..]).
-    pub fn device_path(&self) -> Option<(&[u8], &[u8], &[u8], &[u8])> {
+    /// Bytes per sector (offset 0x18).
+    pub fn sector_size(&self) -> u16 {
+        u16::from_le_bytes([self.raw[0x18], self.raw[0x19]])
+    }
+
+    /// The EDD 3.0 device path, if the BIOS filled it: key 0xBEDD and a
+    /// checksum making its bytes sum to 0 (over 0x1E-0x49 in the T13 layout
+    /// or 0x1E-0x41 in Phoenix's). The buffer length the BIOS reports is no
+    /// guide: SeaBIOS 1.16 fills the path but leaves the length at 0x1E.
+    pub fn device_path(&self) -> Option<DevicePath<'_>> {
         let r = &self.raw;
-        if self.len < 0x42 || u16::from_le_bytes([r[0x1E], r[0x1F]]) != 0xBEDD {
+        let sums_to_0 = |end: usize| r[0x1E..end].iter().fold(0u8, |a, &b| a.wrapping_add(b)) == 0;
+        if u16::from_le_bytes([r[0x1E], r[0x1F]]) != 0xBEDD || !(sums_to_0(0x4A) || sums_to_0(0x42))
+        {
             return None;
         }
-        Some((
-            &r[0x24..0x28],
-            &r[0x28..0x30],
-            &r[0x30..0x38],
-            &r[0x38..0x40],
-        ))
+        Some(DevicePath {
+            host_bus: &r[0x24..0x28],
+            interface: &r[0x28..0x30],
+            interface_path: &r[0x30..0x38],
+            device_path: &r[0x38..0x40],
+        })
     }
 }
 
@@ -90,11 +107,5 @@ pub fn query(drive: u8) -> Option<Edd> {
     } else {
         None
     };
-    Some(Edd {
-        drive,
-        sectors,
-        dpte,
-        raw,
-        len,
-    })
+    Some(Edd { sectors, dpte, raw })
 }

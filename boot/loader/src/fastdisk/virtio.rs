@@ -117,29 +117,24 @@ fn virtio_kind(f: pci::Function) -> Option<bool> {
 
 /// The bus 0 function the EDD information names: Some(None) if it gives
 /// no PCI path (then any function may be the one), None if it names one
-/// stage 2 cannot reach. SeaBIOS fills the EDD 3.0 path (key 0xBEDD, host
-/// bus "PCI ", interface path bus, device, function, channel) with its
-/// checksum but leaves the length field at 30, so the path is trusted by
-/// its key and checksum (T13 layout: bytes 0x1E..0x4A sum to 0; Phoenix:
-/// 0x1E..0x42) rather than by the length.
+/// stage 2 cannot reach. SeaBIOS fills the EDD 3.0 path (host bus "PCI ",
+/// interface path bus, device, function, channel) for virtio disks.
 fn edd_function(edd: &Edd) -> Option<Option<pci::Function>> {
-    let r = &edd.raw;
-    let sums_to_0 = |end: usize| r[0x1E..end].iter().fold(0u8, |a, &b| a.wrapping_add(b)) == 0;
-    if u16::from_le_bytes([r[0x1E], r[0x1F]]) != 0xBEDD
-        || !(sums_to_0(0x4A) || sums_to_0(0x42))
-        || &r[0x24..0x28] != b"PCI "
-    {
+    let Some(p) = edd.device_path().filter(|p| p.host_bus == b"PCI ") else {
         return Some(None);
-    }
-    let [bus, dev, func] = [r[0x30], r[0x31], r[0x32]];
+    };
+    let [bus, dev, func] = [
+        p.interface_path[0],
+        p.interface_path[1],
+        p.interface_path[2],
+    ];
     (bus == 0 && dev < 32 && func < 8).then_some(Some(pci::Function { dev, func }))
 }
 
 impl Virtio {
     /// The boot disk, if it is a virtio disk identified as above.
     pub fn probe(edd: &Edd) -> Option<Virtio> {
-        let blksize = u16::from_le_bytes([edd.raw[0x18], edd.raw[0x19]]);
-        if edd.sectors == 0 || blksize as u64 != SECTOR {
+        if edd.sectors == 0 || edd.sector_size() as u64 != SECTOR {
             return None;
         }
         let named = edd_function(edd)?;
