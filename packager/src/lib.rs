@@ -124,9 +124,9 @@ impl Build {
     }
 
     /// Whether stage 2 may read the kernel with its own driver for a
-    /// controller it recognises (PIIX IDE DMA) instead of the BIOS, which
-    /// is much faster on IDE disks (default: true). With false every read
-    /// goes through INT 13h.
+    /// controller it recognises (PIIX IDE, AHCI, virtio-blk, virtio-scsi)
+    /// instead of the BIOS, which is much faster for big kernels (default:
+    /// true). With false every read goes through INT 13h.
     pub fn fast_read(mut self, on: bool) -> Self {
         self.fast_read = on;
         self

@@ -65,8 +65,9 @@ enum Command {
         #[arg(long, value_enum)]
         protocol: Option<ProtocolArg>,
         /// Read the kernel only through the BIOS (INT 13h), never with
-        /// bootpack's own IDE DMA driver (which it uses on a PIIX IDE disk
-        /// after checking it against the BIOS).
+        /// bootpack's own drivers (which it uses on PIIX IDE, AHCI,
+        /// virtio-blk and virtio-scsi disks after checking them against the
+        /// BIOS).
         #[arg(long)]
         no_fast_read: bool,
         /// Image format: raw, gce (disk.raw in a .tar.gz for Google Compute
@@ -435,7 +436,7 @@ fn print_inspection(i: &bootpack::inspect::Inspection) {
         println!(
             "disk reads:  {}",
             if k.fast_read {
-                "fast path allowed (IDE DMA)"
+                "fast path allowed (IDE, AHCI, virtio)"
             } else {
                 "BIOS only (--no-fast-read)"
             }
