@@ -98,6 +98,13 @@ pub fn boot_kernel(kernel: &Path, append: &str, m: &Machine, timeout: Duration) 
     run(c, timeout, None)
 }
 
+/// A monitor socket path no other boot of this process uses.
+fn monitor_socket() -> PathBuf {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("bootpack-mon-{}-{n}.sock", std::process::id()))
+}
+
 /// Boots an image that is expected to stop with a message: waits until
 /// `marker` has appeared on the serial port and `settle` more has passed
 /// (to see that nothing else happens: no reboot, no kernel), then reads the
@@ -109,11 +116,9 @@ pub fn boot_until(
     settle: Duration,
     timeout: Duration,
 ) -> Run {
-    let sock = std::env::temp_dir().join(format!(
-        "bootpack-mon-{}-{}.sock",
-        std::process::id(),
-        image.file_name().unwrap().to_string_lossy()
-    ));
+    // Unique per boot: tests in one process run in parallel and often
+    // share image file names (disk.img).
+    let sock = monitor_socket();
     let _ = std::fs::remove_file(&sock);
     let mut c = base_command(m);
     c.arg("-drive")
@@ -133,13 +138,10 @@ pub fn boot_with_disk(
     until: Option<(&str, Duration)>,
     timeout: Duration,
 ) -> Run {
-    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let mut c = base_command(m);
     c.args(disk);
     let until = until.map(|(marker, settle)| {
-        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let sock =
-            std::env::temp_dir().join(format!("bootpack-mon-{}-disk{n}.sock", std::process::id()));
+        let sock = monitor_socket();
         let _ = std::fs::remove_file(&sock);
         c.arg("-monitor")
             .arg(format!("unix:{},server=on,wait=off", sock.display()));
