@@ -381,7 +381,7 @@ fn failing_drive(dir: &Path, image: &Path, lba: u64, once: bool) -> Vec<String> 
 /// loader's retry. The record and the first kernel sectors are always
 /// read through INT 13h (the IDE DMA path on `pc` is checked against them
 /// first), with --no-fast-read all the rest too; both builds are booted.
-/// The DMA path's own fallback is `a_dma_read_that_fails_falls_back_to_the_bios`.
+/// The fast paths' own fallback is tested in tests/fastpath.rs.
 #[test]
 fn a_kernel_read_that_fails_once_is_retried() {
     for options in [&[][..], &["--no-fast-read"][..]] {
@@ -407,31 +407,6 @@ fn kernel_read_fails_once(options: &[&str]) {
         );
         assert_eq!(Report::parse(&run.serial).cmdline(), b"kernel fault");
     }
-}
-
-/// On `pc`, once the first kernel sectors read the same by IDE DMA as
-/// through the BIOS, stage 2 reads the rest by DMA; a DMA error there must
-/// turn the fast path off and the rest come through INT 13h (traced with
-/// QEMU's `ide_dma_cb`: the sector below is read by DMA only).
-#[test]
-fn a_dma_read_that_fails_falls_back_to_the_bios() {
-    use bootpack_proto::layout::FAST_VERIFY_LEN;
-    let img = Image::new("dma-once");
-    let image = img.write("disk", &img.disk);
-    let seg = img.record().segments().find(|s| s.file_size > 0).unwrap();
-    let lba = img.first_data_lba() + FAST_VERIFY_LEN as u64 / SECTOR + 2;
-    assert!(
-        lba < img.first_data_lba() + seg.file_size / SECTOR,
-        "the kernel must be longer than the DMA verification window"
-    );
-    let run = qemu::boot_with_disk(
-        &failing_drive(&img.dir, &image, lba, true),
-        &Machine::new("pc", "64M"),
-        None,
-        BOOT_TIMEOUT,
-    );
-    assert_eq!(run.exit, Some(KERNEL_EXIT), "{}", run.serial_text());
-    assert_eq!(Report::parse(&run.serial).cmdline(), b"kernel fault");
 }
 
 #[test]
