@@ -18,7 +18,7 @@ use bootpack_proto::record::Record;
 use support::kernels::{self, Headers, Payload, Shape, Spec};
 use support::qemu::{self, Machine, Run};
 use support::report::Report;
-use support::{bootpack, scratch, Scratch};
+use support::{blkdebug, bootpack, scratch, Scratch};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long to watch after a failure message (see tests/faults.rs).
@@ -268,28 +268,6 @@ fn odd_geometries_boot() {
 
 // ---- reads that fail (QEMU blkdebug, as in tests/faults.rs) ----
 
-/// A blkdebug IDE drive over `image` whose reads covering `lba` fail with
-/// EIO, once or always.
-fn failing_drive(dir: &Path, image: &Path, lba: u64, once: bool) -> Vec<String> {
-    let rules = dir.join(format!("blkdebug-{lba}-{once}.conf"));
-    std::fs::write(
-        &rules,
-        format!(
-            "[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"{lba}\"\nonce = \"{}\"\n",
-            if once { "on" } else { "off" }
-        ),
-    )
-    .unwrap();
-    vec![
-        "-drive".into(),
-        format!(
-            "file=blkdebug:{}:{},format=raw,if=ide",
-            rules.display(),
-            image.display()
-        ),
-    ]
-}
-
 #[test]
 fn a_chs_read_that_fails_once_is_retried() {
     // Stage 1 (LBA 2, inside stage 2), the record and the first kernel
@@ -297,7 +275,7 @@ fn a_chs_read_that_fails_once_is_retried() {
     let (dir, image) = small_image("chs-once");
     let m = machine(&dir, "pc");
     for lba in [2, PARTITION_START_LBA as u64, first_data_lba(&image)] {
-        let r = boot(&failing_drive(&dir, &image, lba, true), &m);
+        let r = boot(&blkdebug::ide_drive(&dir, &image, lba, true), &m);
         assert_eq!(r.cmdline(), b"kernel chs", "LBA {lba} failing once");
     }
 }
@@ -308,12 +286,12 @@ fn a_chs_read_that_always_fails_is_reported() {
     let m = machine(&dir, "pc");
     // Stage 1 has its one line for it.
     let line = "bootpack: stage 2 read failed";
-    expect_halt(&failing_drive(&dir, &image, 2, false), &m, line, line);
+    expect_halt(&blkdebug::ide_drive(&dir, &image, 2, false), &m, line, line);
     // Stage 2 names the read that failed; SeaBIOS's ATA driver answers a
     // failed read with status 0x0C (DISK_RET_EBADTRACK) for CHS reads too.
     for lba in [PARTITION_START_LBA as u64, first_data_lba(&image)] {
         stage2_halt(
-            &failing_drive(&dir, &image, lba, false),
+            &blkdebug::ide_drive(&dir, &image, lba, false),
             &m,
             &format!("BIOS disk read failed (drive 0x80, LBA {lba:#X}, status 0x0C)")
                 .replace("0X", "0x"),

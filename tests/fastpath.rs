@@ -27,7 +27,7 @@ use bootpack_proto::record::Record;
 use support::kernels::{self, Headers, Payload, Shape, Spec};
 use support::qemu::{self, Machine};
 use support::report::Report;
-use support::{scratch, Scratch};
+use support::{blkdebug, scratch, Scratch};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 const KERNEL_EXIT: i32 = 0x21;
@@ -220,19 +220,6 @@ fn no_fast_read_keeps_every_read_with_the_bios() {
     }
 }
 
-/// A blkdebug rule file making reads that cover `lba` fail once with EIO.
-fn fail_once(dir: &Path, lba: u64) -> PathBuf {
-    let rules = dir.join(format!("fail-once-{lba}.conf"));
-    std::fs::write(
-        &rules,
-        format!(
-            "[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"{lba}\"\nonce = \"on\"\n"
-        ),
-    )
-    .unwrap();
-    rules
-}
-
 #[test]
 fn a_fast_read_that_fails_falls_back_to_the_bios() {
     let p = pack("fast-fails", true);
@@ -246,8 +233,7 @@ fn a_fast_read_that_fails_falls_back_to_the_bios() {
         .find(|s| s.dest == PAYLOAD_AT)
         .expect("the payload segment");
     let lba = PARTITION_START_LBA as u64 + seg.data_sector + seg.file_size / SECTOR / 2;
-    let rules = fail_once(&p.dir, lba);
-    let file = format!("blkdebug:{}:{}", rules.display(), p.image.display());
+    let file = blkdebug::file(&p.dir, &p.image, lba, true);
     for c in ALL {
         let sizes = boot_and_check(&p, c, &file, &format!("{c:?}-fails"));
         assert!(

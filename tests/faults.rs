@@ -21,7 +21,7 @@ use bootpack_proto::stage1;
 use support::kernels::{self, Shape};
 use support::qemu::{self, Machine};
 use support::report::Report;
-use support::{bootpack, scratch, Scratch};
+use support::{blkdebug, bootpack, scratch, Scratch};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long to watch after the message: long enough to see a reboot (the
@@ -353,28 +353,6 @@ fn kernel_partition_too_small() {
 
 // ---- BIOS disk reads that fail (QEMU blkdebug) ----
 
-/// A blkdebug drive over `image` whose reads covering `lba` fail with EIO,
-/// once or always.
-fn failing_drive(dir: &Path, image: &Path, lba: u64, once: bool) -> Vec<String> {
-    let rules = dir.join(format!("blkdebug-{lba}-{once}.conf"));
-    std::fs::write(
-        &rules,
-        format!(
-            "[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"{lba}\"\nonce = \"{}\"\n",
-            if once { "on" } else { "off" }
-        ),
-    )
-    .unwrap();
-    vec![
-        "-drive".into(),
-        format!(
-            "file=blkdebug:{}:{},format=raw,if=ide",
-            rules.display(),
-            image.display()
-        ),
-    ]
-}
-
 /// SeaBIOS does not retry a failed ATA read itself (traced with QEMU's
 /// `ide_sector_read`: an always-failing sector is read exactly 4 times, the
 /// loader's tries), so a boot that survives a once-failing read proves the
@@ -394,7 +372,7 @@ fn kernel_read_fails_once(options: &[&str]) {
     let image = img.write("disk", &img.disk);
     for lba in [PARTITION_START_LBA as u64, img.first_data_lba()] {
         let run = qemu::boot_with_disk(
-            &failing_drive(&img.dir, &image, lba, true),
+            &blkdebug::ide_drive(&img.dir, &image, lba, true),
             &Machine::new("pc", "64M"),
             None,
             BOOT_TIMEOUT,
@@ -423,7 +401,7 @@ fn kernel_read_always_fails(options: &[&str]) {
     // (DISK_RET_EBADTRACK).
     for lba in [PARTITION_START_LBA as u64, img.first_data_lba()] {
         expect_halt(
-            &failing_drive(&img.dir, &image, lba, false),
+            &blkdebug::ide_drive(&img.dir, &image, lba, false),
             &format!(
                 "bootpack: error: BIOS disk read failed (drive 0x80, LBA {}, status 0x0C)",
                 hex(lba)
@@ -438,7 +416,7 @@ fn a_stage2_read_that_fails_once_is_retried() {
     let img = Image::new("s2-read-once");
     let image = img.write("disk", &img.disk);
     let run = qemu::boot_with_disk(
-        &failing_drive(&img.dir, &image, 2, true),
+        &blkdebug::ide_drive(&img.dir, &image, 2, true),
         &Machine::new("pc", "64M"),
         None,
         BOOT_TIMEOUT,
@@ -451,5 +429,5 @@ fn a_stage2_read_that_always_fails_is_reported() {
     let img = Image::new("s2-read-always");
     let image = img.write("disk", &img.disk);
     let line = "bootpack: stage 2 read failed";
-    expect_halt(&failing_drive(&img.dir, &image, 2, false), line, line);
+    expect_halt(&blkdebug::ide_drive(&img.dir, &image, 2, false), line, line);
 }

@@ -2,6 +2,7 @@
 //! runs and the test kernel's report.
 #![allow(dead_code)]
 
+pub mod blkdebug;
 pub mod elf;
 pub mod kernels;
 pub mod qemu;
