@@ -32,12 +32,29 @@ use bootpack_proto::record::{Protocol, FLAG_NO_FAST_READ, MAX_MODULES};
 use bootpack_proto::{e820, multiboot2};
 use fail::{fail, Hex, Str};
 
+/// `.set BOOTPACK_TS, 1` with the `timestamps` feature, else 0: the
+/// assembly's time marks (asm/macros.s S1_MARK) assemble to nothing
+/// without it.
+#[cfg(feature = "timestamps")]
+macro_rules! ts_symbol {
+    () => {
+        ".set BOOTPACK_TS, 1\n"
+    };
+}
+#[cfg(not(feature = "timestamps"))]
+macro_rules! ts_symbol {
+    () => {
+        ".set BOOTPACK_TS, 0\n"
+    };
+}
+
 /// One assembly file with the shared macros (asm/macros.s) before it and
 /// their purge (asm/purge.s) after it.
 macro_rules! asm_file {
     ($file:literal) => {
         core::arch::global_asm!(
             concat!(
+                ts_symbol!(),
                 include_str!("asm/macros.s"),
                 include_str!($file),
                 include_str!("asm/purge.s")
@@ -182,6 +199,7 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     };
 
     ts::mark("handoff", 0);
+    ts::flush();
     // SAFETY: the kernel's segments and the modules are loaded and
     // checksummed, the info is built; bootpack_enter_kernel relies on the
     // GDT and identity mapping set up by asm/entry.s, which are still in

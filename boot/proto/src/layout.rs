@@ -5,7 +5,9 @@
 //!
 //! ```text
 //! 0x00000-0x004FF  real-mode IVT and BIOS data area (the BIOS's)
-//! 0x00500-0x00FFF  unused: page 0 is the kernel's NULL guard (Solo5)
+//! 0x00500-0x00FFF  unused: page 0 is the kernel's NULL guard (Solo5);
+//!                  with the loader's `timestamps` feature stage 1 keeps
+//!                  three time marks at STAGE1_MARKS_ADDR
 //! 0x01000-0x01FFF  FAST_PRD: the PIIX bus-master PRD table (fast reads)
 //! 0x02000-0x05FFF  FAST_VERIFY: fast reads compared with the BIOS's
 //! 0x06000-0x07BFF  real-mode stack for stage 1 and BIOS calls (top 0x7C00)
@@ -32,6 +34,11 @@
 
 /// Sector size of every disk bootpack writes and reads.
 pub const SECTOR: u64 = 512;
+
+/// Stage 1's time marks in profiling builds (feature `timestamps`): the
+/// low halves of the TSC when it got control, began reading stage 2 and
+/// had read it (asm/macros.s S1_MARK hard-codes this address).
+pub const STAGE1_MARKS_ADDR: u32 = 0x600;
 
 /// Where the BIOS loads stage 1.
 pub const STAGE1_ADDR: u32 = 0x7C00;

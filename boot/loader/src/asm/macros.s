@@ -27,3 +27,14 @@
     andl    $0xFFFFFEFF, %eax
     wrmsr
 .endm
+
+# Stage 1's time marks (feature `timestamps` only; nothing otherwise): the
+# low 32 bits of the TSC into slot N of layout::STAGE1_MARKS_ADDR, which
+# stage 2 reports (src/ts.rs). 16-bit code with DS = 0; clobbers EAX and
+# EDX. Six bytes each, which stage 1's spare bytes hold.
+.macro S1_MARK slot
+.if BOOTPACK_TS
+    rdtsc
+    movl    %eax, 0x600 + 4 * \slot
+.endif
+.endm

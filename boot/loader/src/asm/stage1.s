@@ -31,6 +31,10 @@ s1_normalised:
     sti
     cld
     movb    %dl, s1_drive
+    S1_MARK 0                       # handed over (timestamps builds)
+.if BOOTPACK_TS
+    movb    s1_drive, %dl           # the mark took EDX; AH=41h needs DL
+.endif
 
     # A sector count outside 1..=127 means the fields were not patched (or
     # the sector is damaged): do not read garbage over memory.
@@ -72,6 +76,7 @@ s1_start:
     # Stage 2 sits right after the MBR (layout::STAGE2_LBA): its LBAs fit
     # 16 bits and are below 128, so the CHS arithmetic is 16-bit and the
     # cylinder is below 256.
+    S1_MARK 1                       # reading stage 2
     movw    s1_stage2_lba, %ax
     movw    %ax, s1_dap_lba
 s1_next:
@@ -120,6 +125,7 @@ s1_read_ok:
     jnz     s1_next
 
 s1_sum:
+    S1_MARK 2                       # stage 2 read
     # 16-bit word sum over the whole sectors read. Stage 2 may span more
     # than 64 KiB of offsets from 0x7E00, so step DS one sector at a time.
     movw    s1_stage2_sectors, %bp
