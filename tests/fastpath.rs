@@ -68,8 +68,8 @@ impl Controller {
     fn args(self, file: &str) -> Vec<String> {
         let drive = format!("file={file},format=raw,if=none,id=d0");
         let device: &[&str] = match self {
-            Controller::Ide => &["-device", "ide-hd,drive=d0,bus=ide.0"],
-            Controller::Ahci => &["-device", "ide-hd,drive=d0,bus=ide.0"],
+            // ide.0 is the PIIX primary channel on `pc`, AHCI port 0 on q35.
+            Controller::Ide | Controller::Ahci => &["-device", "ide-hd,drive=d0,bus=ide.0"],
             Controller::VirtioBlk => &["-device", "virtio-blk-pci,drive=d0"],
             Controller::VirtioScsi => &[
                 "-device",

@@ -13,7 +13,7 @@ use bootpack_proto::layout::{
 };
 use bootpack_proto::mbinfo::ModuleInfo;
 use bootpack_proto::place;
-use bootpack_proto::record::{self, Record, RecordError, MAX_MODULES};
+use bootpack_proto::record::{self, Record, RecordError, FLAG_NO_FAST_READ, MAX_MODULES};
 use core::{ptr, slice};
 
 /// The kernel partition, from the MBR's partition table.
@@ -161,12 +161,18 @@ pub fn read_record(drive: u8, part: &Partition) -> Record<'static> {
 
 /// Turns on stage 2's own read path if the boot disk is on a controller it
 /// recognises (fastdisk/) and fast reads of the record's first sector and
-/// of the first kernel data sectors match what the BIOS read. The AHCI and
-/// virtio paths keep their structures at layout::FAST_DMA_ADDR, so nothing
-/// is tried unless the memory map says that is RAM.
+/// of the first kernel data sectors match what the BIOS read. Nothing is
+/// tried when the record forbids it (`--no-fast-read`), when the data is
+/// what one or two BIOS calls fetch (the demo kernel, a small unikernel:
+/// the BIOS reads that faster than the fast path is set up and checked,
+/// 2-5 ms), or when the memory map does not say the AHCI and virtio paths'
+/// structures (layout::FAST_DMA_ADDR) are RAM.
 pub fn setup_fast_read(drive: u8, part: &Partition, rec: &Record, map: &[E820Entry]) {
     let dma = FAST_DMA_ADDR as u64;
-    if !e820::is_usable(map, dma, dma + FAST_DMA_LEN as u64) {
+    if rec.flags() & FLAG_NO_FAST_READ != 0
+        || rec.data_sectors() <= 2 * SECTORS_PER_READ as u32
+        || !e820::is_usable(map, dma, dma + FAST_DMA_LEN as u64)
+    {
         return;
     }
     fastdisk::setup(drive, |fast| {
@@ -222,69 +228,61 @@ unsafe fn read_to(
     const _: () = assert!(CHUNK as usize <= BOUNCE_LEN && CHUNK.is_multiple_of(8));
     let mut lba = part.start as u64 + sector;
     let mut done = 0u64;
-    // Cycles spent in BIOS (or DMA) reads and in the checksum and copy
-    // (marks only).
-    let (mut bios_cycles, mut copy_cycles) = (0u64, 0u64);
-    // Of bios_cycles, the part spent checksumming while a fast read was in
-    // flight (marks only): the reads' time is the device's only if this is
-    // well below it.
-    let mut hidden_cycles = 0u64;
+    // TSC ticks (marks only) spent in reads (BIOS or fast), in the
+    // checksum and copy, and, of the reads' ticks, in checksumming while a
+    // fast read was in flight: the reads' time is the device's only if
+    // that part is well below it.
+    let (mut read_cycles, mut copy_cycles, mut hidden_cycles) = (0u64, 0u64, 0u64);
     // Whole sectors straight to the destination by DMA while the fast path
     // is on; whatever is left (a partial last sector, or everything after a
     // DMA error, which turns the fast path off) goes through the BIOS.
     if let Some(mut fast) = fastdisk::get() {
         let whole = size & !(SECTOR - 1);
         let step = fast.max_sectors().min(FAST_CHUNK_SECTORS) * SECTOR;
+        // Checksums a chunk whose read has completed.
+        let mut sum_chunk = |(at, len): (u64, u64)| {
+            let t = ts::stamp();
+            // SAFETY: the read of [at, at + len) has completed; the bytes
+            // lie in the caller's range, which nothing else writes.
+            sum.update(unsafe { slice::from_raw_parts(at as usize as *const u8, len as usize) });
+            ts::since(t)
+        };
         // The chunk read last, not yet checksummed: it is summed while the
         // controller fetches the next one, so the checksum costs no time
         // of its own (QEMU completes DMA on another host thread).
         let mut unsummed: Option<(u64, u64)> = None;
         while done < whole {
             let n = (whole - done).min(step);
-            let t0 = if ts::ENABLED { ts::now() } else { 0 };
+            let t = ts::stamp();
             // SAFETY: [dest + done, dest + done + n) lies inside the
             // caller's promised range (n <= whole - done, whole <= size),
             // which is at or above 1 MiB, so clear of stage 2's buffers and
             // the controllers' structures; nothing else touches it until
             // finish returns.
             let started = unsafe { fast.start(lba, n / SECTOR, dest + done) };
-            if let Some((at, len)) = unsummed.take() {
-                let t1 = if ts::ENABLED { ts::now() } else { 0 };
-                // SAFETY: that read has completed; these bytes are in the
-                // caller's range, which nothing else writes.
-                sum.update(unsafe {
-                    slice::from_raw_parts(at as usize as *const u8, len as usize)
-                });
-                if ts::ENABLED {
-                    hidden_cycles += ts::now() - t1;
-                }
+            if let Some(chunk) = unsummed.take() {
+                hidden_cycles += sum_chunk(chunk);
             }
             if started.and_then(|()| fast.finish()).is_err() {
                 fastdisk::disable();
                 break;
             }
-            if ts::ENABLED {
-                bios_cycles += ts::now() - t0;
-            }
+            read_cycles += ts::since(t);
             unsummed = Some((dest + done, n));
             done += n;
             lba += n / SECTOR;
         }
-        if let Some((at, len)) = unsummed {
-            let t1 = if ts::ENABLED { ts::now() } else { 0 };
-            // SAFETY: as above.
-            sum.update(unsafe { slice::from_raw_parts(at as usize as *const u8, len as usize) });
-            if ts::ENABLED {
-                copy_cycles += ts::now() - t1;
-            }
+        if let Some(chunk) = unsummed {
+            copy_cycles += sum_chunk(chunk);
         }
     }
     while done < size {
         let n = (size - done).min(CHUNK);
         let sectors = sectors_for(n);
-        let t0 = if ts::ENABLED { ts::now() } else { 0 };
+        let t = ts::stamp();
         read_or_fail(drive, lba, sectors, BOUNCE_ADDR);
-        let t1 = if ts::ENABLED { ts::now() } else { 0 };
+        read_cycles += ts::since(t);
+        let t = ts::stamp();
         // SAFETY: the bounce buffer holds `n` <= BOUNCE_LEN bytes just
         // read; the destination is the caller's promise.
         unsafe {
@@ -299,15 +297,12 @@ unsafe fn read_to(
                 n as usize,
             );
         }
-        if ts::ENABLED {
-            bios_cycles += t1 - t0;
-            copy_cycles += ts::now() - t1;
-        }
+        copy_cycles += ts::since(t);
         done += n;
         lba += sectors;
     }
     ts::mark("read-bytes", size);
-    ts::mark("read-bios-cycles", bios_cycles);
+    ts::mark("read-bios-cycles", read_cycles);
     ts::mark("read-copy-cycles", copy_cycles);
     ts::mark("read-hidden-cycles", hidden_cycles);
 }

@@ -25,10 +25,10 @@ mod load;
 mod memmap;
 mod ts;
 
-use bootpack_proto::layout::{INFO_ARENA_ADDR, INFO_ARENA_LEN, KERNEL_FLOOR, SECTORS_PER_READ};
+use bootpack_proto::layout::{INFO_ARENA_ADDR, INFO_ARENA_LEN, KERNEL_FLOOR};
 use bootpack_proto::mbi2::{self, Mbi2Spec};
 use bootpack_proto::mbinfo::{self, ArenaFull, InfoSpec, ModuleInfo};
-use bootpack_proto::record::{Protocol, FLAG_NO_FAST_READ, MAX_MODULES};
+use bootpack_proto::record::{Protocol, MAX_MODULES};
 use bootpack_proto::{e820, multiboot2};
 use fail::{fail, Hex, Str};
 
@@ -139,12 +139,7 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     ts::mark("mbr", 512);
     let rec = load::read_record(drive, &part);
     ts::mark("record", rec.data_sectors() as u64);
-    // Data that one or two BIOS calls fetch (the demo kernel, a small
-    // unikernel) is read faster by the BIOS than the fast path can be set
-    // up and checked (2-5 ms).
-    if rec.flags() & FLAG_NO_FAST_READ == 0 && rec.data_sectors() > 2 * SECTORS_PER_READ as u32 {
-        load::setup_fast_read(drive, &part, &rec, map);
-    }
+    load::setup_fast_read(drive, &part, &rec, map);
     ts::mark("fast-read", fastdisk::get().is_some() as u64);
     load::check_memory(&rec, map);
     load::load_segments(drive, &part, &rec);

@@ -30,6 +30,27 @@ pub fn now() -> u64 {
 /// Whether marks are recorded.
 pub const ENABLED: bool = cfg!(feature = "timestamps");
 
+/// The time-stamp counter with the feature, else 0 (no rdtsc in release
+/// builds): the start of an interval measured with [`since`].
+#[inline(always)]
+pub fn stamp() -> u64 {
+    if ENABLED {
+        now()
+    } else {
+        0
+    }
+}
+
+/// TSC ticks since `start` (a [`stamp`]) with the feature, else 0.
+#[inline(always)]
+pub fn since(start: u64) -> u64 {
+    if ENABLED {
+        now() - start
+    } else {
+        0
+    }
+}
+
 #[cfg(feature = "timestamps")]
 mod record {
     use crate::Global;

@@ -359,6 +359,11 @@ fn sh(cmd: &mut Command) -> Result<(), String> {
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("{:?}: {e}", cmd.get_program()))?;
+    succeeded(cmd, &out)
+}
+
+/// Ok if the command that gave `out` succeeded, else its stderr.
+fn succeeded(cmd: &Command, out: &std::process::Output) -> Result<(), String> {
     if out.status.success() {
         Ok(())
     } else {
@@ -385,14 +390,7 @@ fn sh_input(cmd: &mut Command, input: &str) -> Result<(), String> {
         .write_all(input.as_bytes())
         .map_err(|e| e.to_string())?;
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    succeeded(cmd, &out)
 }
 
 /// A 1 GiB disk with one active FAT32 partition at LBA 2048 filling it,
