@@ -27,7 +27,7 @@ pub const SECTOR_BYTES: usize = 512;
 pub const MAX_READ_SECTORS: u32 = 32;
 /// MBR partition type of the kernel partition (0x7F: reserved for
 /// individual/experimental use, so no operating system mounts it).
-pub const MBR_PARTITION_TYPE: u8 = 0x7F;
+pub const MBR_PARTITION_TYPE: u8 = crate::layout::PARTITION_TYPE;
 /// MBR type of the protective entry that announces a GPT.
 pub const PROTECTIVE_MBR_TYPE: u8 = 0xEE;
 /// GPT partition type of the kernel partition: a random (version 4) GUID
