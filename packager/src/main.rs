@@ -394,10 +394,27 @@ fn inspect(image: &Path, json: bool) -> ExitCode {
 
 fn print_inspection(i: &bootpack::inspect::Inspection) {
     println!("image:       {} ({})", i.image, i.format);
-    if !i.disk_signature.is_empty() {
+    if let Some(g) = &i.gpt {
+        println!(
+            "partitions:  GPT, disk GUID {} (protective MBR)",
+            g.disk_guid
+        );
+        println!(
+            "  {}: {:?}, type {}, GUID {}, LBA {}..{} ({:.1} MiB)",
+            g.index + 1,
+            g.name,
+            g.type_guid,
+            g.partition_guid,
+            g.start_lba,
+            g.start_lba + g.sectors,
+            g.sectors as f64 / 2048.0
+        );
+    } else if i.table == "gpt" {
+        println!("partitions:  GPT (protective MBR)");
+    } else if !i.disk_signature.is_empty() {
         println!("partitions:  MBR, disk signature {}", i.disk_signature);
     }
-    for p in &i.partitions {
+    for p in i.partitions.iter().filter(|_| i.table != "gpt") {
         println!(
             "  {}: type {:#04x}{}, LBA {}..{} ({:.1} MiB)",
             p.index + 1,

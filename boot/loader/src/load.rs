@@ -5,6 +5,7 @@ use crate::disk::{self, sectors_for};
 use crate::fail::{self, fail, Dec, Hex, Hex2, Str};
 use crate::fastdisk;
 use crate::ts;
+use bootpack_proto::bounds;
 use bootpack_proto::checksum::Fletcher64;
 use bootpack_proto::e820::{self, E820Entry};
 use bootpack_proto::layout::{
@@ -127,37 +128,10 @@ pub fn read_record(drive: u8, part: &Partition) -> Record<'static> {
     let bytes = unsafe { phys(RECORD_BUF_ADDR, (sectors * SECTOR) as usize) };
     let rec = Record::parse(bytes).unwrap_or_else(|e| record_fail(e));
 
-    let needed = sectors + rec.data_sectors() as u64;
-    if needed > part.sectors {
-        fail(&[
-            Str("partition "),
-            Dec(part.index as u64 + 1),
-            Str(" has "),
-            Hex(part.sectors),
-            Str(" sectors but its record and kernel need "),
-            Hex(needed),
-            Str(": the disk image is truncated or damaged, rebuild it"),
-        ]);
-    }
-    for (i, s) in rec.segments().enumerate() {
-        let end = s.data_sector.saturating_add(sectors_for(s.file_size));
-        if end > needed {
-            fail(&[
-                Str("configuration record: segment "),
-                Dec(i as u64),
-                Str(" data lies outside the partition"),
-            ]);
-        }
-    }
-    for (i, m) in rec.modules().enumerate() {
-        let end = m.data_sector.saturating_add(sectors_for(m.size));
-        if end > needed {
-            fail(&[
-                Str("configuration record: module "),
-                Dec(i as u64),
-                Str(" data lies outside the partition"),
-            ]);
-        }
+    // The record and every byte it names must lie within the partition
+    // (proto::bounds, which `bootpack inspect` checks too).
+    if let Err(outside) = bounds::check(&rec, sectors, part) {
+        fail::fail_display(&outside);
     }
     rec
 }

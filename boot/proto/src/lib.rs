@@ -12,6 +12,7 @@
 //!   payload.
 //! - [`crc32`]: the CRC-32 of GPT headers and entry arrays.
 //! - [`ptable`]: finding the bootpack partition in an MBR or a GPT.
+//! - [`bounds`]: whether the record and its data lie within the partition.
 //! - [`mbinfo`]: building the Multiboot 1 information structure.
 //! - [`mbi2`]: building the Multiboot 2 boot information.
 //! - [`e820`]: the BIOS memory map and what is derived from it.
@@ -22,6 +23,7 @@
 #![no_std]
 
 pub mod acpi;
+pub mod bounds;
 pub mod checksum;
 pub mod crc32;
 pub mod e820;
