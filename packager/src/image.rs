@@ -61,6 +61,8 @@ pub enum ImageError {
         unit: String,
         size: u64,
     },
+    #[error("a {format} image can hold at most {max} bytes ({} GiB); {size} bytes is more", max >> 30)]
+    FormatTooSmall { format: String, max: u64, size: u64 },
     #[error("internal: stage 1 lacks its patch placeholders (stale bootloader build)")]
     Stage1Layout,
     #[error("internal: stage 2 is {sectors} sectors; stage 1 loads at most {max}")]

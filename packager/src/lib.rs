@@ -350,6 +350,13 @@ fn choose_size(format: Format, requested: Option<u64>, min: u64) -> Result<u64, 
     let Some(size) = requested else {
         return Ok(format.default_size(min));
     };
+    if let Some(max) = format.max_size().filter(|&m| size > m) {
+        return Err(ImageError::FormatTooSmall {
+            format: format.to_string(),
+            max,
+            size,
+        });
+    }
     let g = format.size_granularity();
     if !size.is_multiple_of(g) {
         let unit = match g {
