@@ -184,6 +184,23 @@ fn the_demo_image_boots_without_extensions() {
 }
 
 #[test]
+fn a_gpt_image_boots_without_extensions() {
+    // Stage 2 reads the protective MBR, the GPT header and its entry
+    // array by CHS too.
+    let dir = scratch("chs-gpt");
+    let image = build(
+        &dir,
+        &kernels::build(Shape::Solo5Elf64, None),
+        &["--table", "gpt"],
+        &["chs"],
+    );
+    for m in ["pc", "q35"] {
+        let r = boot(&drive(&image), &machine(&dir, m));
+        assert_eq!(r.cmdline(), b"kernel chs", "{m}");
+    }
+}
+
+#[test]
 fn a_multi_mib_kernel_boots_without_extensions() {
     // 6 MiB of payload the kernel hashes itself, and a command line that
     // must arrive byte for byte. The disk has room past the kernel: CHS

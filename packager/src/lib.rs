@@ -1,5 +1,5 @@
-//! bootpack: turns a Multiboot kernel into a bootable MBR-partitioned disk
-//! image, with its own bootloader and no external programs.
+//! bootpack: turns a Multiboot kernel into a bootable disk image (MBR or
+//! GPT), with its own bootloader and no external programs.
 //!
 //! ```no_run
 //! let report = bootpack::Build::new("unikernel.bin")
