@@ -218,6 +218,26 @@ fn inspect_checks_what_the_loader_checks() {
         p.starts_with("the GPT partition entries checksum mismatch"),
         "{p}"
     );
+    // The backup, which only inspect reads: its header, then its entries.
+    let end = disk.len();
+    let mut d = disk.clone();
+    d[end - 512 + 60] ^= 1;
+    let p = inspect("backup-header.img", &d);
+    assert_eq!(
+        p,
+        format!(
+            "the backup GPT (header at LBA {:#x}) is not a sound GPT header: the image is \
+             damaged (the boot reads only the primary GPT)",
+            end / 512 - 1
+        )
+    );
+    let mut d = disk.clone();
+    d[end - 33 * 512 + 200] ^= 1;
+    let p = inspect("backup-entries.img", &d);
+    assert!(
+        p.ends_with("has entries that do not match their checksum: the image is damaged (the boot reads only the primary GPT)"),
+        "{p}"
+    );
     // A partition shrunk (CRCs made right) to less than the record and
     // data need: the loader's check, now inspect's too.
     let mut d = disk.clone();

@@ -425,9 +425,51 @@ fn inspect_disk(image: String, format: &'static str, disk: &mut dyn DiskReader) 
                 }
                 Err(e) => ins.problems.push(e),
             }
+            // The backup GPT, which the boot does not read, where the disk's
+            // end can be reached without expanding a compressed stream.
+            if let (Table::Gpt(g), false) = (found.table, format == "gce") {
+                if let Err(why) = check_backup(&g, disk) {
+                    ins.problems.push(format!(
+                        "the backup GPT (header at LBA {:#x}) {why}: the image is damaged (the boot reads only the primary GPT)",
+                        g.alternate_lba
+                    ));
+                }
+            }
         }
     }
     ins
+}
+
+/// Checks the backup GPT against the primary `g`: a sound header at the
+/// place the primary names, pointing back at LBA 1, with the same disk
+/// GUID and entry array shape, and entries whose CRC32 matches both
+/// headers'.
+fn check_backup(g: &ptable::GptInfo, disk: &mut dyn DiskReader) -> Result<(), String> {
+    let mut sector = [0u8; 512];
+    let mut read = |lba: u64, buf: &mut [u8]| {
+        let at = lba.checked_mul(SECTOR).ok_or_else(|| past_end(u64::MAX))?;
+        disk.read_at(at, buf)
+    };
+    read(1, &mut sector).map_err(|e| format!("cannot be compared: {e}"))?;
+    let primary_crc = u32::from_le_bytes(sector[88..92].try_into().unwrap());
+    read(g.alternate_lba, &mut sector).map_err(|e| format!("cannot be read: {e}"))?;
+    let b = ptable::check_gpt_header(&sector, g.alternate_lba)
+        .map_err(|_| "is not a sound GPT header".to_string())?;
+    let stored = u32::from_le_bytes(sector[88..92].try_into().unwrap());
+    if b.alternate_lba != 1
+        || b.disk_guid != g.disk_guid
+        || (b.entry_count, b.entry_size) != (g.entry_count, g.entry_size)
+        || stored != primary_crc
+    {
+        return Err("does not match the primary GPT".into());
+    }
+    // check_gpt_header bounds the array to MAX_ENTRY_ARRAY bytes.
+    let mut entries = vec![0u8; b.entry_count as usize * b.entry_size as usize];
+    read(b.entries_lba, &mut entries).map_err(|e| format!("has unreadable entries: {e}"))?;
+    if bootpack_proto::crc32::crc32(&entries) != stored {
+        return Err("has entries that do not match their checksum".into());
+    }
+    Ok(())
 }
 
 /// Recognises bootpack's stage 1 and checks stage 2 against the sum patched
