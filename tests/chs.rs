@@ -13,7 +13,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR};
+use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR, STAGE2_LBA};
 use bootpack_proto::record::Record;
 use support::kernels::{self, Headers, Payload, Shape, Spec};
 use support::qemu::{self, Machine, Run};
@@ -184,6 +184,23 @@ fn the_demo_image_boots_without_extensions() {
 }
 
 #[test]
+fn a_gpt_image_boots_without_extensions() {
+    // Stage 2 reads the protective MBR, the GPT header and its entry
+    // array by CHS too.
+    let dir = scratch("chs-gpt");
+    let image = build(
+        &dir,
+        &kernels::build(Shape::Solo5Elf64, None),
+        &["--table", "gpt"],
+        &["chs"],
+    );
+    for m in ["pc", "q35"] {
+        let r = boot(&drive(&image), &machine(&dir, m));
+        assert_eq!(r.cmdline(), b"kernel chs", "{m}");
+    }
+}
+
+#[test]
 fn a_multi_mib_kernel_boots_without_extensions() {
     // 6 MiB of payload the kernel hashes itself, and a command line that
     // must arrive byte for byte. The disk has room past the kernel: CHS
@@ -270,11 +287,15 @@ fn odd_geometries_boot() {
 
 #[test]
 fn a_chs_read_that_fails_once_is_retried() {
-    // Stage 1 (LBA 2, inside stage 2), the record and the first kernel
+    // Stage 1 (a sector inside stage 2), the record and the first kernel
     // sector: each read fails once and must be retried after a reset.
     let (dir, image) = small_image("chs-once");
     let m = machine(&dir, "pc");
-    for lba in [2, PARTITION_START_LBA as u64, first_data_lba(&image)] {
+    for lba in [
+        STAGE2_LBA as u64 + 1,
+        PARTITION_START_LBA as u64,
+        first_data_lba(&image),
+    ] {
         let r = boot(&blkdebug::ide_drive(&dir, &image, lba, true), &m);
         assert_eq!(r.cmdline(), b"kernel chs", "LBA {lba} failing once");
     }
@@ -286,7 +307,12 @@ fn a_chs_read_that_always_fails_is_reported() {
     let m = machine(&dir, "pc");
     // Stage 1 has its one line for it.
     let line = "bootpack: stage 2 read failed";
-    expect_halt(&blkdebug::ide_drive(&dir, &image, 2, false), &m, line, line);
+    expect_halt(
+        &blkdebug::ide_drive(&dir, &image, STAGE2_LBA as u64 + 1, false),
+        &m,
+        line,
+        line,
+    );
     // Stage 2 names the read that failed; SeaBIOS's ATA driver answers a
     // failed read with status 0x0C (DISK_RET_EBADTRACK) for CHS reads too.
     for lba in [PARTITION_START_LBA as u64, first_data_lba(&image)] {

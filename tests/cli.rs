@@ -118,8 +118,9 @@ fn inspect_shows_and_verifies_a_bootpack_image() {
     for part in [
         "1: type 0x7f, active, LBA 2048..4096",
         &format!(
-            "bootpack {} (this bootpack); stage 2 at LBA 1",
-            env!("CARGO_PKG_VERSION")
+            "bootpack {} (this bootpack); stage 2 at LBA {}",
+            env!("CARGO_PKG_VERSION"),
+            bootpack_proto::layout::STAGE2_LBA
         ),
         "entry 0x100040, Multiboot flags 0x00010003",
         "ok",

@@ -15,7 +15,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR};
+use bootpack_proto::crc32::crc32;
+use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR, STAGE2_LBA};
 use bootpack_proto::record::{self, Record, RecordError};
 use bootpack_proto::stage1;
 use support::kernels::{self, Shape};
@@ -269,7 +270,7 @@ fn record_zeroed() {
 fn stage2_damaged() {
     let img = Image::new("s2-damaged");
     let mut d = img.disk.clone();
-    d[SECTOR as usize + 100] ^= 0x40;
+    d[STAGE2_LBA as usize * SECTOR as usize + 100] ^= 0x40;
     expect_stage1_halt(&img.write("bad", &d), "stage 2 damaged");
 }
 
@@ -279,7 +280,8 @@ fn stage2_truncated_by_a_partial_write() {
     let img = Image::new("s2-zeroed");
     let mut d = img.disk.clone();
     let n = img.stage2_sectors();
-    let tail = (n - 4) * SECTOR as usize..(n + 1) * SECTOR as usize;
+    let s2 = STAGE2_LBA as usize;
+    let tail = (s2 + n - 5) * SECTOR as usize..(s2 + n) * SECTOR as usize;
     assert!(d[tail.clone()].iter().any(|&b| b != 0));
     d[tail].fill(0);
     expect_stage1_halt(&img.write("bad", &d), "stage 2 damaged");
@@ -301,7 +303,7 @@ fn stage2_length_field_out_of_range() {
 fn stage2_cut_off_by_a_truncated_image() {
     // The image file ends inside stage 2: the BIOS fails the read.
     let img = Image::new("s2-cut");
-    let cut = (img.stage2_sectors() / 2) * SECTOR as usize;
+    let cut = (STAGE2_LBA as usize + img.stage2_sectors() / 2) * SECTOR as usize;
     expect_stage1_halt(&img.write("bad", &img.disk[..cut]), "stage 2 read failed");
 }
 
@@ -416,7 +418,7 @@ fn a_stage2_read_that_fails_once_is_retried() {
     let img = Image::new("s2-read-once");
     let image = img.write("disk", &img.disk);
     let run = qemu::boot_with_disk(
-        &blkdebug::ide_drive(&img.dir, &image, 2, true),
+        &blkdebug::ide_drive(&img.dir, &image, STAGE2_LBA as u64 + 1, true),
         &Machine::new("pc", "64M"),
         None,
         BOOT_TIMEOUT,
@@ -429,5 +431,117 @@ fn a_stage2_read_that_always_fails_is_reported() {
     let img = Image::new("s2-read-always");
     let image = img.write("disk", &img.disk);
     let line = "bootpack: stage 2 read failed";
-    expect_halt(&blkdebug::ide_drive(&img.dir, &image, 2, false), line, line);
+    expect_halt(
+        &blkdebug::ide_drive(&img.dir, &image, STAGE2_LBA as u64 + 1, false),
+        line,
+        line,
+    );
+}
+
+// ---- a GPT (bootpack build --table gpt) ----
+
+/// Recomputes the primary GPT header's CRC32 after an edit of `disk`.
+fn reseal_gpt_header(d: &mut [u8]) {
+    let h = &mut d[512..1024];
+    h[16..20].fill(0);
+    let crc = crc32(&h[..92]);
+    h[16..20].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn stored_u32(d: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(d[at..at + 4].try_into().unwrap())
+}
+
+#[test]
+fn gpt_image_boots() {
+    let img = Image::with("gpt-sound", &["--table", "gpt"]);
+    assert_eq!(&img.disk[512..520], b"EFI PART");
+    let run = qemu::boot_image(
+        &img.write("disk", &img.disk),
+        &Machine::new("pc", "64M"),
+        BOOT_TIMEOUT,
+    );
+    assert_eq!(run.exit, Some(KERNEL_EXIT), "{}", run.serial_text());
+    assert_eq!(Report::parse(&run.serial).cmdline(), b"kernel fault");
+}
+
+#[test]
+fn gpt_header_damaged() {
+    // A flipped bit in the disk GUID: the header's CRC32 no longer matches.
+    let img = Image::with("gpt-header", &["--table", "gpt"]);
+    let mut d = img.disk.clone();
+    d[512 + 60] ^= 0x01;
+    let stored = stored_u32(&d, 512 + 16);
+    let mut h = d[512..512 + 92].to_vec();
+    h[16..20].fill(0);
+    expect_stage2_halt(
+        &img.write("bad", &d),
+        &format!(
+            "the GPT header (LBA 1) checksum mismatch (stored {}, computed {}): the disk image is \
+             damaged, rebuild it",
+            hex(stored as u64),
+            hex(crc32(&h) as u64)
+        ),
+    );
+    // Wiped (a tool that "cleans" GPT signatures): no signature.
+    let mut d = img.disk.clone();
+    d[512..520].fill(0);
+    expect_stage2_halt(
+        &img.write("wiped", &d),
+        "the GPT header (LBA 1) lacks its \"EFI PART\" signature: the disk image is damaged, \
+         rebuild it",
+    );
+}
+
+#[test]
+fn gpt_entries_damaged() {
+    // A byte of an unused entry (the fifth): the entries' CRC32 catches it.
+    let img = Image::with("gpt-entries", &["--table", "gpt"]);
+    let mut d = img.disk.clone();
+    d[1024 + 4 * 128 + 3] = 0x55;
+    let stored = stored_u32(&d, 512 + 88);
+    expect_stage2_halt(
+        &img.write("bad", &d),
+        &format!(
+            "the GPT partition entries checksum mismatch (stored {}, computed {}): the disk image \
+             is damaged, rebuild it",
+            hex(stored as u64),
+            hex(crc32(&d[1024..1024 + 128 * 128]) as u64)
+        ),
+    );
+}
+
+#[test]
+fn gpt_partition_retyped_or_shrunk() {
+    let img = Image::with("gpt-part", &["--table", "gpt"]);
+    // Retyped (say to Linux filesystem data), with both CRCs made right.
+    let mut d = img.disk.clone();
+    d[1024..1040].copy_from_slice(&[
+        0xAF, 0x3D, 0xC6, 0x0F, 0x83, 0x84, 0x72, 0x47, 0x8E, 0x79, 0x3D, 0x69, 0xD8, 0x47, 0x7D,
+        0xE4,
+    ]);
+    let crc = crc32(&d[1024..1024 + 128 * 128]);
+    d[512 + 88..512 + 92].copy_from_slice(&crc.to_le_bytes());
+    reseal_gpt_header(&mut d);
+    expect_stage2_halt(
+        &img.write("retyped", &d),
+        "no bootpack partition (type 9C10AB89-B1B8-4942-9D1F-A97FC58B4B20) in the GPT",
+    );
+    // Shrunk below what the record and kernel need, CRCs right.
+    let needed = img.record_sectors() + img.record().data_sectors() as u64;
+    let mut d = img.disk.clone();
+    let last = PARTITION_START_LBA as u64 + needed - 2;
+    d[1024 + 40..1024 + 48].copy_from_slice(&last.to_le_bytes());
+    let crc = crc32(&d[1024..1024 + 128 * 128]);
+    d[512 + 88..512 + 92].copy_from_slice(&crc.to_le_bytes());
+    reseal_gpt_header(&mut d);
+    expect_stage2_halt(
+        &img.write("shrunk", &d),
+        &format!(
+            "partition 1 has {} sectors but its record and kernel need {}: the disk image is \
+             truncated or damaged, rebuild it",
+            hex(needed - 1),
+            hex(needed)
+        ),
+    );
 }

@@ -1,47 +1,19 @@
-//! Laying out and writing the disk image.
+//! Writing the disk image: the errors of laying it out, the module inputs,
+//! and the atomic write. Where things go on the disk is decided in
+//! [`crate::layout`] (re-exported here); the bytes themselves are written
+//! by [`crate::formats`].
 //!
-//! ```text
-//! LBA 0            MBR: stage 1 (patched with stage 2's place and sum),
-//!                  disk signature, partition table
-//! LBA 1..          stage 2
-//! LBA 2048..       the kernel partition (type 0x7F, active):
-//!                  configuration record, then each segment's file bytes,
-//!                  then each module's bytes, each starting on a sector
-//!                  boundary
-//! ```
-//!
-//! The disk is at least big enough for whole MiB of partition, and the
-//! partition runs to its end. The image is written to a temporary file beside the output
-//! and renamed into place only when complete, so the output path never
-//! holds a half-written image. The bytes themselves are written by
-//! [`crate::formats`].
+//! The image is written to a temporary file beside the output and renamed
+//! into place only when complete, so the output path never holds a
+//! half-written image.
 
 use std::fs::File;
-use std::io::{self, Cursor, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use bootpack_proto::checksum::{fletcher64, Fletcher64};
-use bootpack_proto::layout::{
-    PARTITION_START_LBA, PARTITION_TYPE, SECTOR, STAGE2_LBA, STAGE2_MAX_SECTORS,
+pub use crate::layout::{
+    layout, layout_for, layout_with_modules, min_disk_bytes, Bootloader, Layout, Table,
 };
-use bootpack_proto::record::{
-    self, ElfSections, Module, RecordSpec, Segment, MAX_MODULES, RECORD_MAX,
-};
-use bootpack_proto::stage1;
-use mbrman::{MBRHeader, MBRPartitionEntry, CHS};
-
-use crate::disk::{Disk, Extent};
-use crate::kernel::LoadPlan;
-
-const MIB_SECTORS: u64 = 2048;
-
-/// The two boot stages as flat binaries.
-#[derive(Clone, Copy, Debug)]
-pub struct Bootloader<'a> {
-    /// At least the 440 bytes of MBR boot code, with the patch placeholders.
-    pub stage1: &'a [u8],
-    pub stage2: &'a [u8],
-}
 
 /// Why an image could not be laid out or written.
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +51,7 @@ pub enum ImageError {
     },
     #[error("the kernel ends at {kernel_end:#x} and the modules need {bytes:#x} bytes after it (page-aligned): that does not fit below 4 GiB")]
     ModulesBeyond4G { kernel_end: u64, bytes: u64 },
-    #[error("the disk would need {sectors} sectors; MBR partitions end at 2 TiB")]
+    #[error("the disk would need {sectors} sectors; MBR partitions end at 2 TiB: use --table gpt for a bigger disk")]
     TooLarge { sectors: u64 },
     #[error("a disk of {size} bytes is too small: the bootloader and kernel need at least {min} bytes ({} MiB)", min.div_ceil(1 << 20))]
     DiskTooSmall { size: u64, min: u64 },
@@ -89,6 +61,8 @@ pub enum ImageError {
         unit: String,
         size: u64,
     },
+    #[error("a {format} image can hold at most {max} bytes ({} GiB); {size} bytes is more", max >> 30)]
+    FormatTooSmall { format: String, max: u64, size: u64 },
     #[error("internal: stage 1 lacks its patch placeholders (stale bootloader build)")]
     Stage1Layout,
     #[error("internal: stage 2 is {sectors} sectors; stage 1 loads at most {max}")]
@@ -115,364 +89,6 @@ impl std::fmt::Debug for ModuleInput {
             .field("string", &String::from_utf8_lossy(&self.string))
             .finish()
     }
-}
-
-/// Everything about the image that is decided before writing it.
-#[derive(Clone, Debug)]
-pub struct Layout {
-    /// Sector 0, complete.
-    pub mbr: [u8; 512],
-    /// Stage 2 padded to whole sectors.
-    pub stage2: Vec<u8>,
-    /// The configuration record, padded to whole sectors.
-    pub record: Vec<u8>,
-    /// For each plan segment with file bytes: where they go on disk
-    /// (absolute byte offset).
-    pub data: Vec<(std::ops::Range<usize>, u64)>,
-    /// The modules, in order, and where their bytes go on disk (absolute
-    /// byte offset).
-    pub modules: Vec<(ModuleInput, u64)>,
-    pub partition_sectors: u64,
-    pub disk_sectors: u64,
-    pub payload_sum: u64,
-}
-
-impl Layout {
-    /// Sets the configuration record's flags (`record::FLAG_NO_FAST_READ`)
-    /// and its checksum.
-    pub fn set_record_flags(&mut self, flags: u32) {
-        let len = record::peek_len(&self.record).expect("the record was encoded here");
-        record::set_flags(&mut self.record[..len], flags);
-    }
-
-    pub fn disk_bytes(&self) -> u64 {
-        self.disk_sectors * SECTOR
-    }
-
-    /// The image as data extents over its size; `kernel` is the file the
-    /// plan was made from.
-    pub fn disk<'a>(&'a self, kernel: &'a [u8]) -> Disk<'a> {
-        let mut extents = vec![
-            Extent {
-                offset: 0,
-                data: &self.mbr,
-            },
-            Extent {
-                offset: STAGE2_LBA as u64 * SECTOR,
-                data: &self.stage2,
-            },
-            Extent {
-                offset: PARTITION_START_LBA as u64 * SECTOR,
-                data: &self.record,
-            },
-        ];
-        extents.extend(self.data.iter().map(|(range, at)| Extent {
-            offset: *at,
-            data: &kernel[range.clone()],
-        }));
-        extents.extend(
-            self.modules
-                .iter()
-                .filter(|(m, _)| !m.bytes.is_empty())
-                .map(|(m, at)| Extent {
-                    offset: *at,
-                    data: &m.bytes,
-                }),
-        );
-        Disk::new(self.disk_bytes(), extents)
-    }
-}
-
-fn sectors(bytes: u64) -> u64 {
-    bytes.div_ceil(SECTOR)
-}
-
-fn pad_to_sectors(mut v: Vec<u8>) -> Vec<u8> {
-    v.resize((sectors(v.len() as u64) * SECTOR) as usize, 0);
-    v
-}
-
-/// The smallest disk that holds contents of `content_sectors` sectors in
-/// the kernel partition: the partition rounded up to whole MiB.
-pub fn min_disk_bytes(content_sectors: u64) -> u64 {
-    (PARTITION_START_LBA as u64 + content_sectors.div_ceil(MIB_SECTORS) * MIB_SECTORS) * SECTOR
-}
-
-/// The parts of a record that change between measuring and writing it.
-struct Sums<'a> {
-    segments: &'a [Segment],
-    modules: &'a [Module<'a>],
-    payload_sum: u64,
-    data_sectors: u32,
-}
-
-impl<'a> Sums<'a> {
-    fn spec(
-        self,
-        plan: &'a LoadPlan,
-        cmdline: &'a [u8],
-        elf_sections: Option<ElfSections<'a>>,
-    ) -> RecordSpec<'a> {
-        RecordSpec {
-            protocol: plan.protocol,
-            entry: plan.entry,
-            mb_flags: plan.mb_flags,
-            segments: self.segments,
-            cmdline,
-            payload_sum: self.payload_sum,
-            data_sectors: self.data_sectors,
-            modules: self.modules,
-            elf_sections,
-            load_base: plan.load_base,
-        }
-    }
-}
-
-/// Decides where everything goes and builds the MBR and record. The disk
-/// size is what `disk_size` chooses given the smallest size that holds the
-/// contents (whole MiB); it must be a multiple of 512 and at least that.
-/// The kernel partition runs to the end of the disk.
-pub fn layout(
-    boot: &Bootloader,
-    kernel: &[u8],
-    plan: &LoadPlan,
-    cmdline: &[u8],
-    disk_size: impl FnOnce(u64) -> Result<u64, ImageError>,
-) -> Result<Layout, ImageError> {
-    layout_with_modules(boot, kernel, plan, cmdline, Vec::new(), disk_size)
-}
-
-fn check_modules(plan: &LoadPlan, modules: &[ModuleInput]) -> Result<(), ImageError> {
-    let max = bootpack_proto::layout::CMDLINE_MAX;
-    if modules.len() > MAX_MODULES {
-        return Err(ImageError::TooManyModules {
-            count: modules.len(),
-            max: MAX_MODULES,
-        });
-    }
-    let mut bytes = 0u64;
-    for (i, m) in modules.iter().enumerate() {
-        let (index, path) = (i + 1, m.path.clone());
-        let size = m.bytes.len() as u64;
-        if size >= 1 << 32 {
-            return Err(ImageError::ModuleTooLarge { index, path, size });
-        }
-        if m.string.len() + 1 > max {
-            let len = m.string.len();
-            return Err(ImageError::ModuleStringTooLong {
-                index,
-                path,
-                len,
-                max,
-            });
-        }
-        if let Some(offset) = m.string.iter().position(|&b| b == 0) {
-            return Err(ImageError::ModuleStringNul {
-                index,
-                path,
-                offset,
-            });
-        }
-        bytes += size.div_ceil(0x1000) * 0x1000;
-    }
-    let kernel_end = plan.segments.iter().map(|s| s.end()).max().unwrap_or(0);
-    if kernel_end.div_ceil(0x1000) * 0x1000 + bytes > bootpack_proto::layout::KERNEL_CEILING {
-        return Err(ImageError::ModulesBeyond4G { kernel_end, bytes });
-    }
-    Ok(())
-}
-
-/// [`layout`] with modules: their bytes follow the kernel's on disk; where
-/// they go in memory is decided at boot.
-pub fn layout_with_modules(
-    boot: &Bootloader,
-    kernel: &[u8],
-    plan: &LoadPlan,
-    cmdline: &[u8],
-    modules: Vec<ModuleInput>,
-    disk_size: impl FnOnce(u64) -> Result<u64, ImageError>,
-) -> Result<Layout, ImageError> {
-    let max = bootpack_proto::layout::CMDLINE_MAX;
-    if cmdline.len() + 1 > max {
-        return Err(ImageError::CmdlineTooLong {
-            len: cmdline.len(),
-            max,
-        });
-    }
-    check_modules(plan, &modules)?;
-    let sections = plan.sections.as_ref().map(|s| ElfSections {
-        num: s.num,
-        entsize: s.entsize,
-        shndx: s.shstrndx,
-        headers: &s.bytes,
-    });
-    // The record's length does not depend on sectors or sums: measure it
-    // with placeholders first.
-    let mut rec_modules: Vec<Module> = modules
-        .iter()
-        .map(|m| Module {
-            data_sector: 0,
-            size: m.bytes.len() as u64,
-            sum: 0,
-            string: &m.string,
-        })
-        .collect();
-    let placeholder = vec![
-        Segment {
-            dest: 0,
-            file_size: 0,
-            mem_size: 0,
-            data_sector: 0,
-        };
-        plan.segments.len()
-    ];
-    let rec_len = record::record_len(
-        &Sums {
-            segments: &placeholder,
-            modules: &rec_modules,
-            payload_sum: 0,
-            data_sectors: 0,
-        }
-        .spec(plan, cmdline, sections),
-    );
-    if rec_len > RECORD_MAX {
-        return Err(ImageError::RecordTooLarge {
-            len: rec_len,
-            segments: plan.segments.len(),
-            modules: modules.len(),
-            sections: sections.map_or(0, |s| s.headers.len()),
-            max: RECORD_MAX,
-        });
-    }
-
-    // Segment data follows the record, each on a sector boundary.
-    let mut next = sectors(rec_len as u64);
-    let mut segs = Vec::with_capacity(plan.segments.len());
-    let mut data = Vec::new();
-    let mut sum = Fletcher64::new();
-    for s in &plan.segments {
-        segs.push(Segment {
-            dest: s.dest,
-            file_size: s.file_size(),
-            mem_size: s.mem_size,
-            data_sector: next,
-        });
-        if !s.file.is_empty() {
-            sum.update_padded(&kernel[s.file.clone()]);
-            data.push((s.file.clone(), (PARTITION_START_LBA as u64 + next) * SECTOR));
-            next += sectors(s.file_size());
-        }
-    }
-    let mut module_at = Vec::with_capacity(modules.len());
-    for (m, r) in modules.iter().zip(rec_modules.iter_mut()) {
-        r.data_sector = next;
-        r.sum = fletcher64(&m.bytes);
-        module_at.push((PARTITION_START_LBA as u64 + next) * SECTOR);
-        next += sectors(m.bytes.len() as u64);
-    }
-    let record_sectors = sectors(rec_len as u64);
-    let payload_sum = sum.finish();
-    let mut rec = vec![0u8; rec_len];
-    let data_sectors = (next - record_sectors) as u32;
-    record::encode(
-        &Sums {
-            segments: &segs,
-            modules: &rec_modules,
-            payload_sum,
-            data_sectors,
-        }
-        .spec(plan, cmdline, sections),
-        &mut rec,
-    );
-
-    let min = min_disk_bytes(next);
-    let size = disk_size(min)?;
-    if size < min || !size.is_multiple_of(SECTOR) {
-        return Err(ImageError::DiskTooSmall { size, min });
-    }
-    let disk_sectors = size / SECTOR;
-    let partition_sectors = disk_sectors - PARTITION_START_LBA as u64;
-    if disk_sectors > u32::MAX as u64 {
-        return Err(ImageError::TooLarge {
-            sectors: disk_sectors,
-        });
-    }
-
-    let stage2 = pad_to_sectors(boot.stage2.to_vec());
-    let stage2_sectors = stage2.len() as u64 / SECTOR;
-    if stage2_sectors > STAGE2_MAX_SECTORS as u64
-        || STAGE2_LBA as u64 + stage2_sectors > PARTITION_START_LBA as u64
-    {
-        return Err(ImageError::Stage2TooLarge {
-            sectors: stage2_sectors,
-            max: STAGE2_MAX_SECTORS,
-        });
-    }
-    // The disk signature is derived from the content, so the same inputs
-    // give the same image.
-    let signature = (fletcher64(&rec) as u32 | 1).to_le_bytes();
-    let mbr = build_mbr(boot.stage1, &stage2, signature, partition_sectors as u32)?;
-    Ok(Layout {
-        mbr,
-        stage2,
-        record: pad_to_sectors(rec),
-        data,
-        modules: modules.into_iter().zip(module_at).collect(),
-        partition_sectors,
-        disk_sectors,
-        payload_sum,
-    })
-}
-
-/// CHS for `lba` in the conventional 255-head, 63-sector geometry, or the
-/// "beyond CHS" marker 1023/254/63 that partitioning tools write when the
-/// address does not fit.
-fn chs(lba: u32) -> CHS {
-    CHS::from_lba_exact(lba, 1023, 255, 63).unwrap_or(CHS::new(1023, 254, 63))
-}
-
-fn build_mbr(
-    stage1: &[u8],
-    stage2: &[u8],
-    signature: [u8; 4],
-    partition_sectors: u32,
-) -> Result<[u8; 512], ImageError> {
-    if stage1.len() < stage1::CODE_LEN {
-        return Err(ImageError::Stage1Layout);
-    }
-    let mut code = [0u8; stage1::CODE_LEN];
-    code.copy_from_slice(&stage1[..stage1::CODE_LEN]);
-    let get16 = |o: usize| u16::from_le_bytes([code[o], code[o + 1]]);
-    let get32 = |o: usize| u32::from_le_bytes(code[o..o + 4].try_into().unwrap());
-    if get32(stage1::STAGE2_LBA_OFFSET) != stage1::PLACEHOLDER_LBA
-        || get16(stage1::STAGE2_SECTORS_OFFSET) != stage1::PLACEHOLDER_SECTORS
-        || get16(stage1::STAGE2_SUM_OFFSET) != stage1::PLACEHOLDER_SUM
-    {
-        return Err(ImageError::Stage1Layout);
-    }
-    let o = stage1::STAGE2_LBA_OFFSET;
-    code[o..o + 4].copy_from_slice(&STAGE2_LBA.to_le_bytes());
-    let o = stage1::STAGE2_SECTORS_OFFSET;
-    code[o..o + 2].copy_from_slice(&((stage2.len() as u64 / SECTOR) as u16).to_le_bytes());
-    let o = stage1::STAGE2_SUM_OFFSET;
-    code[o..o + 2].copy_from_slice(&stage1::stage2_sum(stage2).to_le_bytes());
-
-    let mut header = MBRHeader::new(signature);
-    header.bootstrap_code = code;
-    let last = PARTITION_START_LBA + partition_sectors - 1;
-    header.partition_1 = MBRPartitionEntry {
-        boot: mbrman::BOOT_ACTIVE,
-        first_chs: chs(PARTITION_START_LBA),
-        sys: PARTITION_TYPE,
-        last_chs: chs(last),
-        starting_lba: PARTITION_START_LBA,
-        sectors: partition_sectors,
-    };
-    let mut sector = Cursor::new([0u8; 512]);
-    header
-        .write_into(&mut sector)
-        .expect("an MBR header always fits in 512 bytes");
-    Ok(sector.into_inner())
 }
 
 /// Runs `fill` on a fresh temporary file beside `out` and renames it to
@@ -510,8 +126,11 @@ pub fn write_atomically(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::{KernelFormat, LoadSegment, Protocol};
+    use crate::kernel::{KernelFormat, LoadPlan, LoadSegment, Protocol};
+    use bootpack_proto::checksum::fletcher64;
+    use bootpack_proto::layout::STAGE2_LBA;
     use bootpack_proto::record::Record;
+    use bootpack_proto::stage1;
 
     fn stage1() -> Vec<u8> {
         let mut s = vec![0xEEu8; 512];
@@ -560,8 +179,8 @@ mod tests {
             stage2: &[7u8; 600],
         };
         let l = layout(&boot, &kernel, &plan(), b"k a b", Ok).unwrap();
-        // Stage 1 patched: LBA 1, two sectors, the word sum.
-        assert_eq!(&l.mbr[0x1AC..0x1B0], &1u32.to_le_bytes());
+        // Stage 1 patched: stage 2's LBA, two sectors, the word sum.
+        assert_eq!(&l.mbr[0x1AC..0x1B0], &STAGE2_LBA.to_le_bytes());
         assert_eq!(&l.mbr[0x1B0..0x1B2], &2u16.to_le_bytes());
         assert_eq!(
             &l.mbr[0x1B2..0x1B4],

@@ -12,8 +12,10 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use bootpack_proto::bounds;
 use bootpack_proto::checksum::Fletcher64;
 use bootpack_proto::layout::{PARTITION_TYPE, SECTOR};
+use bootpack_proto::ptable::{self, Invalid, SectorReader, Table, TableError, PROTECTIVE_MBR_TYPE};
 use bootpack_proto::record::{self, Record};
 use bootpack_proto::stage1;
 use serde::Serialize;
@@ -144,6 +146,24 @@ impl<R: Read> DiskReader for StreamDisk<R> {
     }
 }
 
+/// Sector reads for the partition-table reader stage 2 uses too
+/// (proto::ptable), over any container.
+struct Sectors<'a> {
+    disk: &'a mut dyn DiskReader,
+    buf: Vec<u8>,
+}
+
+impl SectorReader for Sectors<'_> {
+    type Error = io::Error;
+
+    fn read(&mut self, lba: u64, count: u32) -> io::Result<&[u8]> {
+        self.buf.resize(count as usize * SECTOR as usize, 0);
+        let at = lba.checked_mul(SECTOR).ok_or_else(|| past_end(u64::MAX))?;
+        self.disk.read_at(at, &mut self.buf)?;
+        Ok(&self.buf)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
     #[error("{path}: cannot read: {source}")]
@@ -159,6 +179,23 @@ pub struct Partition {
     pub kind: u8,
     pub start_lba: u32,
     pub sectors: u32,
+}
+
+/// The GPT and its bootpack partition.
+#[derive(Clone, Debug, Serialize)]
+pub struct Gpt {
+    pub disk_guid: String,
+    /// 0-based entry index of the kernel partition.
+    pub index: u32,
+    pub type_guid: String,
+    pub partition_guid: String,
+    pub name: String,
+    pub start_lba: u64,
+    pub sectors: u64,
+    pub first_usable_lba: u64,
+    pub last_usable_lba: u64,
+    /// Where the header says the backup header is.
+    pub backup_lba: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -211,8 +248,13 @@ pub struct Module {
 pub struct Inspection {
     pub image: String,
     pub format: &'static str,
+    /// "mbr", or "gpt" when a protective MBR announces a GPT.
+    pub table: &'static str,
     pub disk_signature: String,
+    /// The MBR's entries (for a GPT, the protective one).
     pub partitions: Vec<Partition>,
+    /// The GPT, when it was read.
+    pub gpt: Option<Gpt>,
     pub bootloader: Option<Bootloader>,
     pub kernel: Option<Kernel>,
     /// Empty when this is a sound bootpack image.
@@ -277,8 +319,10 @@ fn inspect_disk(image: String, format: &'static str, disk: &mut dyn DiskReader) 
     let mut ins = Inspection {
         image,
         format,
+        table: "",
         disk_signature: String::new(),
         partitions: Vec::new(),
+        gpt: None,
         bootloader: None,
         kernel: None,
         problems: Vec::new(),
@@ -323,36 +367,109 @@ fn inspect_disk(image: String, format: &'static str, disk: &mut dyn DiskReader) 
             );
         }
     }
-    match ins
+    let protective = ins
         .partitions
         .iter()
-        .find(|p| p.kind == PARTITION_TYPE)
-        .cloned()
-    {
-        None => ins.problems.push(format!(
+        .any(|p| p.kind == PROTECTIVE_MBR_TYPE && p.start_lba == 1);
+    ins.table = if protective { "gpt" } else { "mbr" };
+    // The same reader and checks as stage 2's, so inspect refuses what
+    // the boot would, with the boot's words.
+    let found = ptable::find(&mut Sectors {
+        disk,
+        buf: Vec::new(),
+    });
+    match found {
+        Err(TableError::Read(e)) => ins
+            .problems
+            .push(format!("cannot read the partition table: {e}")),
+        Err(TableError::Invalid(Invalid::NoMbrPartition)) => ins.problems.push(format!(
             "no bootpack kernel partition (type {PARTITION_TYPE:#04x})"
         )),
-        Some(p) => match read_kernel(&p, disk) {
-            Ok(k) => {
-                if !k.checksum_ok {
-                    ins.problems.push(
-                        "the kernel data does not match its checksum: the image is damaged".into(),
-                    );
-                }
-                for (i, m) in k.modules.iter().enumerate() {
-                    if !m.checksum_ok {
-                        ins.problems.push(format!(
-                            "module {} does not match its checksum: the image is damaged",
-                            i + 1
-                        ));
-                    }
-                }
-                ins.kernel = Some(k);
+        Err(TableError::Invalid(why)) => ins.problems.push(why.to_string()),
+        Ok(found) => {
+            if let Table::Gpt(g) = found.table {
+                let name: String =
+                    char::decode_utf16(g.partition_name.iter().copied().take_while(|&u| u != 0))
+                        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+                        .collect();
+                ins.gpt = Some(Gpt {
+                    disk_guid: g.disk_guid.to_string(),
+                    index: found.partition.index,
+                    type_guid: ptable::BOOTPACK_TYPE_GUID.to_string(),
+                    partition_guid: g.partition_guid.to_string(),
+                    name,
+                    start_lba: found.partition.start,
+                    sectors: found.partition.sectors,
+                    first_usable_lba: g.first_usable,
+                    last_usable_lba: g.last_usable,
+                    backup_lba: g.alternate_lba,
+                });
             }
-            Err(e) => ins.problems.push(e),
-        },
+            match read_kernel(&found.partition, disk) {
+                Ok(k) => {
+                    if !k.checksum_ok {
+                        ins.problems.push(
+                            "the kernel data does not match its checksum: the image is damaged"
+                                .into(),
+                        );
+                    }
+                    for (i, m) in k.modules.iter().enumerate() {
+                        if !m.checksum_ok {
+                            ins.problems.push(format!(
+                                "module {} does not match its checksum: the image is damaged",
+                                i + 1
+                            ));
+                        }
+                    }
+                    ins.kernel = Some(k);
+                }
+                Err(e) => ins.problems.push(e),
+            }
+            // The backup GPT, which the boot does not read, where the disk's
+            // end can be reached without expanding a compressed stream.
+            if let (Table::Gpt(g), false) = (found.table, format == "gce") {
+                if let Err(why) = check_backup(&g, disk) {
+                    ins.problems.push(format!(
+                        "the backup GPT (header at LBA {:#x}) {why}: the image is damaged (the boot reads only the primary GPT)",
+                        g.alternate_lba
+                    ));
+                }
+            }
+        }
     }
     ins
+}
+
+/// Checks the backup GPT against the primary `g`: a sound header at the
+/// place the primary names, pointing back at LBA 1, with the same disk
+/// GUID and entry array shape, and entries whose CRC32 matches both
+/// headers'.
+fn check_backup(g: &ptable::GptInfo, disk: &mut dyn DiskReader) -> Result<(), String> {
+    let mut sector = [0u8; 512];
+    let mut read = |lba: u64, buf: &mut [u8]| {
+        let at = lba.checked_mul(SECTOR).ok_or_else(|| past_end(u64::MAX))?;
+        disk.read_at(at, buf)
+    };
+    read(1, &mut sector).map_err(|e| format!("cannot be compared: {e}"))?;
+    let primary_crc = u32::from_le_bytes(sector[88..92].try_into().unwrap());
+    read(g.alternate_lba, &mut sector).map_err(|e| format!("cannot be read: {e}"))?;
+    let b = ptable::check_gpt_header(&sector, g.alternate_lba)
+        .map_err(|_| "is not a sound GPT header".to_string())?;
+    let stored = u32::from_le_bytes(sector[88..92].try_into().unwrap());
+    if b.alternate_lba != 1
+        || b.disk_guid != g.disk_guid
+        || (b.entry_count, b.entry_size) != (g.entry_count, g.entry_size)
+        || stored != primary_crc
+    {
+        return Err("does not match the primary GPT".into());
+    }
+    // check_gpt_header bounds the array to MAX_ENTRY_ARRAY bytes.
+    let mut entries = vec![0u8; b.entry_count as usize * b.entry_size as usize];
+    read(b.entries_lba, &mut entries).map_err(|e| format!("has unreadable entries: {e}"))?;
+    if bootpack_proto::crc32::crc32(&entries) != stored {
+        return Err("has entries that do not match their checksum".into());
+    }
+    Ok(())
 }
 
 /// Recognises bootpack's stage 1 and checks stage 2 against the sum patched
@@ -395,8 +512,13 @@ fn check_boot_code(mbr: &[u8; 512], disk: &mut dyn DiskReader) -> Option<Bootloa
     })
 }
 
-fn read_kernel(p: &Partition, disk: &mut dyn DiskReader) -> Result<Kernel, String> {
-    let base = p.start_lba as u64 * SECTOR;
+fn read_kernel(p: &ptable::Partition, disk: &mut dyn DiskReader) -> Result<Kernel, String> {
+    let base = p.start.checked_mul(SECTOR).ok_or_else(|| {
+        format!(
+            "kernel partition {}: starts past any disk's end",
+            p.index + 1
+        )
+    })?;
     let mut first = [0u8; 512];
     disk.read_at(base, &mut first)
         .map_err(|e| format!("cannot read the kernel partition: {e}"))?;
@@ -407,6 +529,9 @@ fn read_kernel(p: &Partition, disk: &mut dyn DiskReader) -> Result<Kernel, Strin
         .map_err(|e| format!("cannot read the configuration record: {e}"))?;
     let rec = Record::parse(&rec_bytes)
         .map_err(|e| format!("kernel partition {}: {}", p.index + 1, e.describe()))?;
+    // Everything the record names must lie within the partition, as stage
+    // 2 checks before it reads.
+    bounds::check(&rec, len.div_ceil(512) as u64, p).map_err(|e| e.to_string())?;
     let mut sum = Fletcher64::new();
     let mut size = 0;
     let mut segments = Vec::new();
@@ -434,7 +559,7 @@ fn read_kernel(p: &Partition, disk: &mut dyn DiskReader) -> Result<Kernel, Strin
         });
     }
     Ok(Kernel {
-        partition: p.index,
+        partition: p.index as usize,
         entry: rec.entry(),
         multiboot_flags: rec.mb_flags(),
         segments,

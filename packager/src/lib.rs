@@ -1,5 +1,5 @@
-//! bootpack: turns a Multiboot kernel into a bootable MBR-partitioned disk
-//! image, with its own bootloader and no external programs.
+//! bootpack: turns a Multiboot kernel into a bootable disk image (MBR or
+//! GPT), with its own bootloader and no external programs.
 //!
 //! ```no_run
 //! let report = bootpack::Build::new("unikernel.bin")
@@ -19,12 +19,14 @@ pub mod image;
 mod input;
 pub mod inspect;
 pub mod kernel;
+pub mod layout;
 pub mod reader;
 pub mod run;
 
 pub use formats::Format;
 pub use image::ImageError;
 pub use kernel::{KernelError, KernelFormat, LoadPlan, Protocol};
+pub use layout::Table;
 
 /// Everything that can stop a build.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +89,8 @@ pub struct Build {
     protocol: Option<Protocol>,
     /// Whether stage 2 may use its own controller driver for reads.
     fast_read: bool,
+    /// The partition table.
+    table: Table,
 }
 
 #[derive(Clone, Debug)]
@@ -120,7 +124,15 @@ impl Build {
             modules: Vec::new(),
             protocol: None,
             fast_read: true,
+            table: Table::Mbr,
         }
+    }
+
+    /// The partition table (default: MBR). A GPT lifts MBR's 2 TiB limit
+    /// on the disk size; stage 2 lies at the same place in both.
+    pub fn table(mut self, table: Table) -> Self {
+        self.table = table;
+        self
     }
 
     /// Whether stage 2 may read the kernel with its own driver for a
@@ -271,7 +283,8 @@ impl Build {
         })?;
         let modules = self.read_modules(out)?;
         let cmdline = self.cmdline();
-        let mut layout = image::layout_with_modules(
+        let mut layout = image::layout_for(
+            self.table,
             &bootloader::embedded(),
             bytes,
             &plan,
@@ -337,6 +350,13 @@ fn choose_size(format: Format, requested: Option<u64>, min: u64) -> Result<u64, 
     let Some(size) = requested else {
         return Ok(format.default_size(min));
     };
+    if let Some(max) = format.max_size().filter(|&m| size > m) {
+        return Err(ImageError::FormatTooSmall {
+            format: format.to_string(),
+            max,
+            size,
+        });
+    }
     let g = format.size_granularity();
     if !size.is_multiple_of(g) {
         let unit = match g {

@@ -82,6 +82,10 @@ enum Command {
         /// GiB, vhd whole MiB; the kernel partition fills the disk.
         #[arg(short, long, value_name = "SIZE", value_parser = bootpack::parse_size)]
         size: Option<u64>,
+        /// Partition table: mbr (disks up to 2 TiB) or gpt (a protective
+        /// MBR, then a GPT; any size). Both boot with a PC BIOS.
+        #[arg(long, value_name = "TABLE", default_value = "mbr")]
+        table: bootpack::Table,
         /// Kernel arguments, after `--`.
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<OsString>,
@@ -174,8 +178,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build { kernel, output, name, module, protocol, no_fast_read, format, size, args } => {
-            let mut b = bootpack::Build::new(kernel).args(args).fast_read(!no_fast_read);
+        Command::Build { kernel, output, name, module, protocol, no_fast_read, format, size, table, args } => {
+            let mut b = bootpack::Build::new(kernel).args(args).fast_read(!no_fast_read).table(table);
             for m in module {
                 let (file, string) = split_module(&m);
                 b = b.module(file, string);
@@ -390,10 +394,27 @@ fn inspect(image: &Path, json: bool) -> ExitCode {
 
 fn print_inspection(i: &bootpack::inspect::Inspection) {
     println!("image:       {} ({})", i.image, i.format);
-    if !i.disk_signature.is_empty() {
+    if let Some(g) = &i.gpt {
+        println!(
+            "partitions:  GPT, disk GUID {} (protective MBR)",
+            g.disk_guid
+        );
+        println!(
+            "  {}: {:?}, type {}, GUID {}, LBA {}..{} ({:.1} MiB)",
+            g.index + 1,
+            g.name,
+            g.type_guid,
+            g.partition_guid,
+            g.start_lba,
+            g.start_lba + g.sectors,
+            g.sectors as f64 / 2048.0
+        );
+    } else if i.table == "gpt" {
+        println!("partitions:  GPT (protective MBR)");
+    } else if !i.disk_signature.is_empty() {
         println!("partitions:  MBR, disk signature {}", i.disk_signature);
     }
-    for p in &i.partitions {
+    for p in i.partitions.iter().filter(|_| i.table != "gpt") {
         println!(
             "  {}: type {:#04x}{}, LBA {}..{} ({:.1} MiB)",
             p.index + 1,

@@ -48,6 +48,15 @@ pub fn fail(parts: &[Part]) -> ! {
     end()
 }
 
+/// [`fail`] with a message that formats itself (the partition-table
+/// reader's, shared with `bootpack inspect`), through core::fmt like the
+/// panic handler.
+pub fn fail_display(message: &dyn core::fmt::Display) -> ! {
+    begin();
+    let _ = core::fmt::Write::write_fmt(&mut Console, format_args!("{message}"));
+    end()
+}
+
 /// Stops the CPU for good: interrupts off, hlt, and again if an NMI wakes
 /// it. Never reboots.
 pub fn halt() -> ! {

@@ -5,25 +5,21 @@ use crate::disk::{self, sectors_for};
 use crate::fail::{self, fail, Dec, Hex, Hex2, Str};
 use crate::fastdisk;
 use crate::ts;
+use bootpack_proto::bounds;
 use bootpack_proto::checksum::Fletcher64;
 use bootpack_proto::e820::{self, E820Entry};
 use bootpack_proto::layout::{
     BOUNCE_ADDR, BOUNCE_LEN, FAST_DMA_ADDR, FAST_DMA_LEN, FAST_VERIFY_LEN, INFO_ARENA_ADDR,
-    INFO_ARENA_LEN, PARTITION_TYPE, RECORD_BUF_ADDR, RECORD_BUF_LEN, SECTOR, SECTORS_PER_READ,
+    INFO_ARENA_LEN, RECORD_BUF_ADDR, RECORD_BUF_LEN, SECTOR, SECTORS_PER_READ,
 };
 use bootpack_proto::mbinfo::ModuleInfo;
 use bootpack_proto::place;
+use bootpack_proto::ptable::{self, SectorReader, TableError, MAX_READ_SECTORS};
 use bootpack_proto::record::{self, Record, RecordError, FLAG_NO_FAST_READ, MAX_MODULES};
 use core::{ptr, slice};
 
-/// The kernel partition, from the MBR's partition table.
-#[derive(Clone, Copy, Debug)]
-pub struct Partition {
-    /// 0-based index in the MBR.
-    pub index: u8,
-    pub start: u32,
-    pub sectors: u32,
-}
+/// The kernel partition, from the MBR or the GPT (proto::ptable).
+pub use bootpack_proto::ptable::Partition;
 
 /// Sectors per fast read: small enough that the checksum of one chunk
 /// overlaps the transfer of the next for most of a kernel, big enough that
@@ -55,29 +51,37 @@ unsafe fn phys(addr: u32, len: usize) -> &'static [u8] {
     unsafe { slice::from_raw_parts(addr as usize as *const u8, len) }
 }
 
-/// The first partition of type PARTITION_TYPE in the MBR, read afresh from
-/// LBA 0 (the copy at 0x7C00 may not be the disk's if another boot manager
-/// chain-loaded us).
-pub fn find_partition(drive: u8) -> Partition {
-    read_or_fail(drive, 0, 1, BOUNCE_ADDR);
-    // SAFETY: the bounce buffer holds the sector just read; nothing else
-    // writes it while `mbr` is used.
-    let mbr = unsafe { phys(BOUNCE_ADDR, SECTOR as usize) };
-    for index in 0..4u8 {
-        let e = &mbr[0x1BE + 16 * index as usize..][..16];
-        if e[4] == PARTITION_TYPE {
-            return Partition {
-                index,
-                start: u32::from_le_bytes([e[8], e[9], e[10], e[11]]),
-                sectors: u32::from_le_bytes([e[12], e[13], e[14], e[15]]),
-            };
-        }
+/// Sector reads for the partition-table reader: INT 13h into the bounce
+/// buffer, halting with the usual message when a read fails.
+struct BiosSectors {
+    drive: u8,
+}
+
+impl SectorReader for BiosSectors {
+    type Error = core::convert::Infallible;
+
+    fn read(&mut self, lba: u64, count: u32) -> Result<&[u8], Self::Error> {
+        const _: () = assert!(MAX_READ_SECTORS as usize * SECTOR as usize <= BOUNCE_LEN);
+        read_or_fail(self.drive, lba, count as u64, BOUNCE_ADDR);
+        // SAFETY: the bounce buffer holds the sectors just read (count <=
+        // MAX_READ_SECTORS fits it, asserted above); the slice borrows
+        // self, so no other read through this reader overwrites it while
+        // it is alive, and nothing else reads to the bounce buffer until
+        // find_partition returns.
+        Ok(unsafe { phys(BOUNCE_ADDR, count as usize * SECTOR as usize) })
     }
-    fail(&[
-        Str("no bootpack partition (type "),
-        Hex2(PARTITION_TYPE),
-        Str(") in the MBR"),
-    ]);
+}
+
+/// The bootpack partition: the first MBR entry of type 0x7F, or behind a
+/// protective MBR the first GPT entry of bootpack's type, checked as
+/// proto::ptable says. Read afresh from the disk (the copy at 0x7C00 may
+/// not be the disk's if another boot manager chain-loaded us).
+pub fn find_partition(drive: u8) -> Partition {
+    match ptable::find(&mut BiosSectors { drive }) {
+        Ok(found) => found.partition,
+        Err(TableError::Read(never)) => match never {},
+        Err(TableError::Invalid(why)) => fail::fail_display(&why),
+    }
 }
 
 fn record_fail(e: RecordError) -> ! {
@@ -104,7 +108,7 @@ fn record_fail(e: RecordError) -> ! {
 
 /// Reads and checks the configuration record at the start of the partition.
 pub fn read_record(drive: u8, part: &Partition) -> Record<'static> {
-    let start = part.start as u64;
+    let start = part.start;
     read_or_fail(drive, start, 1, RECORD_BUF_ADDR);
     // SAFETY: the record buffer holds the sector just read.
     let first = unsafe { phys(RECORD_BUF_ADDR, SECTOR as usize) };
@@ -124,37 +128,10 @@ pub fn read_record(drive: u8, part: &Partition) -> Record<'static> {
     let bytes = unsafe { phys(RECORD_BUF_ADDR, (sectors * SECTOR) as usize) };
     let rec = Record::parse(bytes).unwrap_or_else(|e| record_fail(e));
 
-    let needed = sectors + rec.data_sectors() as u64;
-    if needed > part.sectors as u64 {
-        fail(&[
-            Str("partition "),
-            Dec(part.index as u64 + 1),
-            Str(" has "),
-            Hex(part.sectors as u64),
-            Str(" sectors but its record and kernel need "),
-            Hex(needed),
-            Str(": the disk image is truncated or damaged, rebuild it"),
-        ]);
-    }
-    for (i, s) in rec.segments().enumerate() {
-        let end = s.data_sector.saturating_add(sectors_for(s.file_size));
-        if end > needed {
-            fail(&[
-                Str("configuration record: segment "),
-                Dec(i as u64),
-                Str(" data lies outside the partition"),
-            ]);
-        }
-    }
-    for (i, m) in rec.modules().enumerate() {
-        let end = m.data_sector.saturating_add(sectors_for(m.size));
-        if end > needed {
-            fail(&[
-                Str("configuration record: module "),
-                Dec(i as u64),
-                Str(" data lies outside the partition"),
-            ]);
-        }
+    // The record and every byte it names must lie within the partition
+    // (proto::bounds, which `bootpack inspect` checks too).
+    if let Err(outside) = bounds::check(&rec, sectors, part) {
+        fail::fail_display(&outside);
     }
     rec
 }
@@ -178,14 +155,14 @@ pub fn setup_fast_read(drive: u8, part: &Partition, rec: &Record, map: &[E820Ent
     fastdisk::setup(drive, |fast| {
         // SAFETY: the record buffer holds the record read by the BIOS.
         let record = unsafe { phys(RECORD_BUF_ADDR, SECTOR as usize) };
-        if !fast.same_as(part.start as u64, record) {
+        if !fast.same_as(part.start, record) {
             return false;
         }
         let Some(seg) = rec.segments().find(|s| s.file_size >= SECTOR) else {
             return true;
         };
         let n = (seg.file_size / SECTOR).min(FAST_VERIFY_LEN as u64 / SECTOR);
-        let lba = part.start as u64 + seg.data_sector;
+        let lba = part.start + seg.data_sector;
         read_or_fail(drive, lba, n, BOUNCE_ADDR);
         // SAFETY: the bounce buffer holds the n sectors just read.
         let first = unsafe { phys(BOUNCE_ADDR, (n * SECTOR) as usize) };
@@ -226,7 +203,7 @@ unsafe fn read_to(
 ) {
     const CHUNK: u64 = SECTORS_PER_READ as u64 * SECTOR;
     const _: () = assert!(CHUNK as usize <= BOUNCE_LEN && CHUNK.is_multiple_of(8));
-    let mut lba = part.start as u64 + sector;
+    let mut lba = part.start + sector;
     let mut done = 0u64;
     // TSC ticks (marks only) spent in reads (BIOS or fast), in the
     // checksum and copy, and, of the reads' ticks, in checksumming while a

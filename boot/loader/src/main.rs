@@ -170,7 +170,9 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     let common = InfoSpec {
         e820: map,
         drive,
-        partition: part.index,
+        // Multiboot's boot_device has one byte per partition level; 0xFF
+        // means "none" (a GPT entry beyond 254 cannot be named).
+        partition: u8::try_from(part.index).unwrap_or(0xFF),
         cmdline: rec.cmdline_with_nul(),
         loader_name,
         modules,

@@ -44,8 +44,11 @@ pub const STAGE1_MARKS_ADDR: u32 = 0x600;
 pub const STAGE1_ADDR: u32 = 0x7C00;
 /// Where stage 1 loads stage 2 (right behind itself).
 pub const STAGE2_ADDR: u32 = 0x7E00;
-/// First sector of stage 2 on disk.
-pub const STAGE2_LBA: u32 = 1;
+/// First sector of stage 2 on disk: right after the sectors a GPT with the
+/// standard 128-entry array occupies (header at LBA 1, entries at 2-33), so
+/// MBR and GPT images share one layout. Stage 1 reads it (LBA 34-160) with
+/// 16-bit LBA arithmetic, also on its CHS path.
+pub const STAGE2_LBA: u32 = 34;
 /// Stage 1 reads stage 2 in one INT 13h extended read (AH=42h), or sector
 /// by sector with CHS reads on a BIOS without the extensions; 127 sectors
 /// is the most every BIOS accepts in one extended read. Stage 2 must fit in

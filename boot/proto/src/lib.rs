@@ -10,6 +10,9 @@
 //!   partition: load plan, entry point, command line, checksums.
 //! - [`checksum`]: the Fletcher-style checksum used for the record and the
 //!   payload.
+//! - [`crc32`]: the CRC-32 of GPT headers and entry arrays.
+//! - [`ptable`]: finding the bootpack partition in an MBR or a GPT.
+//! - [`bounds`]: whether the record and its data lie within the partition.
 //! - [`mbinfo`]: building the Multiboot 1 information structure.
 //! - [`mbi2`]: building the Multiboot 2 boot information.
 //! - [`e820`]: the BIOS memory map and what is derived from it.
@@ -20,7 +23,9 @@
 #![no_std]
 
 pub mod acpi;
+pub mod bounds;
 pub mod checksum;
+pub mod crc32;
 pub mod e820;
 pub mod layout;
 pub mod mbi2;
@@ -28,6 +33,7 @@ pub mod mbinfo;
 pub mod multiboot;
 pub mod multiboot2;
 pub mod place;
+pub mod ptable;
 pub mod record;
 pub mod stage1;
 

@@ -104,6 +104,16 @@ impl Format {
         }
     }
 
+    /// The largest disk the format holds, if it has a limit: a VHD's is
+    /// 2040 GiB (0xFF000000 sectors; the VHD specification's limit, and
+    /// QEMU refuses bigger ones). The others hold what a GPT can address.
+    pub fn max_size(self) -> Option<u64> {
+        match self {
+            Format::Vhd => Some(0xFF00_0000 * 512),
+            _ => None,
+        }
+    }
+
     /// The disk size to use when the user gives none, for a disk whose
     /// contents need `min` bytes: gce images are at least 1 GiB (what
     /// `solo5-virtio-mkimage` wrote) and a whole number of GiB; the other

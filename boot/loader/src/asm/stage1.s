@@ -73,9 +73,9 @@ s1_chs:
     movw    %cx, s1_heads
 
 s1_start:
-    # Stage 2 sits right after the MBR (layout::STAGE2_LBA): its LBAs fit
-    # 16 bits and are below 128, so the CHS arithmetic is 16-bit and the
-    # cylinder is below 256.
+    # Stage 2 sits after the space a GPT takes (layout::STAGE2_LBA, 34):
+    # its LBAs fit 16 bits and are below 161, so the CHS arithmetic is
+    # 16-bit and the cylinder is below 256.
     S1_MARK 1                       # reading stage 2
     movw    s1_stage2_lba, %ax
     movw    %ax, s1_dap_lba
