@@ -13,6 +13,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 pub mod bootloader;
+pub mod decompress;
 pub mod disk;
 pub mod formats;
 pub mod image;
