@@ -137,6 +137,30 @@ pub enum DecompressError {
     Lzop,
 }
 
+/// What was decompressed at pack time: the format and both sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decompressed {
+    pub format: Compression,
+    /// Bytes of the compressed file.
+    pub compressed_bytes: u64,
+    /// Bytes after decompression.
+    pub bytes: u64,
+}
+
+impl std::fmt::Display for Decompressed {
+    /// "decompressed from gzip, 1.2 MiB -> 3.4 MiB"
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+        write!(
+            f,
+            "decompressed from {}, {:.1} MiB -> {:.1} MiB",
+            self.format,
+            mib(self.compressed_bytes),
+            mib(self.bytes)
+        )
+    }
+}
+
 /// What [`unpack`] found and did.
 #[derive(Clone, Debug)]
 pub struct Unpacked {
@@ -145,6 +169,17 @@ pub struct Unpacked {
     pub compressed_len: u64,
     /// The decompressed bytes.
     pub bytes: Vec<u8>,
+}
+
+impl Unpacked {
+    /// The format and sizes, without the bytes.
+    pub fn summary(&self) -> Decompressed {
+        Decompressed {
+            format: self.format,
+            compressed_bytes: self.compressed_len,
+            bytes: self.bytes.len() as u64,
+        }
+    }
 }
 
 /// The compression format `bytes` start with, if any.
