@@ -479,17 +479,30 @@ fn print_inspection(i: &bootpack::inspect::Inspection) {
                 "BIOS only (--no-fast-read)"
             }
         );
+        let mut notes = Vec::new();
+        if let Some(f) = k.decompressed_from {
+            notes.push(format!("kernel decompressed from {f}"));
+        }
+        if k.modules_decompressed {
+            notes.push("module(s) decompressed".into());
+        }
+        if !notes.is_empty() {
+            println!("packing:     {} at pack time", notes.join(", "));
+        }
         println!("cmdline:     {:?}", k.cmdline);
         if k.modules.is_empty() {
             println!("modules:     none");
         }
         for (n, m) in k.modules.iter().enumerate() {
             println!(
-                "module {}:    {} bytes, checksum {}, string {:?}",
+                "module {}:    {} bytes, checksum {}, string {:?}{}",
                 n + 1,
                 m.size,
                 if m.checksum_ok { "ok" } else { "BAD" },
-                m.string
+                m.string,
+                m.stored_compression
+                    .map(|c| format!(", stored {c}-compressed as given (--module-raw)"))
+                    .unwrap_or_default()
             );
         }
     }
