@@ -120,6 +120,26 @@ fn boots_compressed(format: Format, headers: Headers, machine: &'static str) {
         "{stdout}"
     );
 
+    // Same inputs, same bytes.
+    let again = dir.join("again.img");
+    let out2 = bootpack([
+        "build".as_ref(),
+        k.as_os_str(),
+        "-o".as_ref(),
+        again.as_os_str(),
+        "--module-raw".as_ref(),
+        format!("{}=kept", r_path.display()).as_ref(),
+        "--module".as_ref(),
+        format!("{}=initrd x=1", m.display()).as_ref(),
+        "--".as_ref(),
+        "a".as_ref(),
+    ]);
+    assert!(out2.status.success());
+    assert!(
+        std::fs::read(&image).unwrap() == std::fs::read(&again).unwrap(),
+        "rebuilds are byte-identical"
+    );
+
     let run = qemu::boot_image(&image, &Machine::new(machine, "128M"), BOOT_TIMEOUT);
     let r = Report::parse(&run.serial);
     assert_eq!(
@@ -204,4 +224,24 @@ fn uncompressed_kernels_carry_no_notes() {
     assert_eq!(j["kernel"]["modules_decompressed"], false);
     let text = bootpack(["inspect", &image.display().to_string()]);
     assert!(!String::from_utf8_lossy(&text.stdout).contains("packing:"));
+}
+
+/// `bootpack run` takes a compressed kernel for a kernel (packing it), not
+/// for a disk image.
+#[test]
+fn run_packs_a_compressed_kernel() {
+    let dir = scratch("run-compressed");
+    let k = dir.join("kernel.gz");
+    std::fs::write(
+        &k,
+        compress(Format::Gzip, &kernels::build(Shape::Elf32, None)),
+    )
+    .unwrap();
+    let r = bootpack(["run", k.to_str().unwrap(), "--dry-run", "--", "x"]);
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(
+        stdout.contains("bootpack-run-") && stdout.contains("disk.img,format=raw"),
+        "{stdout}"
+    );
 }
