@@ -576,6 +576,40 @@ mod tests {
         assert!(e.to_string().contains("more than 4 GiB"), "{e}");
     }
 
+    /// Damaged files must give errors, never panics (the decoders see
+    /// whatever file a user names): random byte changes all over valid
+    /// streams of each format.
+    #[test]
+    fn mutated_streams_never_panic() {
+        let data = sample(20_000);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for (format, packed) in all_formats(&data) {
+            let mut errors = 0;
+            for _ in 0..300 {
+                let mut m = packed.clone();
+                for _ in 0..1 + next() % 4 {
+                    // Keep the magic so the decoder runs.
+                    let at = 6 + (next() as usize) % (m.len() - 6);
+                    m[at] = next() as u8;
+                }
+                match unpack_bounded(&m, 1 << 20) {
+                    Ok(Some(u)) => assert!(u.bytes.len() <= 1 << 20),
+                    Ok(None) => panic!("{format}: magic kept, so not plain"),
+                    Err(_) => errors += 1,
+                }
+            }
+            // Every format carries a check of its content, so nearly every
+            // change is caught.
+            assert!(errors > 250, "{format}: only {errors} of 300 caught");
+        }
+    }
+
     #[test]
     fn lzop_is_recognised_and_refused() {
         let mut f = LZOP_MAGIC.to_vec();
