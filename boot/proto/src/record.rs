@@ -103,6 +103,13 @@ pub const FLAG_MODULES_DECOMPRESSED: u32 = 1 << 12;
 /// compressed because the user asked to keep it so (`--module-raw`,
 /// GRUB's `module --nounzip`); `inspect` finds which by their magic.
 pub const FLAG_MODULES_KEPT_COMPRESSED: u32 = 1 << 13;
+// The pack-time notes stay in bits 8-15, clear of the flags the loader
+// acts on.
+const _: () = assert!(
+    (FLAG_KERNEL_COMPRESSION_MASK | FLAG_MODULES_DECOMPRESSED | FLAG_MODULES_KEPT_COMPRESSED)
+        & !0xFF00
+        == 0
+);
 
 /// Sets the flags of an encoded record (`record`, exactly the record's
 /// bytes) and updates its checksum.
