@@ -362,6 +362,12 @@ impl Build {
     }
 }
 
+/// The modules as they go into the image, and how each was decompressed.
+type ReadModules = (
+    Vec<image::ModuleInput>,
+    Vec<Option<decompress::Decompressed>>,
+);
+
 /// The record's pack-time notes (flags bits 8-15): the kernel's original
 /// compression, whether any module was decompressed, whether any is kept
 /// compressed on request.
@@ -386,17 +392,7 @@ fn pack_notes(
 impl Build {
     /// Reads every module file (numbered from 1 in errors), decompressing
     /// those not to be kept as they are; says which were decompressed.
-    #[allow(clippy::type_complexity)]
-    fn read_modules(
-        &self,
-        out: &Path,
-    ) -> Result<
-        (
-            Vec<image::ModuleInput>,
-            Vec<Option<decompress::Decompressed>>,
-        ),
-        Error,
-    > {
+    fn read_modules(&self, out: &Path) -> Result<ReadModules, Error> {
         use std::os::unix::ffi::OsStrExt;
         let mut modules = Vec::with_capacity(self.modules.len());
         let mut decompressed = Vec::with_capacity(self.modules.len());
