@@ -381,13 +381,14 @@ fn a_compressed_module_that_cannot_be_decompressed() {
     );
     assert!(!out.exists());
     assert_no_temporaries(&dir);
-    // Kept as it is, the same file packs: bootpack does not look inside.
+    // Kept as it is (GRUB's name for the option), the same file packs:
+    // bootpack does not look inside.
     let r = bootpack([
         "build".as_ref(),
         k.as_os_str(),
         "-o".as_ref(),
         out.as_os_str(),
-        "--module-raw".as_ref(),
+        "--module-nounzip".as_ref(),
         bad.as_os_str(),
     ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));

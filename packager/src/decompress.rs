@@ -356,11 +356,13 @@ fn unzstd(bytes: &[u8], limit: u64, out: &mut Vec<u8>) -> Result<usize, Decompre
     let format = Compression::Zstd;
     let total = bytes.len() as u64;
     let mut cursor = Cursor::new(bytes);
-    let mut d = ruzstd::decoding::StreamingDecoder::new(&mut cursor).map_err(|e| {
-        let e = io::Error::other(e.to_string());
-        // A header cut short reads as damaged: say truncated if so.
-        classify(format, e, if bytes.len() < 18 { total } else { 0 }, total)
-    })?;
+    let mut d = match ruzstd::decoding::StreamingDecoder::new(&mut cursor) {
+        Ok(d) => d,
+        Err(e) => {
+            let e = io::Error::other(e.to_string());
+            return Err(classify(format, e, cursor.position(), total));
+        }
+    };
     let r = drain(format, &mut d, limit, out);
     let pos = d.get_ref().position();
     r.map_err(|e| classify(format, e, pos, total))?;
@@ -488,6 +490,26 @@ mod tests {
                 }
                 assert!(e.to_string().contains("truncated"));
             }
+        }
+    }
+
+    #[test]
+    fn a_file_of_just_the_magic_is_truncated() {
+        for (format, packed) in all_formats(b"x") {
+            let magic = format.magic();
+            match unpack(magic).unwrap_err() {
+                DecompressError::Truncated { offset, .. } => {
+                    assert_eq!(offset, magic.len() as u64, "{format}")
+                }
+                e => panic!("{format}: {e}"),
+            }
+            // A header cut in the middle, too.
+            let cut = &packed[..magic.len() + 2];
+            assert!(
+                matches!(unpack(cut), Err(DecompressError::Truncated { .. })),
+                "{format}: {:?}",
+                unpack(cut)
+            );
         }
     }
 
