@@ -256,6 +256,144 @@ fn a_failed_build_leaves_an_existing_image_alone() {
     assert_no_temporaries(&dir);
 }
 
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// A bootable kernel (the test kernel), gzip-compressed.
+fn gzip_kernel() -> Vec<u8> {
+    gzip(&support::kernels::build(
+        support::kernels::Shape::Elf32,
+        None,
+    ))
+}
+
+#[test]
+fn compressed_kernels_that_cannot_be_decompressed() {
+    let gz = gzip_kernel();
+    let n = gz.len();
+    expect_failure(
+        "gz-truncated",
+        "kernel.gz",
+        Some(&gz[..n - 100]),
+        &[],
+        &[
+            "is gzip-compressed but its data ends early",
+            &format!("offset {:#x}", n - 100),
+            "truncated",
+        ],
+    );
+    let mut damaged = gz.clone();
+    damaged[n - 6] ^= 1; // the CRC-32 of the trailer
+    expect_failure(
+        "gz-damaged",
+        "kernel.gz",
+        Some(&damaged),
+        &[],
+        &["gzip-compressed but its data is damaged", "gzip -dc"],
+    );
+    let mut two = gz.clone();
+    two.extend_from_slice(&gzip(b"second"));
+    expect_failure(
+        "gz-two-members",
+        "kernel.gz",
+        Some(&two),
+        &[],
+        &[
+            &format!("a second gzip member starts at offset {n:#x}"),
+            "GRUB reads only one",
+        ],
+    );
+    let mut tail = gz.clone();
+    tail.extend_from_slice(b"junk at the end");
+    expect_failure(
+        "gz-trailing",
+        "kernel.gz",
+        Some(&tail),
+        &[],
+        &[&format!(
+            "15 bytes that are not gzip data follow its end at offset {n:#x}"
+        )],
+    );
+    let mut lzop = b"\x89LZO\0\r\n\x1a\n".to_vec();
+    lzop.resize(100, 0);
+    expect_failure(
+        "lzop",
+        "kernel.lzo",
+        Some(&lzop),
+        &[],
+        &["lzop-compressed", "lzop -dc"],
+    );
+}
+
+/// Errors in the decompressed kernel say so: their offsets are not the
+/// file's.
+#[test]
+fn a_compressed_file_that_is_no_kernel() {
+    expect_failure(
+        "gz-no-kernel",
+        "random.gz",
+        Some(&gzip(&[0x5au8; 20000])),
+        &[],
+        &[
+            "(decompressed from gzip; offsets are in the decompressed data)",
+            "no Multiboot header",
+        ],
+    );
+}
+
+#[test]
+fn a_compressed_module_that_cannot_be_decompressed() {
+    let dir = scratch("gz-module");
+    let k = dir.join("kernel");
+    std::fs::write(
+        &k,
+        support::kernels::build(support::kernels::Shape::Elf32, None),
+    )
+    .unwrap();
+    let good = dir.join("good.gz");
+    std::fs::write(&good, gzip(b"fine")).unwrap();
+    let bad = dir.join("initrd.gz");
+    let gz = gzip(&[7u8; 10000]);
+    std::fs::write(&bad, &gz[..gz.len() / 2]).unwrap();
+    let out = dir.join("disk.img");
+    let r = bootpack([
+        "build".as_ref(),
+        k.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--module".as_ref(),
+        good.as_os_str(),
+        "--module".as_ref(),
+        bad.as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "bootpack: error: {}: module 2 is gzip-compressed but its data ends early",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    assert_no_temporaries(&dir);
+    // Kept as it is (GRUB's name for the option), the same file packs:
+    // bootpack does not look inside.
+    let r = bootpack([
+        "build".as_ref(),
+        k.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--module-nounzip".as_ref(),
+        bad.as_os_str(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+}
+
 /// Every file of the committed fuzz corpora and crash regressions
 /// (packager/fuzz/corpus/TARGET, packager/fuzz/regressions/TARGET) through
 /// the fuzz targets' entry points: what `cargo fuzz` checks on nightly,

@@ -21,7 +21,7 @@ use bootpack_proto::stage1;
 use serde::Serialize;
 
 use crate::bootloader::{STAGE1, STAGE2};
-use crate::reader;
+use crate::{decompress, reader};
 
 /// The disk bytes of an image, whatever its container.
 trait DiskReader {
@@ -233,6 +233,12 @@ pub struct Kernel {
     /// Whether stage 2 may use its own disk read path (IDE bus-master DMA)
     /// instead of the BIOS; `bootpack build --no-fast-read` turns it off.
     pub fast_read: bool,
+    /// The kernel file's compression ("gzip", "xz", "zstd"), which
+    /// bootpack undid at pack time; null if it was not compressed.
+    pub decompressed_from: Option<&'static str>,
+    /// Whether bootpack decompressed at least one module at pack time
+    /// (which ones is not recorded).
+    pub modules_decompressed: bool,
     pub modules: Vec<Module>,
 }
 
@@ -241,6 +247,9 @@ pub struct Module {
     pub size: u64,
     pub string: String,
     pub checksum_ok: bool,
+    /// The compression the stored bytes are in ("gzip", "xz", "zstd"):
+    /// a module kept compressed on request (`--module-raw`); null if none.
+    pub stored_compression: Option<&'static str>,
 }
 
 /// Everything found, and what is wrong.
@@ -536,7 +545,7 @@ fn read_kernel(p: &ptable::Partition, disk: &mut dyn DiskReader) -> Result<Kerne
     let mut size = 0;
     let mut segments = Vec::new();
     for s in rec.segments() {
-        sum_range(disk, base, s.data_sector, s.file_size, &mut sum)
+        sum_range(disk, base, s.data_sector, s.file_size, &mut sum, &mut [])
             .map_err(|e| format!("cannot read the kernel data at {:#x}: {e}", s.dest))?;
         size += s.file_size;
         segments.push(Segment {
@@ -549,13 +558,16 @@ fn read_kernel(p: &ptable::Partition, disk: &mut dyn DiskReader) -> Result<Kerne
     let mut modules = Vec::new();
     for m in rec.modules() {
         let mut sum = Fletcher64::new();
-        sum_range(disk, base, m.data_sector, m.size, &mut sum)
+        let mut head = [0u8; 8];
+        sum_range(disk, base, m.data_sector, m.size, &mut sum, &mut head)
             .map_err(|e| format!("cannot read module {}: {e}", modules.len() + 1))?;
+        let head = &head[..m.size.min(8) as usize];
         let string = m.string.strip_suffix(&[0]).unwrap_or(m.string);
         modules.push(Module {
             size: m.size,
             string: String::from_utf8_lossy(string).into_owned(),
             checksum_ok: sum.finish() == m.sum,
+            stored_compression: decompress::detect(head).map(|c| c.name()),
         });
     }
     Ok(Kernel {
@@ -569,6 +581,12 @@ fn read_kernel(p: &ptable::Partition, disk: &mut dyn DiskReader) -> Result<Kerne
         cmdline: String::from_utf8_lossy(rec.cmdline()).into_owned(),
         cmdline_bytes: rec.cmdline().to_vec(),
         fast_read: rec.flags() & record::FLAG_NO_FAST_READ == 0,
+        decompressed_from: decompress::Compression::from_code(
+            (rec.flags() & record::FLAG_KERNEL_COMPRESSION_MASK)
+                >> record::FLAG_KERNEL_COMPRESSION_SHIFT,
+        )
+        .map(|c| c.name()),
+        modules_decompressed: rec.flags() & record::FLAG_MODULES_DECOMPRESSED != 0,
         protocol: match rec.protocol() {
             record::Protocol::Multiboot1 => "multiboot1",
             record::Protocol::Multiboot2 => "multiboot2",
@@ -579,13 +597,15 @@ fn read_kernel(p: &ptable::Partition, disk: &mut dyn DiskReader) -> Result<Kerne
 
 /// Feeds `len` bytes from partition sector `sector` (partition at byte
 /// `base`) to `sum`, zero-padded to whole words, in bounded chunks: a
-/// damaged record cannot make inspect allocate what it names.
+/// damaged record cannot make inspect allocate what it names. Copies the
+/// first bytes into `head` on the way (a stream cannot be read twice).
 fn sum_range(
     disk: &mut dyn DiskReader,
     base: u64,
     sector: u64,
     len: u64,
     sum: &mut Fletcher64,
+    head: &mut [u8],
 ) -> io::Result<()> {
     const CHUNK: u64 = 1 << 20;
     let mut at = sector
@@ -597,6 +617,10 @@ fn sum_range(
     while left > 0 {
         let n = left.min(CHUNK) as usize;
         disk.read_at(at, &mut buf[..n])?;
+        if left == len {
+            let h = head.len().min(n);
+            head[..h].copy_from_slice(&buf[..h]);
+        }
         if left > CHUNK {
             sum.update(&buf[..n]);
         } else {
@@ -693,15 +717,23 @@ mod tests {
         let data = bytes((3 << 20) + 5);
         let mut disk = StreamDisk::new(&data[..]);
         let mut sum = Fletcher64::new();
-        sum_range(&mut disk, 512, 1, data.len() as u64 - 1024, &mut sum).unwrap();
+        sum_range(
+            &mut disk,
+            512,
+            1,
+            data.len() as u64 - 1024,
+            &mut sum,
+            &mut [],
+        )
+        .unwrap();
         assert_eq!(
             sum.finish(),
             bootpack_proto::checksum::fletcher64(&data[1024..])
         );
         let mut disk = StreamDisk::new(&data[..]);
-        assert!(sum_range(&mut disk, 0, u64::MAX / 2, 10, &mut sum).is_err());
+        assert!(sum_range(&mut disk, 0, u64::MAX / 2, 10, &mut sum, &mut []).is_err());
         // A huge length fails at the disk's end, without a huge buffer.
         let mut disk = StreamDisk::new(&data[..]);
-        assert!(sum_range(&mut disk, 0, 0, u64::MAX, &mut sum).is_err());
+        assert!(sum_range(&mut disk, 0, 0, u64::MAX, &mut sum, &mut []).is_err());
     }
 }

@@ -13,6 +13,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 pub mod bootloader;
+pub mod decompress;
 pub mod disk;
 pub mod formats;
 pub mod image;
@@ -38,6 +39,23 @@ pub enum Error {
     },
     #[error("{path}: {source}")]
     Kernel { path: PathBuf, source: KernelError },
+    #[error("{path} (decompressed from {format}; offsets are in the decompressed data): {source}")]
+    DecompressedKernel {
+        path: PathBuf,
+        format: decompress::Compression,
+        source: KernelError,
+    },
+    #[error("{path}: {source}")]
+    Decompress {
+        path: PathBuf,
+        source: decompress::DecompressError,
+    },
+    #[error("{path}: module {index} {source}")]
+    DecompressModule {
+        index: usize,
+        path: PathBuf,
+        source: decompress::DecompressError,
+    },
     #[error("{path}: {source}")]
     Image { path: PathBuf, source: ImageError },
     #[error("{out}: refusing to write the image over the kernel file itself; choose another output path")]
@@ -70,6 +88,10 @@ pub struct Report {
     pub cmdline: Vec<u8>,
     pub disk_bytes: u64,
     pub payload_sum: u64,
+    /// How the kernel file was decompressed, if it was compressed.
+    pub kernel_decompressed: Option<decompress::Decompressed>,
+    /// For each module in order: how it was decompressed, if it was.
+    pub modules_decompressed: Vec<Option<decompress::Decompressed>>,
 }
 
 /// A disk image build: a kernel, its arguments, an output.
@@ -83,8 +105,9 @@ pub struct Build {
     /// (`solo5-virtio-mkimage -f tar IMAGE`): do not check the extension.
     format_overrides_name: bool,
     size: Option<u64>,
-    /// Module files and their strings, in order.
-    modules: Vec<(PathBuf, OsString)>,
+    /// Module files and their strings, in order, and whether to store
+    /// each as it is (not decompressed).
+    modules: Vec<(PathBuf, OsString, bool)>,
     /// None: Multiboot 2 if the kernel has that header, else Multiboot 1.
     protocol: Option<Protocol>,
     /// Whether stage 2 may use its own controller driver for reads.
@@ -146,9 +169,19 @@ impl Build {
 
     /// Adds a module: the file at `path` is stored in the image and loaded
     /// at boot, page-aligned above the kernel, and the kernel gets `string`
-    /// with it (empty for none). Modules are passed in the order added.
+    /// with it (empty for none). Modules are passed in the order added. A
+    /// gzip, xz or zstd file is decompressed first, as GRUB does (see
+    /// [`Build::module_raw`] to keep it as it is).
     pub fn module(mut self, path: impl Into<PathBuf>, string: impl Into<OsString>) -> Self {
-        self.modules.push((path.into(), string.into()));
+        self.modules.push((path.into(), string.into(), false));
+        self
+    }
+
+    /// Adds a module stored exactly as the file is, even if it is
+    /// compressed (GRUB's `module --nounzip`; `--module-raw`): for kernels
+    /// that decompress their modules themselves.
+    pub fn module_raw(mut self, path: impl Into<PathBuf>, string: impl Into<OsString>) -> Self {
+        self.modules.push((path.into(), string.into(), true));
         self
     }
 
@@ -262,7 +295,7 @@ impl Build {
         let format = self.format_for(out)?;
         let label = self.kernel_label();
         let owned;
-        let bytes: &[u8] = match &self.kernel {
+        let file: &[u8] = match &self.kernel {
             KernelSource::File(p) => {
                 if same_file(p, out) {
                     return Err(Error::OutputIsKernel {
@@ -277,11 +310,26 @@ impl Build {
             }
             KernelSource::Bytes { bytes, .. } => bytes,
         };
-        let plan = kernel::plan_for(bytes, self.protocol).map_err(|source| Error::Kernel {
+        // A compressed kernel is decompressed into memory; any other stays
+        // mapped as it was read, untouched.
+        let unpacked = decompress::unpack(file).map_err(|source| Error::Decompress {
             path: label.clone(),
             source,
         })?;
-        let modules = self.read_modules(out)?;
+        let bytes: &[u8] = unpacked.as_ref().map_or(file, |u| &u.bytes);
+        let kernel_decompressed = unpacked.as_ref().map(|u| u.summary());
+        let plan = kernel::plan_for(bytes, self.protocol).map_err(|source| match &unpacked {
+            None => Error::Kernel {
+                path: label.clone(),
+                source,
+            },
+            Some(u) => Error::DecompressedKernel {
+                path: label.clone(),
+                format: u.format,
+                source,
+            },
+        })?;
+        let (modules, modules_decompressed) = self.read_modules(out)?;
         let cmdline = self.cmdline();
         let mut layout = image::layout_for(
             self.table,
@@ -296,8 +344,17 @@ impl Build {
             path: label.clone(),
             source,
         })?;
+        let kept_compressed = self
+            .modules
+            .iter()
+            .zip(&layout.modules)
+            .any(|((_, _, raw), (m, _))| *raw && decompress::detect(&m.bytes).is_some());
+        let mut flags = pack_notes(kernel_decompressed, &modules_decompressed, kept_compressed);
         if !self.fast_read {
-            layout.set_record_flags(bootpack_proto::record::FLAG_NO_FAST_READ);
+            flags |= bootpack_proto::record::FLAG_NO_FAST_READ;
+        }
+        if flags != 0 {
+            layout.set_record_flags(flags);
         }
         let disk = layout.disk(bytes);
         remove_stale_temporaries(out);
@@ -312,34 +369,77 @@ impl Build {
             format,
             disk_bytes: layout.disk_bytes(),
             payload_sum: layout.payload_sum,
+            kernel_decompressed,
+            modules_decompressed,
         })
     }
 }
 
+/// The modules as they go into the image, and how each was decompressed.
+type ReadModules = (
+    Vec<image::ModuleInput>,
+    Vec<Option<decompress::Decompressed>>,
+);
+
+/// The record's pack-time notes (flags bits 8-15): the kernel's original
+/// compression, whether any module was decompressed, whether any is kept
+/// compressed on request.
+fn pack_notes(
+    kernel: Option<decompress::Decompressed>,
+    modules: &[Option<decompress::Decompressed>],
+    kept_compressed: bool,
+) -> u32 {
+    use bootpack_proto::record::{
+        FLAG_KERNEL_COMPRESSION_SHIFT, FLAG_MODULES_DECOMPRESSED, FLAG_MODULES_KEPT_COMPRESSED,
+    };
+    let mut flags = kernel.map_or(0, |k| k.format.code() << FLAG_KERNEL_COMPRESSION_SHIFT);
+    if modules.iter().any(Option::is_some) {
+        flags |= FLAG_MODULES_DECOMPRESSED;
+    }
+    if kept_compressed {
+        flags |= FLAG_MODULES_KEPT_COMPRESSED;
+    }
+    flags
+}
+
 impl Build {
-    /// Reads every module file (numbered from 1 in errors).
-    fn read_modules(&self, out: &Path) -> Result<Vec<image::ModuleInput>, Error> {
+    /// Reads every module file (numbered from 1 in errors), decompressing
+    /// those not to be kept as they are; says which were decompressed.
+    fn read_modules(&self, out: &Path) -> Result<ReadModules, Error> {
         use std::os::unix::ffi::OsStrExt;
         let mut modules = Vec::with_capacity(self.modules.len());
-        for (i, (path, string)) in self.modules.iter().enumerate() {
+        let mut decompressed = Vec::with_capacity(self.modules.len());
+        for (i, (path, string, raw)) in self.modules.iter().enumerate() {
             if same_file(path, out) {
                 return Err(Error::OutputIsModule {
                     out: out.to_path_buf(),
                     index: i + 1,
                 });
             }
-            let bytes = std::fs::read(path).map_err(|source| Error::ReadModule {
+            let mut bytes = std::fs::read(path).map_err(|source| Error::ReadModule {
                 index: i + 1,
                 path: path.clone(),
                 source,
             })?;
+            let unpacked = match raw {
+                true => None,
+                false => decompress::unpack(&bytes).map_err(|source| Error::DecompressModule {
+                    index: i + 1,
+                    path: path.clone(),
+                    source,
+                })?,
+            };
+            decompressed.push(unpacked.as_ref().map(|u| u.summary()));
+            if let Some(u) = unpacked {
+                bytes = u.bytes;
+            }
             modules.push(image::ModuleInput {
                 path: path.clone(),
                 bytes,
                 string: string.as_bytes().to_vec(),
             });
         }
-        Ok(modules)
+        Ok((modules, decompressed))
     }
 }
 

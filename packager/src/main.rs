@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bootpack::run::{self, Accel, RunOptions};
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod progress;
 
@@ -57,9 +57,16 @@ enum Command {
         name: Option<OsString>,
         /// Store FILE in the image as a Multiboot module with STRING as its
         /// command line (repeatable; passed in order). Split at the first
-        /// '=': "initrd.img=initrd root=/dev/sda".
+        /// '=': "initrd.img=initrd root=/dev/sda". A gzip, xz or zstd FILE
+        /// is decompressed first, as GRUB does (so is a compressed KERNEL).
         #[arg(short, long, value_name = "FILE[=STRING]")]
         module: Vec<OsString>,
+        /// Like --module, but FILE is stored exactly as it is, even if
+        /// compressed (GRUB's `module --nounzip`), for kernels that
+        /// decompress their modules themselves. Keeps its place among the
+        /// --module options.
+        #[arg(long, value_name = "FILE[=STRING]", visible_alias = "module-nounzip")]
+        module_raw: Vec<OsString>,
         /// Boot protocol: multiboot1 or multiboot2 (default: multiboot2 if
         /// the kernel has a Multiboot 2 header, else multiboot1).
         #[arg(long, value_enum)]
@@ -176,13 +183,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
-        Command::Build { kernel, output, name, module, protocol, no_fast_read, format, size, table, args } => {
+        Command::Build { kernel, output, name, module: _, module_raw: _, protocol, no_fast_read, format, size, table, args } => {
             let mut b = bootpack::Build::new(kernel).args(args).fast_read(!no_fast_read).table(table);
-            for m in module {
+            for (m, raw) in modules_in_order(&matches) {
                 let (file, string) = split_module(&m);
-                b = b.module(file, string);
+                b = if raw { b.module_raw(file, string) } else { b.module(file, string) };
             }
             if let Some(p) = protocol {
                 b = b.protocol(p.into());
@@ -247,6 +255,22 @@ impl From<ProtocolArg> for bootpack::Protocol {
     }
 }
 
+/// The build's --module and --module-raw values in command-line order,
+/// each with whether it is raw (clap keeps each option's values apart).
+fn modules_in_order(matches: &ArgMatches) -> Vec<(OsString, bool)> {
+    let Some(("build", m)) = matches.subcommand() else {
+        return Vec::new();
+    };
+    let mut all = Vec::new();
+    for (id, raw) in [("module", false), ("module_raw", true)] {
+        if let (Some(values), Some(at)) = (m.get_many::<OsString>(id), m.indices_of(id)) {
+            all.extend(at.zip(values).map(|(i, v)| (i, v.clone(), raw)));
+        }
+    }
+    all.sort_by_key(|&(i, ..)| i);
+    all.into_iter().map(|(_, v, raw)| (v, raw)).collect()
+}
+
 /// Splits "FILE=STRING" at the first '='; without one the string is empty.
 fn split_module(arg: &OsString) -> (PathBuf, OsString) {
     use std::os::unix::ffi::OsStrExt;
@@ -280,6 +304,14 @@ fn summary(out: &Path, r: &bootpack::Report) {
         r.plan.entry,
         r.cmdline.len()
     );
+    if let Some(d) = r.kernel_decompressed {
+        println!("  kernel: {d}");
+    }
+    for (i, d) in r.modules_decompressed.iter().enumerate() {
+        if let Some(d) = d {
+            println!("  module {}: {d}", i + 1);
+        }
+    }
 }
 
 struct RunSpec {
@@ -292,11 +324,17 @@ struct RunSpec {
     args: Vec<OsString>,
 }
 
-/// Whether `path` holds a Multiboot kernel (as opposed to a disk image).
+/// Whether `path` holds a Multiboot kernel (as opposed to a disk image),
+/// compressed or not.
 fn is_kernel(path: &Path) -> bool {
-    std::fs::read(path)
-        .map(|b| bootpack::kernel::plan(&b).is_ok())
-        .unwrap_or(false)
+    let Ok(b) = std::fs::read(path) else {
+        return false;
+    };
+    match bootpack::decompress::unpack(&b) {
+        Ok(None) => bootpack::kernel::plan(&b).is_ok(),
+        Ok(Some(u)) => bootpack::kernel::plan(&u.bytes).is_ok(),
+        Err(_) => false,
+    }
 }
 
 fn run_target(target: &Path, spec: RunSpec) -> ExitCode {
@@ -462,17 +500,30 @@ fn print_inspection(i: &bootpack::inspect::Inspection) {
                 "BIOS only (--no-fast-read)"
             }
         );
+        let mut notes = Vec::new();
+        if let Some(f) = k.decompressed_from {
+            notes.push(format!("kernel decompressed from {f}"));
+        }
+        if k.modules_decompressed {
+            notes.push("module(s) decompressed".into());
+        }
+        if !notes.is_empty() {
+            println!("packing:     {} at pack time", notes.join(", "));
+        }
         println!("cmdline:     {:?}", k.cmdline);
         if k.modules.is_empty() {
             println!("modules:     none");
         }
         for (n, m) in k.modules.iter().enumerate() {
             println!(
-                "module {}:    {} bytes, checksum {}, string {:?}",
+                "module {}:    {} bytes, checksum {}, string {:?}{}",
                 n + 1,
                 m.size,
                 if m.checksum_ok { "ok" } else { "BAD" },
-                m.string
+                m.string,
+                m.stored_compression
+                    .map(|c| format!(", stored {c}-compressed as given (--module-raw)"))
+                    .unwrap_or_default()
             );
         }
     }

@@ -38,8 +38,14 @@
 //!  76  shstrndx      u32  ELF e_shstrndx
 //!  80  load_base     u32  physical address of the image's start (Multiboot
 //!                         2 load base address tag)
-//!  84  flags         u32  FLAG_NO_FAST_READ; 0 in records written before
-//!                         it existed, which therefore allow fast reads
+//!  84  flags         u32  bit 0 FLAG_NO_FAST_READ; 0 in records written
+//!                         before it existed, which therefore allow fast
+//!                         reads. Bits 8-15 are pack-time notes for
+//!                         `inspect` that the loader ignores: bits 8-11
+//!                         the kernel file's compression (0 none, 1 gzip,
+//!                         2 xz, 3 zstd; FLAG_KERNEL_COMPRESSION_MASK),
+//!                         bit 12 FLAG_MODULES_DECOMPRESSED, bit 13
+//!                         FLAG_MODULES_KEPT_COMPRESSED, bits 14-15 zero
 //!  88  reserved      [u8; 8], zero
 //! segment table: segment_count entries of SEGMENT_LEN = 32 bytes
 //!   0  dest          u64  physical load address
@@ -82,6 +88,28 @@ const FLAGS_OFFSET: usize = 84;
 /// Record flag: stage 2 must read through the BIOS only, never with its
 /// own controller driver (`bootpack build --no-fast-read`).
 pub const FLAG_NO_FAST_READ: u32 = 1 << 0;
+
+/// Pack-time note (bits 8-11, informational, ignored at boot): how the
+/// kernel file was compressed before bootpack decompressed it; 0 = it was
+/// not. The code is the packager's (`bootpack::decompress::Compression`).
+pub const FLAG_KERNEL_COMPRESSION_MASK: u32 = 0xF << FLAG_KERNEL_COMPRESSION_SHIFT;
+/// Shift of [`FLAG_KERNEL_COMPRESSION_MASK`].
+pub const FLAG_KERNEL_COMPRESSION_SHIFT: u32 = 8;
+/// Pack-time note (informational): at least one module was decompressed
+/// by the packager. Which ones is not recorded: 8 bits cannot name 128
+/// modules and the record's layout stays as it is.
+pub const FLAG_MODULES_DECOMPRESSED: u32 = 1 << 12;
+/// Pack-time note (informational): at least one module is stored
+/// compressed because the user asked to keep it so (`--module-raw`,
+/// GRUB's `module --nounzip`); `inspect` finds which by their magic.
+pub const FLAG_MODULES_KEPT_COMPRESSED: u32 = 1 << 13;
+// The pack-time notes stay in bits 8-15, clear of the flags the loader
+// acts on.
+const _: () = assert!(
+    (FLAG_KERNEL_COMPRESSION_MASK | FLAG_MODULES_DECOMPRESSED | FLAG_MODULES_KEPT_COMPRESSED)
+        & !0xFF00
+        == 0
+);
 
 /// Sets the flags of an encoded record (`record`, exactly the record's
 /// bytes) and updates its checksum.
