@@ -622,13 +622,20 @@ mod tests {
             plan(&img),
             Err(KernelError::EntryOutside { entry: 0x900000 })
         );
-        let mut low = kludge(0, 0, 0x8040);
-        low.header_addr = 0x8010;
-        low.load_addr = 0x8000;
+        // Below 1 MiB loads (GRUB's multiboot-platform image, at 0x9000);
+        // over the IVT and BIOS data area it cannot.
+        let mut low = kludge(0, 0, 0x9040);
+        low.header_addr = 0x9010;
+        low.load_addr = 0x9000;
+        let img = flat(0x3000, 0x10, low);
+        assert_eq!(plan(&img).unwrap().segments[0].dest, 0x9000);
+        let mut low = kludge(0, 0, 0x440);
+        low.header_addr = 0x410;
+        low.load_addr = 0x400;
         let img = flat(0x3000, 0x10, low);
         assert!(matches!(
             plan(&img),
-            Err(KernelError::BelowFloor { start: 0x8000, .. })
+            Err(KernelError::BelowFloor { start: 0x400, .. })
         ));
     }
 
