@@ -13,6 +13,7 @@ mod support;
 
 use std::time::Duration;
 
+use support::dirty_rom;
 use support::kernels::{self, Headers, Shape, Spec, MODE_IRET};
 use support::qemu::{self, Machine};
 use support::report::Report;
@@ -24,6 +25,10 @@ const KERNEL_EXIT: i32 = 0x21;
 
 /// Packs `spec` with bootpack (its preferred protocol) and boots it.
 fn boot_bootpack(test: &str, spec: &Spec, machine: &'static str) -> (Report, String) {
+    boot_bootpack_on(test, spec, Machine::new(machine, "128M"))
+}
+
+fn boot_bootpack_on(test: &str, spec: &Spec, m: Machine) -> (Report, String) {
     let dir = scratch(test);
     let kernel = dir.join("kernel");
     std::fs::write(&kernel, kernels::build_spec(spec)).unwrap();
@@ -32,7 +37,7 @@ fn boot_bootpack(test: &str, spec: &Spec, machine: &'static str) -> (Report, Str
         .args(["entry"])
         .write(&image)
         .unwrap_or_else(|e| panic!("packing failed: {e}"));
-    let run = qemu::boot_image(&image, &Machine::new(machine, "128M"), BOOT_TIMEOUT);
+    let run = qemu::boot_image(&image, &m, BOOT_TIMEOUT);
     let text = run.serial_text();
     assert_eq!(
         run.exit,
@@ -129,4 +134,42 @@ fn a_kernel_that_loads_its_own_gdt_and_keeps_cs_survives_iret() {
     std::fs::write(&kernel, kernels::build_spec(&spec)).unwrap();
     let run = qemu::boot_kernel(&kernel, "ref", &Machine::new("pc", "64M"), BOOT_TIMEOUT);
     assert_eq!(Report::parse(&run.serial).get("iret"), "ok");
+}
+
+#[test]
+fn what_the_bios_left_in_cr0_cr4_and_efer_is_cleared() {
+    // An option ROM sets CR4.PSE and OSFXSR and EFER.SCE at POST, and
+    // CR0.CD and NW (caching off) after every INT 13h and 15h call.
+    let dir = scratch("dirty-bios");
+    let rom = dir.join("dirty.rom");
+    std::fs::write(&rom, dirty_rom::rom()).unwrap();
+    let machine = |mem| Machine {
+        extra: vec!["-option-rom".into(), rom.display().to_string()],
+        ..Machine::new("pc", mem)
+    };
+    // The ROM works: a boot sector sees CD and NW after its INT 13h call,
+    // and QEMU's own loader passes CR4 and EFER on to the kernel.
+    let probe = dir.join("probe.img");
+    std::fs::write(&probe, dirty_rom::cdnw_probe_sector()).unwrap();
+    let run = qemu::boot_image(&probe, &machine("64M"), BOOT_TIMEOUT);
+    assert_eq!(run.serial_text(), "CDNW y\n", "the probe boot sector");
+    let kernel = dir.join("kernel");
+    let spec = Spec::new(Shape::Solo5Elf64, Headers::Mb1);
+    std::fs::write(&kernel, kernels::build_spec(&spec)).unwrap();
+    let run = qemu::boot_kernel(&kernel, "ref", &machine("64M"), BOOT_TIMEOUT);
+    let theirs = Report::parse(&run.serial);
+    assert_eq!(theirs.num("cr4") & dirty_rom::CR4_BITS, dirty_rom::CR4_BITS);
+    assert_eq!(
+        theirs.num("efer") & dirty_rom::EFER_BITS,
+        dirty_rom::EFER_BITS
+    );
+    // bootpack clears all of it.
+    for headers in [Headers::Mb1, Headers::Mb2] {
+        let (ours, _) = boot_bootpack_on(
+            &format!("dirty-bios-{headers:?}"),
+            &Spec::new(Shape::Solo5Elf64, headers),
+            machine("128M"),
+        );
+        assert_entry_state(&ours, &format!("{headers:?} after a dirty BIOS"));
+    }
 }
