@@ -6,11 +6,12 @@
 //! into place as its last step (boot/proto/src/relocate.rs). The test
 //! kernel checks a payload there byte for byte and a bss there for zero,
 //! and enters through a jump stub below 1 MiB; its command line and
-//! modules must arrive intact. QEMU's `-kernel`, which boots kernels
-//! linked wholly at 0x8000, is the model (it cannot boot these test
-//! kernels: it loads an ELF kernel as one block from its lowest to its
-//! highest segment, and the test kernel's image stays at 1 MiB, so that
-//! block would cover the VGA memory and QEMU's own option ROM).
+//! modules must arrive intact. QEMU's `-kernel`, which boots a kernel
+//! linked wholly at 0x8000, is the model; a small such kernel boots the
+//! same way under both. (QEMU cannot boot the test kernel variants: it
+//! loads an ELF kernel as one block from its lowest to its highest segment,
+//! and the test kernel's image stays at 1 MiB, so that block would cover
+//! the VGA memory and QEMU's own option ROM.)
 
 mod support;
 
@@ -262,6 +263,111 @@ fn kernel_over_the_information_arena_and_the_fast_path_structures() {
             !(0x40000..0x90000).contains(&info),
             "{name}: the information at {info:#x} must have left the arena"
         );
+    }
+}
+
+// A whole kernel linked at 0x8000, as the hypervisor test-suite kernel of
+// the issue is: 32-bit code that checks EAX for the Multiboot 1 magic,
+// prints "low kernel at 0x8000 ok" (or "bad magic") on COM1 and exits QEMU
+// through isa-debug-exit (status 0x21, or 0x23). Position-independent (no
+// absolute address), assembled into a data section of the test binary.
+core::arch::global_asm!(
+    r#"
+    .pushsection .rodata.bootpack_test_low_kernel, "a"
+    .code32
+    .global bootpack_test_low_code_start
+bootpack_test_low_code_start:
+    movl    %eax, %ebp
+    movw    $0x3F8, %dx
+    cmpl    $0x2BADB002, %ebp
+    jne     1f
+    .irp c, 'l','o','w',' ','k','e','r','n','e','l',' ','a','t',' ','0','x','8','0','0','0',' ','o','k','\n'
+    movb    $\c, %al
+    outb    %al, %dx
+    .endr
+    movb    $0x10, %al
+    jmp     2f
+1:
+    .irp c, 'b','a','d',' ','m','a','g','i','c','\n'
+    movb    $\c, %al
+    outb    %al, %dx
+    .endr
+    movb    $0x11, %al
+2:
+    movw    $0xF4, %dx
+    outb    %al, %dx
+3:
+    cli
+    hlt
+    jmp     3b
+    .global bootpack_test_low_code_end
+bootpack_test_low_code_end:
+    .code64
+    .popsection
+"#,
+    options(att_syntax)
+);
+
+extern "C" {
+    static bootpack_test_low_code_start: u8;
+    static bootpack_test_low_code_end: u8;
+}
+
+/// The flat kernel at 0x8000: a Multiboot 1 header with the a.out kludge
+/// (flags 0x10003), the code after it, 64 KiB of bss over the rest of
+/// stage 2.
+fn kernel_at_0x8000() -> Vec<u8> {
+    let start = &raw const bootpack_test_low_code_start;
+    let end = &raw const bootpack_test_low_code_end;
+    // SAFETY: both labels are in the same read-only section of this
+    // binary, `end` after `start`; the bytes between are plain data.
+    let code = unsafe { std::slice::from_raw_parts(start, end.offset_from(start) as usize) };
+    let base = 0x8000u32;
+    let len = 32 + code.len() as u32;
+    let flags = 0x0001_0003u32;
+    let magic = 0x1BAD_B002u32;
+    let header = [
+        magic,
+        flags,
+        0u32.wrapping_sub(magic.wrapping_add(flags)),
+        base,                 // header_addr
+        base,                 // load_addr
+        base + len,           // load_end_addr
+        base + len + 0x10000, // bss_end_addr
+        base + 32,            // entry_addr
+    ];
+    let mut file: Vec<u8> = header.iter().flat_map(|w| w.to_le_bytes()).collect();
+    file.extend_from_slice(code);
+    file
+}
+
+#[test]
+fn a_kernel_linked_at_0x8000_boots_as_under_qemu() {
+    let dir = scratch("at-0x8000");
+    let kernel = dir.join("low.bin");
+    std::fs::write(&kernel, kernel_at_0x8000()).unwrap();
+    // The model: QEMU's own loader.
+    let run = qemu::boot_kernel(&kernel, "low", &Machine::new("pc", "64M"), BOOT_TIMEOUT);
+    assert_eq!(
+        run.serial_text(),
+        "low kernel at 0x8000 ok\n",
+        "QEMU -kernel"
+    );
+    assert_eq!(run.exit, Some(KERNEL_EXIT));
+    // bootpack, with a module (placed after the kernel, clear of stage 2),
+    // on IDE and AHCI.
+    let module = dir.join("module");
+    std::fs::write(&module, kernels::random_bytes(70_000, 9)).unwrap();
+    let image = dir.join("disk.img");
+    bootpack::Build::new(&kernel)
+        .protocol(bootpack::Protocol::Multiboot1)
+        .module(&module, "m")
+        .write(&image)
+        .unwrap_or_else(|e| panic!("packing failed: {e}"));
+    for machine in ["pc", "q35"] {
+        let run = qemu::boot_image(&image, &Machine::new(machine, "64M"), BOOT_TIMEOUT);
+        assert_eq!(run.serial_text(), "low kernel at 0x8000 ok\n", "{machine}");
+        assert_eq!(run.exit, Some(KERNEL_EXIT), "{machine}");
     }
 }
 
