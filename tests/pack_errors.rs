@@ -179,15 +179,51 @@ fn overlapping_segments() {
 }
 
 #[test]
-fn segment_in_bootloader_memory() {
-    let k = elf32(&[Seg::load(0x8000, with_header(0x3, 0x100), 0x100)]);
-    expect_failure(
-        "low",
-        "kernel.elf",
-        Some(&k),
-        &[],
-        &["0x8000..0x8100", "below 1 MiB"],
-    );
+fn segment_over_the_ivt_and_bios_data_area() {
+    // The one place no kernel can ever load: 0-0x4FF.
+    for (name, addr, needle) in [
+        ("ivt", 0x0, "0x0..0x100"),
+        ("bda", 0x400, "0x400..0x500"),
+        ("straddling", 0x4ff, "0x4ff..0x5ff"),
+    ] {
+        let k = elf32(&[
+            Seg::load(0x100000, with_header(0x3, 0x100), 0x100),
+            Seg::load(addr, vec![0x90; 0x100], 0x100),
+        ]);
+        expect_failure(
+            name,
+            "kernel.elf",
+            Some(&k),
+            &[],
+            &[
+                needle,
+                "interrupt vector table and BIOS data area (0x0..0x500)",
+                "link the kernel at 0x500 or above",
+            ],
+        );
+    }
+}
+
+#[test]
+fn segments_below_1_mib_are_packed() {
+    // Over stage 1 and 2 (0x8000, 0x9000), the info arena and right above
+    // the BIOS data area: accepted at pack time, as QEMU and GRUB do.
+    for addr in [0x500u64, 0x8000, 0x9000, 0x40000] {
+        let dir = scratch(&format!("low-{addr:x}"));
+        let k = dir.join("kernel.elf");
+        std::fs::write(
+            &k,
+            elf32(&[Seg::load(addr, with_header(0x3, 0x100), 0x100)]),
+        )
+        .unwrap();
+        let out = dir.join("disk.img");
+        let r = bootpack(["build", k.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+        assert!(
+            r.status.success(),
+            "{addr:#x}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+    }
 }
 
 #[test]

@@ -106,7 +106,8 @@ pub struct LoadPlan {
     /// Physical address entered in 32-bit protected mode.
     pub entry: u32,
     /// Sorted by address, non-overlapping, all within
-    /// [KERNEL_FLOOR, KERNEL_CEILING).
+    /// [KERNEL_FLOOR, KERNEL_CEILING) (0x500..4 GiB: below 1 MiB too; the
+    /// loader stages what lies over its own memory).
     pub segments: Vec<LoadSegment>,
 }
 
@@ -191,7 +192,7 @@ pub enum KernelError {
         file_size: u64,
         mem_size: u64,
     },
-    #[error("segment {index} would load at {start:#x}..{end:#x}, below 1 MiB where the BIOS and bootpack's loader live; link the kernel at 0x100000 or above")]
+    #[error("segment {index} would load at {start:#x}..{end:#x}, over the real-mode interrupt vector table and BIOS data area (0x0..0x500), which the BIOS and the loader need until the kernel runs; link the kernel at 0x500 or above")]
     BelowFloor { index: usize, start: u64, end: u64 },
     #[error("segment {index} would load at {start:#x}..{end:#x}, beyond 4 GiB; a Multiboot 1 kernel must load below 4 GiB")]
     AboveCeiling { index: usize, start: u64, end: u64 },
@@ -621,13 +622,20 @@ mod tests {
             plan(&img),
             Err(KernelError::EntryOutside { entry: 0x900000 })
         );
-        let mut low = kludge(0, 0, 0x8040);
-        low.header_addr = 0x8010;
-        low.load_addr = 0x8000;
+        // Below 1 MiB loads (GRUB's multiboot-platform image, at 0x9000);
+        // over the IVT and BIOS data area it cannot.
+        let mut low = kludge(0, 0, 0x9040);
+        low.header_addr = 0x9010;
+        low.load_addr = 0x9000;
+        let img = flat(0x3000, 0x10, low);
+        assert_eq!(plan(&img).unwrap().segments[0].dest, 0x9000);
+        let mut low = kludge(0, 0, 0x440);
+        low.header_addr = 0x410;
+        low.load_addr = 0x400;
         let img = flat(0x3000, 0x10, low);
         assert!(matches!(
             plan(&img),
-            Err(KernelError::BelowFloor { start: 0x8000, .. })
+            Err(KernelError::BelowFloor { start: 0x400, .. })
         ));
     }
 

@@ -42,6 +42,12 @@ pub const PAYLOAD_MARKER: u64 = 0x444C_5950_4150_5042;
 /// Marks the kernel's zero-region descriptor: [ZERO_MARKER, addr, len].
 pub const ZERO_MARKER: u64 = 0x4C50_4F52_455A_5042;
 
+/// Marks the kernel's mode descriptor: [MODE_MARKER, flags].
+pub const MODE_MARKER: u64 = 0x4C46_4544_4F4D_5042;
+/// Mode flag: the kernel loads its own null/code/data GDT and `iret`s
+/// without reloading CS first thing at entry (tests/kernel/README.md).
+pub const MODE_IRET: u64 = 1;
+
 /// First bytes of the debug section of kernels with section headers: must
 /// never be packed.
 pub const DEBUG_MARKER: &[u8; 16] = b"BPTK-DEBUG-INFO!";
@@ -158,6 +164,11 @@ pub struct Spec<'a> {
     /// ELF shapes: a section header table, with a non-loaded debug section
     /// of this many bytes (starting with DEBUG_MARKER) in the file.
     pub debug_section: Option<usize>,
+    /// Mode flags for the kernel's mode descriptor ([`MODE_IRET`]).
+    pub mode: u64,
+    /// ELF shapes: enter through a 5-byte `jmp rel32` to the real entry in
+    /// a segment of its own at this address (an entry point below 1 MiB).
+    pub entry_stub: Option<u64>,
 }
 
 impl Spec<'_> {
@@ -168,6 +179,8 @@ impl Spec<'_> {
             payload: None,
             bss: None,
             debug_section: None,
+            mode: 0,
+            entry_stub: None,
         }
     }
 }
@@ -205,6 +218,7 @@ pub fn build(shape: Shape, payload: Option<&Payload>) -> Vec<u8> {
 pub fn build_spec(spec: &Spec) -> Vec<u8> {
     let img = loaded_image(spec.payload, spec.bss);
     let mut bytes = img.bytes;
+    patch_descriptor(&mut bytes, MODE_MARKER, &[spec.mode]);
     let elf_shape = matches!(spec.shape, Shape::Elf32 | Shape::Elf64);
     if elf_shape {
         // Without bit 16 the header's address fields are ignored and the
@@ -213,7 +227,7 @@ pub fn build_spec(spec: &Spec) -> Vec<u8> {
         write_elf_header2(&mut bytes, img.header2);
     } else {
         assert!(spec.payload.is_none() && spec.bss.is_none());
-        assert!(spec.debug_section.is_none());
+        assert!(spec.debug_section.is_none() && spec.entry_stub.is_none());
     }
     match spec.headers {
         Headers::Mb1 => bytes[img.header2..img.header2 + 4].fill(0),
@@ -240,8 +254,19 @@ pub fn build_spec(spec: &Spec) -> Vec<u8> {
             if let Some((addr, len)) = spec.bss {
                 segs.push(Seg::load(addr, Vec::new(), len));
             }
+            let mut entry = img.entry as u64;
+            if let Some(at) = spec.entry_stub {
+                // jmp rel32: changes no register and no flag, so the real
+                // entry sees exactly what the loader handed over.
+                let rel = (entry as i64 - (at as i64 + 5)) as i32;
+                let mut stub = vec![0xE9];
+                stub.extend_from_slice(&rel.to_le_bytes());
+                stub.resize(16, 0xCC);
+                segs.push(Seg::load(at, stub, 16));
+                entry = at;
+            }
             let is64 = spec.shape == Shape::Elf64;
-            let mut file = elf::write(is64, img.entry as u64, &segs);
+            let mut file = elf::write(is64, entry, &segs);
             if let Some(debug_len) = spec.debug_section {
                 add_sections(&mut file, is64, img.dest, bytes.len() as u64, debug_len);
             }

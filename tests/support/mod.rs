@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod blkdebug;
+pub mod dirty_rom;
 pub mod elf;
 pub mod kernels;
 pub mod qemu;

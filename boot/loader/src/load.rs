@@ -9,13 +9,14 @@ use bootpack_proto::bounds;
 use bootpack_proto::checksum::Fletcher64;
 use bootpack_proto::e820::{self, E820Entry};
 use bootpack_proto::layout::{
-    BOUNCE_ADDR, BOUNCE_LEN, FAST_DMA_ADDR, FAST_DMA_LEN, FAST_VERIFY_LEN, INFO_ARENA_ADDR,
-    INFO_ARENA_LEN, RECORD_BUF_ADDR, RECORD_BUF_LEN, SECTOR, SECTORS_PER_READ,
+    BOUNCE_ADDR, BOUNCE_LEN, FAST_DMA_ADDR, FAST_DMA_LEN, FAST_VERIFY_LEN, LOADER_MEMORY,
+    RECORD_BUF_ADDR, RECORD_BUF_LEN, SECTOR, SECTORS_PER_READ,
 };
 use bootpack_proto::mbinfo::ModuleInfo;
 use bootpack_proto::place;
 use bootpack_proto::ptable::{self, SectorReader, TableError, MAX_READ_SECTORS};
 use bootpack_proto::record::{self, Record, RecordError, FLAG_NO_FAST_READ, MAX_MODULES};
+use bootpack_proto::relocate::Stager;
 use core::{ptr, slice};
 
 /// The kernel partition, from the MBR or the GPT (proto::ptable).
@@ -179,7 +180,13 @@ pub fn check_memory(rec: &Record, map: &[E820Entry]) {
                 Hex(s.dest),
                 Str("-"),
                 Hex(s.end() - 1),
-                Str(" but that is not usable RAM: give the machine more memory"),
+                // Below 1 MiB more memory would not help: the BIOS keeps
+                // that place (EBDA, video memory, ROMs).
+                Str(if s.dest < 0x10_0000 {
+                    " but the BIOS memory map does not report it as usable RAM: link the kernel elsewhere"
+                } else {
+                    " but that is not usable RAM: give the machine more memory"
+                }),
             ]);
         }
     }
@@ -190,9 +197,10 @@ pub fn check_memory(rec: &Record, map: &[E820Entry]) {
 /// zero-padded).
 ///
 /// # Safety
-/// `[dest, dest + size)` must be usable RAM at or above 1 MiB and below
-/// 4 GiB (identity-mapped) that nothing else uses: it then overlaps neither
-/// this loader, its buffers nor the information arena.
+/// `[dest, dest + size)` must be usable RAM below 4 GiB (identity-mapped)
+/// that nothing else uses and that overlaps none of stage 2's memory
+/// (layout::LOADER_MEMORY: this loader, its buffers, the information
+/// arena).
 unsafe fn read_to(
     drive: u8,
     part: &Partition,
@@ -233,8 +241,8 @@ unsafe fn read_to(
             let t = ts::stamp();
             // SAFETY: [dest + done, dest + done + n) lies inside the
             // caller's promised range (n <= whole - done, whole <= size),
-            // which is at or above 1 MiB, so clear of stage 2's buffers and
-            // the controllers' structures; nothing else touches it until
+            // which is clear of stage 2's memory, so of its buffers and the
+            // controllers' structures; nothing else touches it until
             // finish returns.
             let started = unsafe { fast.start(lba, n / SECTOR, dest + done) };
             if let Some(chunk) = unsummed.take() {
@@ -285,14 +293,27 @@ unsafe fn read_to(
 }
 
 /// Loads every segment: file bytes through the bounce buffer to their
-/// destination, checksummed on the way, then the rest zeroed. Halts with a
-/// message if the payload checksum does not match the record.
-pub fn load_segments(drive: u8, part: &Partition, rec: &Record) {
+/// destination, checksummed on the way, then the rest zeroed. A segment
+/// over stage 2's own memory (relocate::needs_staging) is read to its
+/// place in the staging area at `staging` instead, and its bss is left to
+/// the trampoline. Halts with a message if the payload checksum does not
+/// match the record.
+pub fn load_segments(drive: u8, part: &Partition, rec: &Record, staging: u64) {
     let mut sum = Fletcher64::new();
+    let mut stager = Stager::new(staging);
     for s in rec.segments() {
+        if let Some(at) = stager.next(&s) {
+            // SAFETY: relocate::place_staging put the staging area in
+            // usable RAM below 4 GiB clear of stage 2's memory, every
+            // segment and the modules; the Stager hands out disjoint
+            // ranges inside it.
+            unsafe { read_to(drive, part, s.data_sector, s.file_size, at, &mut sum) };
+            continue;
+        }
         // SAFETY: [dest, dest + mem_size) was checked to be usable RAM
-        // (check_memory) at or above 1 MiB and below 4 GiB (Record::parse
-        // enforces KERNEL_FLOOR and KERNEL_CEILING).
+        // (check_memory) below 4 GiB (Record::parse enforces
+        // KERNEL_CEILING) and overlaps none of stage 2's memory (else the
+        // Stager would have staged it).
         unsafe { read_to(drive, part, s.data_sector, s.file_size, s.dest, &mut sum) };
         // SAFETY: [dest + file_size, dest + mem_size) is inside the checked
         // destination range (file_size <= mem_size, Record::parse).
@@ -317,26 +338,23 @@ pub fn load_segments(drive: u8, part: &Partition, rec: &Record) {
 }
 
 /// Places the modules (page-aligned, in order, above `kernel_end`, in
-/// usable RAM below 4 GiB) and loads each, checking its checksum. Fills
-/// `out` and returns the module count. Halts with a message if a module
-/// finds no room or arrives damaged.
-pub fn load_modules(
-    drive: u8,
-    part: &Partition,
-    rec: &Record<'static>,
+/// usable RAM below 4 GiB, clear of stage 2's memory): writes their start
+/// addresses to `starts`. Halts with a message if a module finds no room.
+pub fn place_modules(
+    rec: &Record,
     map: &[E820Entry],
     kernel_end: u64,
-    out: &mut [ModuleInfo<'static>; MAX_MODULES],
-) -> usize {
+    starts: &mut [u64; MAX_MODULES],
+) {
     let count = rec.module_count();
     let mut sizes = [0u64; MAX_MODULES];
     for (i, m) in rec.modules().enumerate() {
         sizes[i] = m.size;
     }
-    let mut starts = [0u64; MAX_MODULES];
-    let arena = INFO_ARENA_ADDR as u64;
-    let avoid = [(arena, arena + INFO_ARENA_LEN as u64)];
-    if let Err(e) = place::place_modules(map, &avoid, kernel_end, &sizes[..count], &mut starts) {
+    // Stage 2's memory (the info arena included); below 1 MiB only, so
+    // for a kernel at 1 MiB and above this is the old rule exactly.
+    let avoid = [LOADER_MEMORY];
+    if let Err(e) = place::place_modules(map, &avoid, kernel_end, &sizes[..count], starts) {
         fail(&[
             Str("module "),
             Dec(e.index as u64 + 1),
@@ -349,12 +367,24 @@ pub fn load_modules(
             Str(" bytes): give the machine more memory"),
         ]);
     }
+}
+
+/// Loads each module at its place (`starts`, from [`place_modules`]),
+/// checking its checksum. Fills `out` and returns the module count. Halts
+/// with a message if a module arrives damaged.
+pub fn load_modules(
+    drive: u8,
+    part: &Partition,
+    rec: &Record<'static>,
+    starts: &[u64; MAX_MODULES],
+    out: &mut [ModuleInfo<'static>; MAX_MODULES],
+) -> usize {
     for (i, m) in rec.modules().enumerate() {
         let start = starts[i];
         let mut sum = Fletcher64::new();
         // SAFETY: place_modules put [start, start + size) in usable RAM at
-        // or above the kernel's end (>= 1 MiB), below 4 GiB, clear of the
-        // info arena and of the modules before it.
+        // or above the kernel's end, below 4 GiB, clear of stage 2's
+        // memory and of the modules before it; the staging area avoids it.
         unsafe { read_to(drive, part, m.data_sector, m.size, start, &mut sum) };
         if sum.finish() != m.sum {
             fail(&[
@@ -373,5 +403,5 @@ pub fn load_modules(
             string: m.string,
         };
     }
-    count
+    rec.module_count()
 }

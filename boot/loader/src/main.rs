@@ -21,6 +21,7 @@ mod disk;
 mod exceptions;
 mod fail;
 mod fastdisk;
+mod handoff;
 mod load;
 mod memmap;
 mod ts;
@@ -88,12 +89,6 @@ impl<T> Global<T> {
     }
 }
 
-extern "C" {
-    /// asm/handoff.s: Multiboot handoff to `entry` with EAX = `magic`,
-    /// EBX = `info`.
-    fn bootpack_enter_kernel(entry: u32, info: u32, magic: u32) -> !;
-}
-
 /// "bootpack " + the version, as the Multiboot boot loader name.
 fn loader_name(buf: &mut [u8; 32]) -> &[u8] {
     let prefix = b"bootpack ";
@@ -142,29 +137,31 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     load::setup_fast_read(drive, &part, &rec, map);
     ts::mark("fast-read", fastdisk::get().is_some() as u64);
     load::check_memory(&rec, map);
-    load::load_segments(drive, &part, &rec);
-    ts::mark("segments", 0);
     let kernel_end = rec
         .segments()
         .map(|s| s.end())
         .max()
         .unwrap_or(KERNEL_FLOOR);
+    let mut starts = [0u64; MAX_MODULES];
+    load::place_modules(&rec, map, kernel_end, &mut starts);
+    let mut module_ranges = [(0u64, 0u64); MAX_MODULES];
+    for (i, m) in rec.modules().enumerate() {
+        module_ranges[i] = (starts[i], starts[i] + m.size);
+    }
+    let module_ranges = &module_ranges[..rec.module_count()];
+    // Nothing for a kernel clear of stage 2's memory (all at 1 MiB and up).
+    let staging = handoff::place_staging(&rec, map, module_ranges);
+    load::load_segments(drive, &part, &rec, staging.base);
+    ts::mark("segments", 0);
     let mut modules = [ModuleInfo {
         start: 0,
         end: 0,
         string: &[],
     }; MAX_MODULES];
-    let count = load::load_modules(drive, &part, &rec, map, kernel_end, &mut modules);
+    let count = load::load_modules(drive, &part, &rec, &starts, &mut modules);
     let modules = &modules[..count];
     ts::mark("modules", count as u64);
 
-    // SAFETY: the info arena (layout::INFO_ARENA_ADDR, 0x40000-0x7FFFF) is
-    // usable RAM (checked above) that nothing else uses: above stage 2's
-    // buffers, below the EBDA, and no kernel segment or module lies below
-    // 1 MiB (Record::parse, place::place_modules).
-    let arena = unsafe {
-        core::slice::from_raw_parts_mut(INFO_ARENA_ADDR as usize as *mut u8, INFO_ARENA_LEN)
-    };
     let mut name = [0u8; 32];
     let loader_name = loader_name(&mut name);
     let common = InfoSpec {
@@ -177,29 +174,48 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
         loader_name,
         modules,
     };
-    let (info, magic) = match rec.protocol() {
-        Protocol::Multiboot1 => {
-            let info =
-                mbinfo::build(&common, arena, INFO_ARENA_ADDR).unwrap_or_else(|e| arena_full(e));
+    let mb2 = match rec.protocol() {
+        Protocol::Multiboot1 => None,
+        Protocol::Multiboot2 => Some(Mbi2Spec {
+            common,
+            elf_sections: rec.elf_sections(),
+            load_base: rec.load_base(),
+            rsdp: acpi::find_rsdp(),
+        }),
+    };
+    let needed = mb2
+        .as_ref()
+        .map_or_else(|| mbinfo::size(&common), mbi2::size);
+    if needed > INFO_ARENA_LEN {
+        arena_full(ArenaFull { needed });
+    }
+    // The information arena, unless the kernel loads there.
+    let at = handoff::place_info(&rec, map, module_ranges, &staging, needed as u64);
+    // SAFETY: place_info chose [at, at + needed) in usable RAM below 1 GiB
+    // that nothing else uses: the information arena (checked usable above,
+    // stage 2 keeps it for this) or, if a kernel segment lies there, RAM
+    // clear of stage 2, the segments, modules and staging area.
+    let arena = unsafe { core::slice::from_raw_parts_mut(at as usize as *mut u8, needed) };
+    let (info, magic) = match &mb2 {
+        None => {
+            let info = mbinfo::build(&common, arena, at as u32).unwrap_or_else(|e| arena_full(e));
             (info.info, mbinfo::BOOTLOADER_MAGIC)
         }
-        Protocol::Multiboot2 => {
-            let spec = Mbi2Spec {
-                common,
-                elf_sections: rec.elf_sections(),
-                load_base: rec.load_base(),
-                rsdp: acpi::find_rsdp(),
-            };
-            let info = mbi2::build(&spec, arena, INFO_ARENA_ADDR).unwrap_or_else(|e| arena_full(e));
+        Some(spec) => {
+            let info = mbi2::build(spec, arena, at as u32).unwrap_or_else(|e| arena_full(e));
             (info, multiboot2::BOOTLOADER_MAGIC)
         }
     };
 
     ts::mark("handoff", 0);
     ts::flush();
-    // SAFETY: the kernel's segments and the modules are loaded and
-    // checksummed, the info is built; bootpack_enter_kernel relies on the
-    // GDT and identity mapping set up by asm/entry.s, which are still in
-    // place.
-    unsafe { bootpack_enter_kernel(rec.entry(), info, magic) }
+    handoff::enter(
+        &rec,
+        map,
+        module_ranges,
+        &staging,
+        (at, at + needed as u64),
+        info,
+        magic,
+    )
 }

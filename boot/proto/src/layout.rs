@@ -25,9 +25,14 @@
 //!                  only while stage 2 loads and only if the E820 map says
 //!                  it is usable RAM
 //! 0x90000-0x9FFFF  left alone (the EBDA sits just below 0xA0000)
-//! 0x100000-        the kernel (KERNEL_FLOOR and up), then the modules,
-//!                  page-aligned above the kernel's end, below 4 GiB
+//! 0x100000-        the kernel, then the modules, page-aligned above the
+//!                  kernel's end, below 4 GiB
 //! ```
+//!
+//! A kernel may also load below 1 MiB, anywhere from [`KERNEL_FLOOR`] up
+//! that the BIOS reports usable: segments over [`LOADER_MEMORY`] are staged
+//! elsewhere and moved into place as the last step before the jump
+//! ([`crate::relocate`]).
 //!
 //! Stage 2's linker script asserts that its image and bss end below
 //! [`BOUNCE_ADDR`].
@@ -92,9 +97,18 @@ pub const FAST_DMA_LEN: usize = 0x10000;
 pub const RECORD_BUF_ADDR: u32 = 0x30000;
 pub const RECORD_BUF_LEN: usize = 0x10000;
 
-/// Nothing the kernel loads may lie below this: the bootloader, the BIOS
-/// and the Multiboot information live there.
-pub const KERNEL_FLOOR: u64 = 0x10_0000;
+/// Nothing the kernel loads may lie below this: the real-mode interrupt
+/// vector table and the BIOS data area (0-0x4FF), which the BIOS and the
+/// loader's BIOS calls need until the very end. Everything above may hold a
+/// kernel segment, if the machine's memory map says it is usable RAM.
+pub const KERNEL_FLOOR: u64 = 0x500;
+/// The memory stage 2 uses below 1 MiB while it loads and hands over (the
+/// map above, from stage 1's time marks to FAST_DMA): a kernel segment
+/// that overlaps it is staged and moved into place last.
+pub const LOADER_MEMORY: (u64, u64) = (0x500, 0x9_0000);
+/// Where relocated Multiboot information must end: Solo5 before 0.7 maps
+/// only the first 1 GiB.
+pub const INFO_CEILING: u64 = 0x4000_0000;
 /// Nor at or above this: stage 2 identity-maps the low 4 GiB, and Multiboot 1
 /// addresses are 32 bits.
 pub const KERNEL_CEILING: u64 = 0x1_0000_0000;

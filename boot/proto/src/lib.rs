@@ -17,6 +17,8 @@
 //! - [`mbi2`]: building the Multiboot 2 boot information.
 //! - [`e820`]: the BIOS memory map and what is derived from it.
 //! - [`place`]: where modules go in memory (decided at boot).
+//! - [`relocate`]: kernels over the loader's memory: staging, where the
+//!   information and the final trampoline go.
 //! - [`acpi`]: finding the ACPI RSDP.
 //! - [`multiboot`]: finding and checking a Multiboot 1 header in a kernel.
 //! - [`multiboot2`]: finding and checking a Multiboot 2 header in a kernel.
@@ -35,6 +37,7 @@ pub mod multiboot2;
 pub mod place;
 pub mod ptable;
 pub mod record;
+pub mod relocate;
 pub mod stage1;
 
 /// The version of bootpack, carried in the boot loader name the kernel sees.

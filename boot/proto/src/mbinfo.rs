@@ -89,8 +89,9 @@ pub fn boot_device(drive: u8, partition: u8) -> u32 {
     (drive as u32) << 24 | (partition as u32) << 16 | 0xFFFF
 }
 
-/// Writes the information into `arena`, which lies at physical `base`.
-pub fn build(spec: &InfoSpec, arena: &mut [u8], base: u32) -> Result<InfoAddrs, ArenaFull> {
+/// Offsets of the parts in the arena: memory map, module list, loader
+/// name, command line, module strings, end.
+fn layout(spec: &InfoSpec) -> [usize; 6] {
     let mmap_off = align8(INFO_LEN);
     let mmap_len = spec.e820.len() * MMAP_ENTRY_LEN;
     let mods_off = align8(mmap_off + mmap_len);
@@ -98,6 +99,18 @@ pub fn build(spec: &InfoSpec, arena: &mut [u8], base: u32) -> Result<InfoAddrs, 
     let cmd_off = align8(name_off + spec.loader_name.len() + 1);
     let strings_off = cmd_off + spec.cmdline.len();
     let end = strings_off + spec.modules.iter().map(|m| m.string.len()).sum::<usize>();
+    [mmap_off, mods_off, name_off, cmd_off, strings_off, end]
+}
+
+/// Bytes the information needs.
+pub fn size(spec: &InfoSpec) -> usize {
+    layout(spec)[5]
+}
+
+/// Writes the information into `arena`, which lies at physical `base`.
+pub fn build(spec: &InfoSpec, arena: &mut [u8], base: u32) -> Result<InfoAddrs, ArenaFull> {
+    let [mmap_off, mods_off, name_off, cmd_off, strings_off, end] = layout(spec);
+    let mmap_len = spec.e820.len() * MMAP_ENTRY_LEN;
     if end > arena.len() {
         return Err(ArenaFull { needed: end });
     }
@@ -225,6 +238,21 @@ mod tests {
         let c = (a.cmdline - 0x1000) as usize;
         assert_eq!(&arena[c..c + 4], b"k x\0");
         assert_eq!(a.end, a.cmdline + 4 + 12);
+        assert_eq!(
+            size(&InfoSpec {
+                e820: &map,
+                drive: 0x80,
+                partition: 0,
+                cmdline: b"k x\0",
+                loader_name: b"bootpack 0.1.0",
+                modules: &[ModuleInfo {
+                    start: 0,
+                    end: 0,
+                    string: b"initrd a=b\0\0",
+                }],
+            }),
+            (a.end - 0x1000) as usize - 16
+        );
     }
 
     #[test]

@@ -23,45 +23,66 @@ pub struct NoRoom {
     pub from: u64,
 }
 
-fn align_up(x: u64) -> Option<u64> {
-    Some(x.checked_add(MODULE_ALIGN - 1)? & !(MODULE_ALIGN - 1))
+fn align_up(x: u64, align: u64) -> Option<u64> {
+    Some(x.checked_add(align - 1)? & !(align - 1))
 }
 
-/// The lowest boundary in the map or `avoid` above `at`: the next place
-/// where usability can change.
-fn next_boundary(map: &[E820Entry], avoid: &[(u64, u64)], at: u64) -> Option<u64> {
+/// The lowest boundary in the map above `at`: the next place where
+/// usability can change.
+fn next_boundary(map: &[E820Entry], at: u64) -> Option<u64> {
     map.iter()
         .filter(|e| e.len > 0)
         .flat_map(|e| [e.base, e.end()])
-        .chain(avoid.iter().flat_map(|&(s, e)| [s, e]))
         .filter(|&b| b > at)
         .min()
 }
 
-/// Places one block of `size` bytes at the lowest aligned address >= `from`.
-fn place_one(map: &[E820Entry], avoid: &[(u64, u64)], from: u64, size: u64) -> Option<u64> {
-    let mut at = align_up(from)?;
+/// The lowest address >= `from`, a multiple of `align` (a power of two),
+/// where `size` bytes lie wholly in usable RAM, end at or below `ceiling`
+/// and clash with nothing: `clash(start, end)` returns the end of the
+/// furthest-reaching occupied range overlapping `[start, end)`, or None.
+pub fn place_in(
+    map: &[E820Entry],
+    from: u64,
+    size: u64,
+    align: u64,
+    ceiling: u64,
+    clash: impl Fn(u64, u64) -> Option<u64>,
+) -> Option<u64> {
+    let mut at = align_up(from, align)?;
     loop {
         let end = at.checked_add(size)?;
-        if end > KERNEL_CEILING {
+        if end > ceiling {
             return None;
         }
         // A range of size 0 still gets an address inside usable RAM.
         let probe_end = end.max(at + 1);
-        let clash = avoid
-            .iter()
-            .filter(|&&(s, e)| s < probe_end && at < e)
-            .map(|&(_, e)| e)
-            .max();
-        let candidate = match clash {
+        let candidate = match clash(at, probe_end) {
             Some(e) => e,
             None if is_usable(map, at, probe_end) => return Some(at),
-            // Somewhere in [at, end) usability ends: move past the next
-            // boundary and try again.
-            None => next_boundary(map, avoid, at)?,
+            // Somewhere in [at, end) usability ends; no start before the
+            // next boundary of the map can do better.
+            None => next_boundary(map, at)?,
         };
-        at = align_up(candidate.max(at + 1))?;
+        at = align_up(candidate.max(at + 1), align)?;
     }
+}
+
+/// The end of the furthest-reaching range in `ranges` that overlaps
+/// `[start, end)`.
+pub fn clash_with(ranges: &[(u64, u64)], start: u64, end: u64) -> Option<u64> {
+    ranges
+        .iter()
+        .filter(|&&(s, e)| s < end && start < e)
+        .map(|&(_, e)| e)
+        .max()
+}
+
+/// Places one block of `size` bytes at the lowest aligned address >= `from`.
+fn place_one(map: &[E820Entry], avoid: &[(u64, u64)], from: u64, size: u64) -> Option<u64> {
+    place_in(map, from, size, MODULE_ALIGN, KERNEL_CEILING, |s, e| {
+        clash_with(avoid, s, e)
+    })
 }
 
 /// Places modules of the given `sizes` in order; writes their start
@@ -140,6 +161,15 @@ mod tests {
     fn avoids_given_ranges() {
         let got = place(&PC_6G, &[(0x200000, 0x200100)], 0x1ff000, &[0x2000]);
         assert_eq!(got, [0x201000]);
+    }
+
+    #[test]
+    fn modules_of_a_kernel_below_1_mib_avoid_the_loader() {
+        // Stage 2 passes its own memory as a range to avoid: modules of a
+        // kernel ending at 0x30000 go after it, not over stage 2.
+        let avoid = [crate::layout::LOADER_MEMORY];
+        let got = place(&PC_6G, &avoid, 0x30000, &[0x8000, 0x10000]);
+        assert_eq!(got, [0x90000, 0x100000]);
     }
 
     #[test]

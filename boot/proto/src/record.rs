@@ -194,7 +194,7 @@ pub enum RecordError {
     BadLength,
     /// The record's own checksum does not match: the sectors are damaged.
     BadChecksum { stored: u64, computed: u64 },
-    /// A segment outside [KERNEL_FLOOR, KERNEL_CEILING) or with
+    /// A segment outside [KERNEL_FLOOR, KERNEL_CEILING) (0x500..4 GiB) or with
     /// file_size > mem_size.
     BadSegment(u32),
     /// The command line is not NUL-terminated.
@@ -469,7 +469,7 @@ impl<'a> Record<'a> {
             data_sector: le::u64(self.bytes, o + 24),
         }
     }
-    pub fn segments(&self) -> impl Iterator<Item = Segment> + '_ {
+    pub fn segments(&self) -> impl Iterator<Item = Segment> + Clone + '_ {
         (0..self.segment_count()).map(|i| self.segment(i))
     }
     fn module_offset(&self, i: usize) -> usize {
@@ -684,19 +684,27 @@ mod tests {
     }
 
     #[test]
-    fn rejects_segments_below_the_floor() {
-        let segs = [Segment {
-            dest: 0x8000,
-            file_size: 0,
-            mem_size: 16,
-            data_sector: 1,
-        }];
-        let mut buf = [0u8; 512];
-        let mut s = spec(&[], &[]);
-        s.segments = &segs;
-        s.elf_sections = None;
-        encode(&s, &mut buf);
-        assert_eq!(Record::parse(&buf).unwrap_err(), RecordError::BadSegment(0));
+    fn segments_from_0x500_up_only() {
+        let parse = |dest: u64| {
+            let segs = [Segment {
+                dest,
+                file_size: 0,
+                mem_size: 16,
+                data_sector: 1,
+            }];
+            let mut buf = [0u8; 512];
+            let mut s = spec(&[], &[]);
+            s.segments = &segs;
+            s.elf_sections = None;
+            encode(&s, &mut buf);
+            Record::parse(&buf).map(|r| r.segment(0).dest)
+        };
+        // Below 1 MiB is fine (the loader stages what lies over its own
+        // memory); the IVT and BIOS data area are not.
+        assert_eq!(parse(0x8000), Ok(0x8000));
+        assert_eq!(parse(0x500), Ok(0x500));
+        assert_eq!(parse(0x4ff), Err(RecordError::BadSegment(0)));
+        assert_eq!(parse(0), Err(RecordError::BadSegment(0)));
     }
 
     #[test]

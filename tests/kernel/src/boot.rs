@@ -24,6 +24,10 @@ pub struct Saved {
     pub eflags: u32,
     pub cr0: u32,
     pub cr4: u32,
+    /// The low half of EFER (the high half is reserved).
+    pub efer: u32,
+    /// 1 if the GDT swap and iret of BPTK_MODE bit 0 ran (and survived).
+    pub iret: u32,
     /// CS, DS, ES, FS, GS, SS in that order.
     pub selectors: [u16; 6],
     /// The 6 bytes `sgdt` stores in 32-bit mode: limit (2), base (4).
@@ -42,6 +46,8 @@ pub static mut SAVED: Saved = Saved {
     eflags: 0,
     cr0: 0,
     cr4: 0,
+    efer: 0,
+    iret: 0,
     selectors: [0; 6],
     gdtr: [0; 6],
     _pad: [0; 2],
@@ -240,6 +246,21 @@ _start32:
     movw %ss, {saved}+{off_sel}+10
     sgdtl {saved}+{off_gdtr}
 
+    /* BPTK_MODE bit 0: behave like kernels that load their own GDT (null,
+     * code, data) and never reload CS, then return from an interrupt: the
+     * iret loads the CS selector the loader left from the new GDT. With
+     * CS = 0x08 that is our flat code segment; with any other selector it
+     * faults (no IDT yet: the machine resets and nothing is printed). */
+    testb $1, {mode}+8
+    jz 9f
+    lgdtl bptk_gdtr32
+    pushfl
+    pushl %cs
+    pushl $8f
+    iretl
+8:  movl $1, {saved}+{off_iret}
+9:
+
     /* A20 check without writing low memory: write to our own variable V
      * (at >= 1 MiB, < 2 MiB) and read V ^ 1 MiB. If A20 is off, both
      * addresses are the same memory, and they stay equal when the pattern
@@ -270,6 +291,11 @@ _start32:
     cpuid
     btl $29, %edx
     jnc bptk_no_long_mode
+
+    /* EFER exists on every CPU with long mode. */
+    movl $0xC0000080, %ecx
+    rdmsr
+    movl %eax, {saved}+{off_efer}
 
     /* Paging must be off while CR3/EFER change (Multiboot says it is;
      * clearing PG again costs nothing). */
@@ -355,6 +381,19 @@ bptk_gdtr64:
     .word bptk_gdt64_end - bptk_gdt64 - 1
     .quad bptk_gdt64                    /* lgdt in 32-bit mode reads 4 bytes */
 
+    /* The GDT of BPTK_MODE bit 0: the null, code, data layout of most
+     * kernels' own GDTs. */
+    .balign 8
+bptk_gdt32:
+    .quad 0                             /* null */
+    .quad 0x00cf9a000000ffff            /* 0x08: flat 32-bit code */
+    .quad 0x00cf92000000ffff            /* 0x10: flat data */
+bptk_gdt32_end:
+    .balign 8
+bptk_gdtr32:
+    .word bptk_gdt32_end - bptk_gdt32 - 1
+    .long bptk_gdt32
+
     .section .data.bptk_a20, "aw", @progbits
     .balign 4
 bptk_a20_probe:
@@ -391,6 +430,9 @@ _start64:
     off_eflags = const offset_of!(Saved, eflags),
     off_cr0 = const offset_of!(Saved, cr0),
     off_cr4 = const offset_of!(Saved, cr4),
+    off_efer = const offset_of!(Saved, efer),
+    off_iret = const offset_of!(Saved, iret),
+    mode = sym crate::BPTK_MODE,
     off_sel = const offset_of!(Saved, selectors),
     off_gdtr = const offset_of!(Saved, gdtr),
     off_a20 = const offset_of!(Saved, a20),

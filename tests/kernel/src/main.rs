@@ -52,6 +52,18 @@ const ZERO_MARKER: u64 = 0x4c50_4f52_455a_5042;
 #[link_section = ".data.bptk_zero"]
 pub static mut BPTK_ZERO: [u64; 3] = [ZERO_MARKER, 0, 0];
 
+/// First word of the mode descriptor: the bytes "BPMODEFL".
+const MODE_MARKER: u64 = 0x4c46_4544_4f4d_5042;
+
+/// The mode descriptor, patched in the file by tests (found by its
+/// marker): [marker, flags]. Flag bit 0: at entry, load a GDT of our own
+/// (null, code 0x08, data 0x10) and `iret` without reloading CS first, as
+/// kernels in the wild do; it works only if the loader entered with
+/// CS = 0x08. Read by `_start32` (boot.rs) before anything else.
+#[used]
+#[link_section = ".data.bptk_mode"]
+pub static mut BPTK_MODE: [u64; 2] = [MODE_MARKER, 0];
+
 /// 64 KiB of bss that nothing writes: it must read as zero if the loader
 /// zeroed [load_end_addr, bss_end_addr) as Multiboot requires.
 static mut BSS_PROBE: [u64; 8192] = [0; 8192];
@@ -314,6 +326,10 @@ fn report_machine(out: &mut Com1, saved: &boot::Saved) {
     bptk!(out, "eflags 0x{:08x}", saved.eflags);
     bptk!(out, "cr0 0x{:08x}", saved.cr0);
     bptk!(out, "cr4 0x{:08x}", saved.cr4);
+    bptk!(out, "efer 0x{:08x}", saved.efer);
+    if saved.iret != 0 {
+        bptk!(out, "iret ok");
+    }
     let [cs, ds, es, fs, gs, ss] = saved.selectors;
     bptk!(
         out,
