@@ -243,3 +243,62 @@ fn read_vga(sock: &Path) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Boots with the disk arguments `disk` and a monitor, and every half
+/// second reads COM1 and the VGA text screen until `done(serial, screen)`
+/// holds, QEMU exits or `timeout` passes; then reads the screen a last
+/// time and stops QEMU. For kernels that report on the screen, or on COM1
+/// and then neither exit nor stop talking.
+pub fn boot_watch(
+    disk: &[String],
+    m: &Machine,
+    done: impl Fn(&str, &str) -> bool,
+    timeout: Duration,
+) -> Run {
+    let sock = monitor_socket();
+    let _ = std::fs::remove_file(&sock);
+    let mut c = base_command(m);
+    c.args(disk);
+    c.arg("-monitor")
+        .arg(format!("unix:{},server=on,wait=off", sock.display()));
+    let start = Instant::now();
+    let mut child: Child = c.spawn().expect("start QEMU");
+    let serial = Arc::new(Mutex::new(Vec::new()));
+    let mut out = child.stdout.take().unwrap();
+    let sink = serial.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let mut vga = String::new();
+    let exit = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if sock.exists() {
+            vga = read_vga(&sock);
+        }
+        let text = String::from_utf8_lossy(&serial.lock().unwrap()).into_owned();
+        if done(&text, &vga) || start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+    };
+    let elapsed = start.elapsed();
+    reader.join().unwrap();
+    let _ = std::fs::remove_file(&sock);
+    let serial = Arc::try_unwrap(serial).unwrap().into_inner().unwrap();
+    Run {
+        serial,
+        exit,
+        vga: Some(vga),
+        elapsed,
+    }
+}
