@@ -1,5 +1,5 @@
-//! Odd firmware: a BIOS that starts the MBR with DL outside 0x80-0xFF, and
-//! a 386-class CPU without CPUID.
+//! Odd firmware: a BIOS that starts the MBR with DL outside 0x80-0xFF, a
+//! 386-class CPU without CPUID, and Bochs' BIOS.
 //!
 //! - DL: QEMU boots a floppy whose boot sector loads the hard disk's MBR
 //!   (drive 0x80) to 0x7C00 and jumps to it with DL = 0, as DOSBox's BIOS
@@ -14,6 +14,7 @@
 //!   sends to a TCP socket the test listens on. (Bochs, the other
 //!   emulator Debian has, emulates no CPU older than a Pentium, which has
 //!   CPUID.)
+//! - Bochs' own BIOS (rombios, not SeaBIOS) boots the demo image.
 //!
 //! The boot sectors are 16-bit code assembled by the Rust toolchain into a
 //! data section of the test binary, as tests/support/no_edd_rom.rs does.
@@ -304,5 +305,103 @@ fn a_386_without_cpuid_gets_the_long_mode_message() {
     assert_eq!(
         text, "bootpack: error: this CPU has no 64-bit long mode\r\nbootpack: halted\r\n",
         "stage 2 on a 386 must give the long-mode message once and halt"
+    );
+}
+
+/// Fails the test with the install command when Bochs or its parts are
+/// missing.
+fn require_bochs() {
+    let parts = [
+        ("/usr/bin/bochs", "bochs"),
+        ("/usr/share/bochs/BIOS-bochs-latest", "bochsbios"),
+        ("/usr/share/vgabios/vgabios.bin", "vgabios"),
+        (
+            "/usr/lib/x86_64-linux-gnu/bochs/plugins/libbx_sdl2_gui.so",
+            "bochs-sdl",
+        ),
+    ];
+    for (file, package) in parts {
+        assert!(
+            Path::new(file).exists(),
+            "{file} is missing: this test boots in Bochs. Install it: \
+             apt-get install -y --no-install-recommends bochs bochsbios vgabios bochs-sdl \
+             (missing package: {package})"
+        );
+    }
+}
+
+#[test]
+fn bochs_rombios_boots_the_demo() {
+    // Bochs' own BIOS (rombios) is not SeaBIOS: it hands over with CR0's
+    // CD and NW bits set, and its INT 13h, E820 and EDD are its own.
+    require_bochs();
+    let dir = scratch("fw-bochs");
+    let image = demo_image(&dir, &["on", "bochs"]);
+    let serial = dir.join("serial.out");
+    let rc = dir.join("bochsrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "megs: 64\n\
+             romimage: file=/usr/share/bochs/BIOS-bochs-latest\n\
+             vgaromimage: file=/usr/share/vgabios/vgabios.bin\n\
+             ata0-master: type=disk, path={}, mode=flat\n\
+             boot: disk\n\
+             display_library: sdl2\n\
+             com1: enabled=1, mode=file, dev={}\n\
+             log: {}\n\
+             clock: sync=none\n\
+             mouse: enabled=0\n\
+             plugin_ctrl: speaker=0, es1370=0, sb16=0, gameport=0, parallel=0, iodebug=0\n\
+             sound: driver=dummy\n",
+            image.display(),
+            serial.display(),
+            dir.join("bochs.log").display()
+        ),
+    )
+    .unwrap();
+    // Debian's Bochs has its debugger built in and waits at the first
+    // instruction: "c" on stdin continues. SDL's dummy driver: no window.
+    let mut child = Command::new("bochs")
+        .arg("-q")
+        .arg("-f")
+        .arg(&rc)
+        .env("SDL_VIDEODRIVER", "dummy")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start bochs");
+    {
+        use std::io::Write;
+        let _ = child.stdin.as_mut().unwrap().write_all(b"c\n");
+    }
+    let start = Instant::now();
+    let mut out = Vec::new();
+    while start.elapsed() < BOOT_TIMEOUT {
+        out = std::fs::read(&serial).unwrap_or_default();
+        if String::from_utf8_lossy(&out).contains("BPTK end") {
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(
+        out.starts_with(b"\r\nbootpack demo kernel:"),
+        "the demo kernel must run, with nothing before it; COM1:\n{text}"
+    );
+    let report = Report::parse(&out);
+    assert_eq!(report.cmdline(), b"bootpack-demo on bochs", "{text}");
+    assert!(
+        report
+            .mmap
+            .iter()
+            .any(|e| e.base == 0x10_0000 && e.kind == 1 && e.len > 60 << 20),
+        "the memory map must hold Bochs' RAM above 1 MiB (64 MiB machine):\n{text}"
     );
 }
