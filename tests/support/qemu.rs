@@ -225,6 +225,12 @@ fn read_vga(sock: &Path) -> String {
     }
     let bytes = std::fs::read(&dump).unwrap_or_default();
     let _ = std::fs::remove_file(&dump);
+    screen_text(&bytes)
+}
+
+/// The characters of a VGA text buffer (80x25 cells of character and
+/// attribute), one line per row, trailing blanks trimmed.
+fn screen_text(bytes: &[u8]) -> String {
     bytes
         .chunks(160)
         .map(|row| {
@@ -242,4 +248,131 @@ fn read_vga(sock: &Path) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The QEMU human monitor of a running guest.
+pub struct Monitor {
+    stream: UnixStream,
+    files: PathBuf,
+}
+
+impl Monitor {
+    fn connect(sock: &Path) -> Option<Monitor> {
+        let stream = UnixStream::connect(sock).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut m = Monitor {
+            stream,
+            files: sock.with_extension("mem"),
+        };
+        m.command(""); // the banner and first prompt
+        Some(m)
+    }
+
+    /// Runs one command and returns what it printed (up to the next prompt).
+    pub fn command(&mut self, cmd: &str) -> String {
+        let _ = writeln!(self.stream, "{cmd}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            match self.stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+            if out.ends_with(b"(qemu) ") {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// `len` bytes of guest physical memory at `addr` (pmemsave).
+    pub fn read_memory(&mut self, addr: u64, len: usize) -> Vec<u8> {
+        let _ = std::fs::remove_file(&self.files);
+        self.command(&format!(
+            "pmemsave {addr:#x} {len} \"{}\"",
+            self.files.display()
+        ));
+        let bytes = std::fs::read(&self.files).unwrap_or_default();
+        let _ = std::fs::remove_file(&self.files);
+        bytes
+    }
+
+    /// The value of a register as `info registers` prints it ("EIP", "ESP",
+    /// "HLT", ...).
+    pub fn register(&mut self, name: &str) -> Option<u64> {
+        let regs = self.command("info registers");
+        let key = format!("{name}=");
+        regs.split_whitespace()
+            .find_map(|w| w.strip_prefix(key.as_str()))
+            .and_then(|v| u64::from_str_radix(v, 16).ok())
+    }
+}
+
+/// Boots with the disk arguments `disk` and a monitor, and every half
+/// second reads COM1 and the VGA text screen until `done(serial, screen)`
+/// holds, QEMU exits or `timeout` passes; then reads the screen a last
+/// time and stops QEMU. For kernels that report on the screen, or on COM1
+/// and then neither exit nor stop talking. `done` may also look at the
+/// machine through the monitor.
+pub fn boot_watch(
+    disk: &[String],
+    m: &Machine,
+    mut done: impl FnMut(&str, &str, &mut Monitor) -> bool,
+    timeout: Duration,
+) -> Run {
+    let sock = monitor_socket();
+    let _ = std::fs::remove_file(&sock);
+    let mut c = base_command(m);
+    c.args(disk);
+    c.arg("-monitor")
+        .arg(format!("unix:{},server=on,wait=off", sock.display()));
+    let start = Instant::now();
+    let mut child: Child = c.spawn().expect("start QEMU");
+    let serial = Arc::new(Mutex::new(Vec::new()));
+    let mut out = child.stdout.take().unwrap();
+    let sink = serial.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let mut vga = String::new();
+    let mut monitor = None;
+    let exit = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if monitor.is_none() {
+            monitor = Monitor::connect(&sock);
+        }
+        let Some(mon) = monitor.as_mut() else {
+            continue;
+        };
+        vga = screen_text(&mon.read_memory(0xb8000, 4000));
+        let text = String::from_utf8_lossy(&serial.lock().unwrap()).into_owned();
+        if done(&text, &vga, mon) || start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+    };
+    let elapsed = start.elapsed();
+    reader.join().unwrap();
+    let _ = std::fs::remove_file(&sock);
+    let serial = Arc::try_unwrap(serial).unwrap().into_inner().unwrap();
+    Run {
+        serial,
+        exit,
+        vga: Some(vga),
+        elapsed,
+    }
 }

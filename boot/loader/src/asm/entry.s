@@ -1,16 +1,16 @@
 # Stage 2 entry: real mode -> long mode -> Rust.
 #
 # Relies on: stage 1 jumping here (0000:7E00) with DL = BIOS boot drive and
-# stage 2's whole file image loaded; a CPU with long mode (checked); the
+# stage 2's whole file image loaded; a 386 or later (32-bit registers); the
 # linker script placing this first in stage 2 and all 16-bit code and data
 # below 0x10000.
 #
 # It saves DL, enables A20 (checking first, then INT 15h AX=2401h, then the
-# fast A20 port 0x92; verified after each), checks for long mode, enters
-# 32-bit protected mode, zeroes the bss (nothing in the bss is used before
-# that), builds identity page tables for the low 4 GiB with 2 MiB pages,
-# enters long mode and calls stage2_main(drive) on a 16 KiB stack in the
-# bss. Failures here print one line (INT 10h and COM1) and halt.
+# fast A20 port 0x92; verified after each), checks for CPUID and long mode,
+# enters 32-bit protected mode, zeroes the bss (nothing in the bss is used
+# before that), builds identity page tables for the low 4 GiB with 2 MiB
+# pages, enters long mode and calls stage2_main(drive) on a 16 KiB stack in
+# the bss. Failures here print one line (INT 10h and COM1) and halt.
 
     .section .stage2.entry, "awx"
     .code16
@@ -42,8 +42,25 @@ s2_cs_normalised:
     jmp     s2_fail16
 s2_a20_done:
 
+    # CPUID exists only where EFLAGS.ID (bit 21) can be changed: on a 386
+    # (and early 486s) it cannot, and CPUID is an invalid opcode there,
+    # which in real mode hangs silently. Such a CPU has no long mode.
+    pushfl
+    popl    %eax
+    movl    %eax, %ecx
+    xorl    $0x200000, %eax         # flip ID
+    pushl   %eax
+    popfl
+    pushfl
+    popl    %eax
+    pushl   %ecx                    # the flags as they were
+    popfl
+    xorl    %ecx, %eax
+    testl   $0x200000, %eax
+    jz      s2_no_lm                # ID did not change: no CPUID
+
     # Long mode: CPUID 0x80000001 EDX bit 29 (after checking that leaf
-    # exists; every CPU that has long mode has CPUID itself).
+    # exists).
     movl    $0x80000000, %eax
     cpuid
     cmpl    $0x80000001, %eax

@@ -1,7 +1,8 @@
 # Stage 1: the MBR boot code (16-bit real mode, linked at 0x7C00).
 #
 # Relies on: the BIOS loading this sector at 0000:7C00 or 07C0:0000 and
-# jumping to it with DL = boot drive (the BIOS Boot Specification); INT 13h
+# jumping to it with DL = boot drive (the BIOS Boot Specification; a DL
+# below 0x80 is taken as 0x80, the first hard disk); INT 13h
 # on that drive, with the extensions (AH=41h/42h) or else CHS reads
 # (AH=02h) and the drive geometry (AH=08h); the packager having patched the
 # three fields at 0x1AC-0x1B3 (bootpack_proto::stage1) with stage 2's LBA,
@@ -30,6 +31,13 @@ stage1_start:
 s1_normalised:
     sti
     cld
+    # A hard disk's BIOS number is 0x80-0xFF. Some BIOSes and emulators
+    # start the MBR with another DL (0 has been seen): this sector is only
+    # ever on a hard disk, and the first one is the one a BIOS boots.
+    testb   %dl, %dl
+    js      s1_drive_ok
+    movb    $0x80, %dl
+s1_drive_ok:
     movb    %dl, s1_drive
     S1_MARK 0                       # handed over (timestamps builds)
 .if BOOTPACK_TS
@@ -117,8 +125,8 @@ s1_int13:
 
 s1_read_ok:
     # The extended read got everything; CHS goes on to the next sector.
-    cmpw    $0, s1_spt
-    je      s1_sum
+    movw    s1_spt, %cx
+    jcxz    s1_sum
     incw    s1_dap_lba
     addw    $0x20, s1_dap_seg       # 512 bytes further
     decw    s1_left
@@ -142,8 +150,8 @@ s1_sum_word:
     addw    $0x20, %bx
     decw    %bp
     jnz     s1_sum_sector
-    xorw    %ax, %ax
-    movw    %ax, %ds
+    pushw   %cs                     # CS = 0 since s1_normalised
+    popw    %ds
     cmpw    s1_stage2_sum, %dx
     jne     s1_damaged
 
@@ -157,20 +165,23 @@ s1_damaged:
     movw    $s1_msg_damaged, %si
 s1_fail:
     # Minimal COM1 set-up: 115200 baud (divisor 1), 8N1, FIFO on. Only done
-    # on failure, so a successful boot never touches the port here.
+    # on failure, so a successful boot never touches the port here. (Byte
+    # by byte the smallest forms: stage 1 has few bytes to spare.)
     movw    $0x3F9, %dx
     xorb    %al, %al
     outb    %al, %dx                # IER = 0
-    addb    $2, %dl
+    incw    %dx
+    incw    %dx
     movb    $0x80, %al
     outb    %al, %dx                # LCR = DLAB
     movb    $0xF8, %dl
     movb    $1, %al
     outb    %al, %dx                # DLL = 1
     incw    %dx
-    decb    %al
+    decw    %ax                     # AL = 0 (no borrow from AL = 1)
     outb    %al, %dx                # DLM = 0
-    addb    $2, %dl
+    incw    %dx
+    incw    %dx
     movb    $3, %al
     outb    %al, %dx                # LCR = 8N1
     decw    %dx
