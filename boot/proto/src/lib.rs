@@ -30,6 +30,7 @@ pub mod multiboot2;
 pub mod place;
 pub mod record;
 pub mod stage1;
+pub mod video;
 
 /// The version of bootpack, carried in the boot loader name the kernel sees.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
