@@ -224,6 +224,7 @@ impl<'a> Sums<'a> {
             modules: self.modules,
             elf_sections,
             load_base: plan.load_base,
+            video: plan.video,
         }
     }
 }

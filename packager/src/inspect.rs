@@ -196,7 +196,23 @@ pub struct Kernel {
     /// Whether stage 2 may use its own disk read path (IDE bus-master DMA)
     /// instead of the BIOS; `bootpack build --no-fast-read` turns it off.
     pub fast_read: bool,
+    /// The configuration record's format version (2 or 3).
+    pub record_version: u16,
+    pub video: Video,
     pub modules: Vec<Module>,
+}
+
+/// The video request the record carries.
+#[derive(Clone, Debug, Serialize)]
+pub struct Video {
+    /// "none", "text", "keep", "WxHxD", "WxH" (any depth) or "any".
+    pub mode: String,
+    /// From `bootpack build --video` rather than the kernel's header.
+    pub from_option: bool,
+    /// The kernel accepts the EGA text console.
+    pub text_ok: bool,
+    /// The kernel accepts a linear framebuffer.
+    pub graphics_ok: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -444,6 +460,16 @@ fn read_kernel(p: &Partition, disk: &mut dyn DiskReader) -> Result<Kernel, Strin
         cmdline: String::from_utf8_lossy(rec.cmdline()).into_owned(),
         cmdline_bytes: rec.cmdline().to_vec(),
         fast_read: rec.flags() & record::FLAG_NO_FAST_READ == 0,
+        record_version: rec.version(),
+        video: {
+            let v = rec.video();
+            Video {
+                mode: crate::video::describe(&v.mode),
+                from_option: v.from_option,
+                text_ok: v.text_ok,
+                graphics_ok: v.graphics_ok,
+            }
+        },
         protocol: match rec.protocol() {
             record::Protocol::Multiboot1 => "multiboot1",
             record::Protocol::Multiboot2 => "multiboot2",

@@ -30,6 +30,7 @@ use bootpack_proto::layout::{KERNEL_CEILING, KERNEL_FLOOR};
 use bootpack_proto::mbi2;
 use bootpack_proto::multiboot::{self, HeaderError, Kludge, FLAG_AOUT_KLUDGE};
 use bootpack_proto::multiboot2::{self, HeaderError as Header2Error};
+use bootpack_proto::video::{self, Mode, Request};
 pub use bootpack_proto::record::Protocol;
 use goblin::elf::program_header::PT_LOAD;
 use goblin::elf::Elf;
@@ -108,6 +109,9 @@ pub struct LoadPlan {
     /// Sorted by address, non-overlapping, all within
     /// [KERNEL_FLOOR, KERNEL_CEILING).
     pub segments: Vec<LoadSegment>,
+    /// The video mode the kernel asks for (Multiboot 1 flag bit 2, the
+    /// Multiboot 2 framebuffer tag) and whether it accepts EGA text.
+    pub video: Request,
 }
 
 /// Why a kernel cannot be packed. Each message says what is wrong, where
@@ -166,6 +170,8 @@ pub enum KernelError {
         bit: u32,
         what: &'static str,
     },
+    #[error("the Multiboot header at offset {offset:#x} asks for video mode_type {mode_type}; Multiboot 1 defines 0 (linear graphics) and 1 (EGA text)")]
+    BadModeType { offset: usize, mode_type: u32 },
     #[error("not an ELF file and the Multiboot header (offset {offset:#x}) has no address fields (flag bit 16): bootpack cannot tell where to load it")]
     NotElfNoKludge { offset: usize },
     #[error("invalid ELF: {0}")]
@@ -210,10 +216,52 @@ pub enum KernelError {
     EntryOutside { entry: u64 },
 }
 
-fn flag_name(bit: u32) -> &'static str {
-    match bit {
-        2 => "video mode table; bootpack does not set video modes",
-        _ => "unknown to Multiboot 1",
+fn flag_name(_bit: u32) -> &'static str {
+    "unknown to Multiboot 1"
+}
+
+/// A Multiboot 1 kernel's video request, as GRUB reads flag bit 2: mode
+/// type 1 is EGA text, 0 a graphics mode; either way the kernel accepts
+/// both. Without the bit it gets the text console only.
+fn video1(v: Option<multiboot::VideoFields>) -> Request {
+    match v {
+        None => Request::NONE,
+        Some(v) => Request {
+            mode: if v.mode_type == 1 {
+                Mode::Text
+            } else {
+                Mode::Graphics {
+                    width: video::clamp16(v.width),
+                    height: video::clamp16(v.height),
+                    depth: video::clamp8(v.depth),
+                }
+            },
+            text_ok: true,
+            graphics_ok: true,
+            from_option: false,
+        },
+    }
+}
+
+/// A Multiboot 2 kernel's video request: its framebuffer tag; EGA text is
+/// acceptable unless a console flags tag leaves it out and the tag is
+/// required.
+fn video2(h: &multiboot2::Header) -> Request {
+    match h.framebuffer {
+        None => Request {
+            text_ok: h.accepts_text(),
+            ..Request::NONE
+        },
+        Some(fb) => Request {
+            mode: Mode::Graphics {
+                width: video::clamp16(fb.width),
+                height: video::clamp16(fb.height),
+                depth: video::clamp8(fb.depth),
+            },
+            text_ok: h.accepts_text() || fb.optional,
+            graphics_ok: true,
+            from_option: false,
+        },
     }
 }
 
@@ -261,6 +309,9 @@ fn plan1(image: &[u8]) -> Result<LoadPlan, KernelError> {
             bit,
             what: flag_name(bit),
         },
+        HeaderError::BadModeType { offset, mode_type } => {
+            KernelError::BadModeType { offset, mode_type }
+        }
     })?;
     let is_elf = image.starts_with(b"\x7fELF");
     let (format, entry, mut segments) = match header.kludge {
@@ -288,6 +339,7 @@ fn plan1(image: &[u8]) -> Result<LoadPlan, KernelError> {
         load_base: segments[0].dest as u32,
         entry: entry as u32,
         segments,
+        video: video1(header.video),
     })
 }
 
@@ -322,6 +374,13 @@ fn plan2(image: &[u8]) -> Result<LoadPlan, KernelError> {
     let provided = mbi2::PROVIDED
         | if is_elf {
             1 << mbi2::TAG_ELF_SECTIONS
+        } else {
+            0
+        }
+        // With a framebuffer tag: the framebuffer and VBE information (the
+        // VBE tag with a graphics mode only, as GRUB).
+        | if h.framebuffer.is_some() {
+            1 << mbi2::TAG_VBE | 1 << mbi2::TAG_FRAMEBUFFER
         } else {
             0
         };
@@ -379,6 +438,7 @@ fn plan2(image: &[u8]) -> Result<LoadPlan, KernelError> {
         load_base: segments[0].dest as u32,
         entry: entry as u32,
         segments,
+        video: video2(&h),
     })
 }
 

@@ -21,10 +21,12 @@ pub mod inspect;
 pub mod kernel;
 pub mod reader;
 pub mod run;
+pub mod video;
 
 pub use formats::Format;
 pub use image::ImageError;
 pub use kernel::{KernelError, KernelFormat, LoadPlan, Protocol};
+pub use video::{VideoError, VideoOption};
 
 /// Everything that can stop a build.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,8 @@ pub enum Error {
     Kernel { path: PathBuf, source: KernelError },
     #[error("{path}: {source}")]
     Image { path: PathBuf, source: ImageError },
+    #[error("{path}: {source}")]
+    Video { path: PathBuf, source: VideoError },
     #[error("{out}: refusing to write the image over the kernel file itself; choose another output path")]
     OutputIsKernel { out: PathBuf },
     #[error("{out}: is {kind}; bootpack writes image files and will not replace it (write a file, then copy it with dd if a device is meant)")]
@@ -87,6 +91,8 @@ pub struct Build {
     protocol: Option<Protocol>,
     /// Whether stage 2 may use its own controller driver for reads.
     fast_read: bool,
+    /// `--video`: replaces the kernel's video request.
+    video: Option<VideoOption>,
 }
 
 #[derive(Clone, Debug)]
@@ -120,7 +126,19 @@ impl Build {
             modules: Vec::new(),
             protocol: None,
             fast_read: true,
+            video: None,
         }
+    }
+
+    /// The video mode, in place of the one the kernel asks for (GRUB's
+    /// `gfxpayload`): a `WxHxD` or `WxH` graphics mode, exactly that or
+    /// else EGA text where the kernel accepts it; EGA text; or "keep",
+    /// the mode the firmware set. A kernel that asks for no graphics mode
+    /// cannot be given one, nor EGA text one that refuses it: the build
+    /// fails with [`Error::Video`].
+    pub fn video(mut self, video: VideoOption) -> Self {
+        self.video = Some(video);
+        self
     }
 
     /// Whether stage 2 may read the kernel with its own driver for a
@@ -265,7 +283,11 @@ impl Build {
             }
             KernelSource::Bytes { bytes, .. } => bytes,
         };
-        let plan = kernel::plan_for(bytes, self.protocol).map_err(|source| Error::Kernel {
+        let mut plan = kernel::plan_for(bytes, self.protocol).map_err(|source| Error::Kernel {
+            path: label.clone(),
+            source,
+        })?;
+        plan.video = video::resolve(plan.video, self.video).map_err(|source| Error::Video {
             path: label.clone(),
             source,
         })?;

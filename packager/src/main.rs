@@ -70,6 +70,12 @@ enum Command {
         /// BIOS).
         #[arg(long)]
         no_fast_read: bool,
+        /// The video mode, in place of the kernel's request (as GRUB's
+        /// gfxpayload): WIDTHxHEIGHTxDEPTH or WIDTHxHEIGHT (that VBE mode,
+        /// else EGA text where the kernel accepts it), text (the EGA text
+        /// console) or keep (the mode the firmware set).
+        #[arg(long, value_name = "MODE")]
+        video: Option<bootpack::VideoOption>,
         /// Image format: raw, gce (disk.raw in a .tar.gz for Google Compute
         /// Engine), vhd (Azure fixed VHD), vmdk (stream-optimized, for AWS
         /// and VMware), qcow2. Default: from the output's extension (.img
@@ -174,8 +180,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build { kernel, output, name, module, protocol, no_fast_read, format, size, args } => {
+        Command::Build { kernel, output, name, module, protocol, no_fast_read, video, format, size, args } => {
             let mut b = bootpack::Build::new(kernel).args(args).fast_read(!no_fast_read);
+            if let Some(v) = video {
+                b = b.video(v);
+            }
             for m in module {
                 let (file, string) = split_module(&m);
                 b = b.module(file, string);
@@ -441,6 +450,17 @@ fn print_inspection(i: &bootpack::inspect::Inspection) {
                 "BIOS only (--no-fast-read)"
             }
         );
+        let v = &k.video;
+        if v.mode == "none" {
+            println!("video:       none asked for (the BIOS's text console is left as it is)");
+        } else {
+            println!(
+                "video:       {}, {}{}",
+                v.mode,
+                if v.from_option { "from --video" } else { "the kernel's request" },
+                if v.text_ok { "; EGA text accepted" } else { "; EGA text not accepted" }
+            );
+        }
         println!("cmdline:     {:?}", k.cmdline);
         if k.modules.is_empty() {
             println!("modules:     none");

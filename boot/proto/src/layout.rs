@@ -13,7 +13,8 @@
 //! 0x06000-0x07BFF  real-mode stack for stage 1 and BIOS calls (top 0x7C00)
 //! 0x07C00-0x07DFF  stage 1, the MBR (partition table at 0x7DBE)
 //! 0x07E00-0x1FFFF  stage 2: code, data, then bss (page tables, stack)
-//! 0x20000-0x2FFFF  BOUNCE: BIOS disk reads land here
+//! 0x20000-0x2FFFF  BOUNCE: BIOS disk reads land here; once everything
+//!                  is loaded, the VBE calls' buffers
 //! 0x30000-0x3FFFF  RECORD_BUF: the configuration record
 //! 0x40000-0x7FFFF  INFO_ARENA: the Multiboot 1 information or Multiboot 2
 //!                  information block and everything they point to (memory
