@@ -30,8 +30,8 @@ use bootpack_proto::layout::{KERNEL_CEILING, KERNEL_FLOOR};
 use bootpack_proto::mbi2;
 use bootpack_proto::multiboot::{self, HeaderError, Kludge, FLAG_AOUT_KLUDGE};
 use bootpack_proto::multiboot2::{self, HeaderError as Header2Error};
-use bootpack_proto::video::{self, Mode, Request};
 pub use bootpack_proto::record::Protocol;
+use bootpack_proto::video::{self, Mode, Request};
 use goblin::elf::program_header::PT_LOAD;
 use goblin::elf::Elf;
 

@@ -457,8 +457,16 @@ fn print_inspection(i: &bootpack::inspect::Inspection) {
             println!(
                 "video:       {}, {}{}",
                 v.mode,
-                if v.from_option { "from --video" } else { "the kernel's request" },
-                if v.text_ok { "; EGA text accepted" } else { "; EGA text not accepted" }
+                if v.from_option {
+                    "from --video"
+                } else {
+                    "the kernel's request"
+                },
+                if v.text_ok {
+                    "; EGA text accepted"
+                } else {
+                    "; EGA text not accepted"
+                }
             );
         }
         println!("cmdline:     {:?}", k.cmdline);

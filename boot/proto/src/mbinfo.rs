@@ -34,9 +34,15 @@ pub const INFO_BOOT_LOADER_NAME: u32 = 1 << 9;
 pub const INFO_VBE: u32 = 1 << 11;
 pub const INFO_FRAMEBUFFER: u32 = 1 << 12;
 
-/// Size of the info structure (116 bytes up to the framebuffer colour
-/// information) rounded up to 8; fields of absent parts stay zero.
+/// Size of the info structure: 120 bytes as GRUB's multiboot.h lays it
+/// out (see [`COLOR_INFO`]); fields of absent parts stay zero.
 pub const INFO_LEN: usize = 0x78;
+/// Offset of the framebuffer colour information. The specification's
+/// table says 110, but its own multiboot.h (which GRUB fills and kernels
+/// compile against, the Debian `multiboot` example kernel among them)
+/// puts the union after 2 bytes of padding, at 112: real kernels read it
+/// there.
+pub const COLOR_INFO: usize = 112;
 /// Bytes per memory map entry: the 4-byte size field plus 20 bytes.
 pub const MMAP_ENTRY_LEN: usize = 24;
 /// Bytes per module list entry.
@@ -198,8 +204,8 @@ fn video(v: &VideoInfo, arena: &mut [u8], vbe_off: usize, palette_off: usize, ba
     arena[109] = fb.type_code();
     match fb.kind {
         FbKind::Indexed { colors } => {
-            le::put_u32(arena, 110, base + palette_off as u32);
-            le::put_u16(arena, 114, colors);
+            le::put_u32(arena, COLOR_INFO, base + palette_off as u32);
+            le::put_u16(arena, COLOR_INFO + 4, colors);
             for (i, (r, g, b)) in PALETTE.iter().take(colors as usize).enumerate() {
                 arena[palette_off + 3 * i..palette_off + 3 * i + 3].copy_from_slice(&[*r, *g, *b]);
             }
@@ -211,7 +217,7 @@ fn video(v: &VideoInfo, arena: &mut [u8], vbe_off: usize, palette_off: usize, ba
             green_size,
             blue_pos,
             blue_size,
-        } => arena[110..116].copy_from_slice(&[
+        } => arena[COLOR_INFO..COLOR_INFO + 6].copy_from_slice(&[
             red_pos, red_size, green_pos, green_size, blue_pos, blue_size,
         ]),
         FbKind::EgaText => {}
@@ -375,7 +381,7 @@ mod tests {
             [96, 100, 104].map(|o| le::u32(&arena, o)),
             [4096, 1024, 768]
         );
-        assert_eq!(&arena[108..116], &[32, 1, 16, 8, 8, 8, 0, 8]);
+        assert_eq!(&arena[108..118], &[32, 1, 0, 0, 16, 8, 8, 8, 0, 8]);
     }
 
     #[test]
@@ -394,7 +400,7 @@ mod tests {
         assert_eq!((arena[mi + 0x1B], le::u16(&arena, mi + 0x12)), (0, 80));
         assert_eq!(le::u64(&arena, 88), 0xB8000);
         assert_eq!([96, 100, 104].map(|o| le::u32(&arena, o)), [160, 80, 25]);
-        assert_eq!(&arena[108..116], &[16, 2, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&arena[108..120], &[16, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
 
         let indexed = VideoInfo {
             vbe: Some(vbe()),
@@ -410,8 +416,8 @@ mod tests {
         let mut arena = [0xAAu8; 2048];
         let a = with_video(&indexed, &mut arena);
         assert_eq!(arena[109], 0);
-        let p = le::u32(&arena, 110);
-        assert_eq!(le::u16(&arena, 114), 16);
+        let p = le::u32(&arena, 112);
+        assert_eq!(le::u16(&arena, 116), 16);
         assert_eq!(a.end, p + 48);
         let p = (p - 0x1000) as usize;
         assert_eq!(&arena[p + 3..p + 6], &[0, 0, 0xA8]);

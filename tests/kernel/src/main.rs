@@ -254,7 +254,9 @@ fn report_bochs_vbe(out: &mut Com1) {
 }
 
 /// The framebuffer fields at `at` (addr u64, pitch, width, height u32, bpp
-/// u8, type u8, then the colour information): "framebuffer ADDR PITCH
+/// u8, type u8, then the colour information: at +24 in both protocols,
+/// Multiboot 1's after 2 bytes of padding as multiboot.h has it, Multiboot
+/// 2's after a reserved u16): "framebuffer ADDR PITCH
 /// WIDTH HEIGHT BPP TYPE", then for type 1 "framebuffer_rgb RPOS RSIZE
 /// GPOS GSIZE BPOS BSIZE", for type 0 "framebuffer_palette COUNT HASH"
 /// (bytes_hash of the 3-byte entries).
@@ -269,26 +271,25 @@ fn report_framebuffer(out: &mut Com1, at: u64, colors: FbColors) {
         phys::read_u32(at + 16),
         phys::read_u8(at + 20)
     );
-    let c = |o: u64| phys::read_u8(at + 22 + o);
+    let c = |o: u64| phys::read_u8(at + 24 + o);
     match ty {
         1 => {
-            let o = if colors == FbColors::Mb2 { 2 } else { 0 };
             bptk!(
                 out,
                 "framebuffer_rgb {} {} {} {} {} {}",
-                c(o),
-                c(o + 1),
-                c(o + 2),
-                c(o + 3),
-                c(o + 4),
-                c(o + 5)
+                c(0),
+                c(1),
+                c(2),
+                c(3),
+                c(4),
+                c(5)
             );
         }
         0 => {
             let (count, table) = match colors {
                 FbColors::Mb1 => (
-                    phys::read_u32(at + 26) & 0xFFFF,
-                    u64::from(phys::read_u32(at + 22)),
+                    phys::read_u32(at + 28) & 0xFFFF,
+                    u64::from(phys::read_u32(at + 24)),
                 ),
                 FbColors::Mb2 => (phys::read_u32(at + 24) & 0xFFFF, at + 26),
             };
