@@ -188,9 +188,7 @@ enum FbColors {
 /// "vbe_mode MODE SEG OFF LEN" (four u16 at `fields`), then what the two
 /// blocks say: "vbe_controller SIGNATURE VERSION TOTAL_64K" and
 /// "vbe_mode_block ATTRIBUTES WIDTH HEIGHT BPP MODEL PHYS_BASE PITCH
-/// LIN_PITCH RPOS RSIZE GPOS GSIZE BPOS BSIZE". Then the Bochs VBE
-/// registers ("bochs_vbe ID XRES YRES BPP ENABLE"): what the display
-/// adapter is really set to, on QEMU's std VGA.
+/// LIN_PITCH RPOS RSIZE GPOS GSIZE BPOS BSIZE".
 fn report_vbe(out: &mut Com1, control: u64, mode: u64, fields: u64) {
     bptk!(out, "vbe_control_info 0x{control:08x}");
     bptk!(out, "vbe_mode_info 0x{mode:08x}");
@@ -230,7 +228,6 @@ fn report_vbe(out: &mut Com1, control: u64, mode: u64, fields: u64) {
         b(0x24),
         b(0x23)
     );
-    report_bochs_vbe(out);
 }
 
 /// "bochs_vbe ID XRES YRES BPP ENABLE" from the Bochs VBE registers (index
@@ -259,8 +256,11 @@ fn report_bochs_vbe(out: &mut Com1) {
 /// 2's after a reserved u16): "framebuffer ADDR PITCH
 /// WIDTH HEIGHT BPP TYPE", then for type 1 "framebuffer_rgb RPOS RSIZE
 /// GPOS GSIZE BPOS BSIZE", for type 0 "framebuffer_palette COUNT HASH"
-/// (bytes_hash of the 3-byte entries).
+/// (bytes_hash of the 3-byte entries). Then the Bochs VBE registers
+/// ("bochs_vbe ID XRES YRES BPP ENABLE"): what the display adapter is
+/// really set to, on QEMU's std VGA.
 fn report_framebuffer(out: &mut Com1, at: u64, colors: FbColors) {
+    report_bochs_vbe(out);
     let ty = phys::read_u8(at + 21);
     bptk!(
         out,
