@@ -378,3 +378,44 @@ fn inspect_shows_the_request() {
     );
     assert_eq!(v["kernel"]["record_version"], 3);
 }
+
+/// The Multiboot specification's example kernel as Debian ships it
+/// (package `multiboot`): it asks for 1024x768x32 (flag bit 2) and, given
+/// a framebuffer, draws a blue diagonal from the top left corner, pixel
+/// (i, i) at framebuffer_addr + pitch * i + 4 * i for 32 bits per pixel.
+/// Its text goes to the screen only, so the QEMU monitor looks: the screen
+/// is 1024x768 with the diagonal blue, and the framebuffer's memory holds
+/// 0x000000FF (blue at bit 0, 8 bits) exactly where a 32-bit pixel (i, i)
+/// with a 4096-byte pitch lies.
+#[test]
+fn debian_multiboot_example_kernel_gets_1024x768x32() {
+    const KERNEL: &str = "/usr/lib/multiboot/examples/kernel";
+    assert!(
+        Path::new(KERNEL).exists(),
+        "{KERNEL} is missing: install Debian's multiboot package (apt-get install multiboot)"
+    );
+    let dir = scratch("debian-multiboot");
+    let image = dir.join("disk.img");
+    let r = bootpack(build_args(Path::new(KERNEL), &image, &[]));
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let screen = qemu::boot_and_look(&image, &std_vga(), BOOT_TIMEOUT, |m| {
+        let ppm = m.screendump()?;
+        let diagonal_blue = ppm.width == 1024
+            && ppm.height == 768
+            && (0..768).all(|i| ppm.pixel(i, i) == [0, 0, 0xFF]);
+        diagonal_blue.then_some(ppm)
+    });
+    let ppm = screen.expect("the screen never showed a 1024x768 picture with a blue diagonal");
+    assert_eq!(ppm.pixel(5, 0), [0, 0, 0], "off the diagonal: black");
+    let pixels = qemu::boot_and_look(&image, &std_vga(), BOOT_TIMEOUT, |m| {
+        let words: Vec<u32> = [0u64, 1, 383, 767]
+            .iter()
+            .map(|&i| m.read_u32(LFB + 4096 * i + 4 * i))
+            .collect::<Option<_>>()?;
+        words.iter().all(|&w| w == 0xFF).then_some(words)
+    });
+    assert!(
+        pixels.is_some(),
+        "32-bit blue pixels at LFB + 4096 * i + 4 * i"
+    );
+}
