@@ -419,3 +419,77 @@ fn debian_multiboot_example_kernel_gets_1024x768x32() {
         "32-bit blue pixels at LFB + 4096 * i + 4 * i"
     );
 }
+
+/// GRUB's own choice, booted from a GRUB rescue CD (grub-mkrescue, GRUB
+/// for i386-pc) with its VBE driver (`insmod vbe`): the test kernel must
+/// get the same mode, framebuffer and colour layout from bootpack for the
+/// same request, including the fallbacks (a resolution QEMU lacks falls
+/// to "auto": the EDID preferred resolution 1280x800 or below) and EGA
+/// text. (With `insmod all_video` GRUB drives QEMU's std VGA with its
+/// native Bochs driver instead, which sets any resolution; bootpack, like
+/// GRUB on machines without a native driver, goes through VBE.)
+#[test]
+fn chooses_what_grub_chooses() {
+    let mkrescue = std::process::Command::new("grub-mkrescue")
+        .arg("--version")
+        .output();
+    assert!(
+        matches!(mkrescue, Ok(o) if o.status.success()),
+        "grub-mkrescue is missing: this test compares with GRUB (apt-get install grub-pc-bin grub-common xorriso mtools)"
+    );
+    let requests = [
+        [0, 0, 0, 0],
+        [0, 1000, 1000, 32],
+        [0, 800, 600, 24],
+        [0, 1024, 768, 0],
+        [0, 1024, 768, 15],
+        [1, 0, 0, 0],
+    ];
+    for req in requests {
+        let name = format!("grub-{}-{}-{}-{}", req[0], req[1], req[2], req[3]);
+        let kernel = mb1_kernel(Some(req));
+        let ours = boot(&pack(&name, &kernel, &[]));
+        let dir = scratch(&format!("{name}-iso"));
+        let root = dir.join("iso");
+        std::fs::create_dir_all(root.join("boot/grub")).unwrap();
+        std::fs::write(root.join("boot/kernel"), &kernel).unwrap();
+        std::fs::write(
+            root.join("boot/grub/grub.cfg"),
+            "set timeout=0\ninsmod vbe\nmultiboot /boot/kernel\nboot\n",
+        )
+        .unwrap();
+        let iso = dir.join("grub.iso");
+        let out = std::process::Command::new("grub-mkrescue")
+            .arg("-o")
+            .arg(&iso)
+            .arg(&root)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut m = std_vga();
+        m.extra
+            .extend(["-cdrom".to_string(), iso.display().to_string()]);
+        let run = qemu::boot_with_disk(&[], &m, None, BOOT_TIMEOUT);
+        assert_eq!(run.exit, Some(KERNEL_EXIT), "{}", run.serial_text());
+        let grub = Report::parse(&run.serial);
+        for key in ["framebuffer", "bochs_vbe"] {
+            assert_eq!(ours.get(key), grub.get(key), "{key} for request {req:?}");
+        }
+        if req[0] == 0 {
+            for key in ["framebuffer_rgb", "vbe_mode_block"] {
+                assert_eq!(ours.get(key), grub.get(key), "{key} for request {req:?}");
+            }
+        }
+        // The mode number (the interface fields differ: GRUB passes on
+        // whatever 4F0Ah left in the registers when it fails).
+        assert_eq!(
+            fields(&ours, "vbe_mode")[0],
+            fields(&grub, "vbe_mode")[0],
+            "mode number for request {req:?}"
+        );
+    }
+}
