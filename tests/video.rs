@@ -493,3 +493,41 @@ fn chooses_what_grub_chooses() {
         );
     }
 }
+
+/// A version 2 record (written before video requests existed: bytes 88-95
+/// reserved, zero) still boots with this loader and is read by inspect.
+#[test]
+fn version_2_records_still_boot_and_inspect() {
+    use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR};
+    let p = pack("v2-record", &mb1_kernel(None), &[]);
+    let mut disk = std::fs::read(&p.image).unwrap();
+    let base = (PARTITION_START_LBA as u64 * SECTOR) as usize;
+    let rec = &mut disk[base..];
+    assert_eq!(
+        u16::from_le_bytes([rec[8], rec[9]]),
+        3,
+        "written as version 3"
+    );
+    assert!(rec[88..96].iter().all(|b| *b == 0), "no video request");
+    let len = u32::from_le_bytes(rec[12..16].try_into().unwrap()) as usize;
+    rec[8..10].copy_from_slice(&2u16.to_le_bytes());
+    rec[16..24].fill(0);
+    let sum = bootpack_proto::checksum::fletcher64(&rec[..len]);
+    rec[16..24].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&p.image, &disk).unwrap();
+    let r = boot(&p);
+    assert_eq!(r.num("flags") & 0x1800, 0);
+    let out = bootpack([
+        "inspect".to_string(),
+        "--json".into(),
+        p.image.display().to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kernel"]["record_version"], 2);
+    assert_eq!(v["kernel"]["video"]["mode"], "none");
+}

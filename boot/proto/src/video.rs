@@ -79,8 +79,12 @@ impl Request {
     /// Encodes into the record's 8 bytes: width u16, height u16, depth u8,
     /// kind u8 (0 none, 1 graphics, 2 text, 3 keep), flags u8 (bit 0 text
     /// accepted, bit 1 framebuffer accepted, bit 2 from `--video`), 0.
+    /// No request is all zero, as version 2 records have it.
     pub fn encode(&self) -> [u8; REQUEST_LEN] {
         let mut b = [0u8; REQUEST_LEN];
+        if self.mode == Mode::None {
+            return b;
+        }
         let kind = match self.mode {
             Mode::None => KIND_NONE,
             Mode::Graphics {
@@ -674,6 +678,11 @@ mod tests {
             assert_eq!(Request::decode(&r.encode()), Ok(r));
         }
         assert_eq!(Request::decode(&[0; 8]), Ok(Request::NONE));
+        let no_text = Request {
+            text_ok: false,
+            ..Request::NONE
+        };
+        assert_eq!(no_text.encode(), [0; 8]);
         assert_eq!(Request::decode(&[0, 0, 0, 0, 0, 9, 0, 0]), Err(BadRequest));
         assert_eq!(Request::decode(&[0, 0, 0, 0, 1, 0, 8, 0]), Err(BadRequest));
     }
