@@ -285,6 +285,23 @@ fn summary(out: &Path, r: &bootpack::Report) {
         r.plan.entry,
         r.cmdline.len()
     );
+    let v = &r.plan.video;
+    if v.mode != bootpack_proto::video::Mode::None {
+        println!(
+            "video mode:  {} ({}), set at boot through VBE as GRUB chooses it{}",
+            bootpack::video::describe(&v.mode),
+            if v.from_option {
+                "--video"
+            } else {
+                "the kernel's request"
+            },
+            if v.text_ok {
+                ", else EGA text"
+            } else {
+                "; the kernel does not accept EGA text, so boot stops if no mode fits"
+            }
+        );
+    }
 }
 
 struct RunSpec {
