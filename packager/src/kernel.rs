@@ -770,21 +770,66 @@ mod tests {
     }
 
     #[test]
+    fn video_requests_as_grub_reads_them() {
+        use bootpack_proto::multiboot::VideoFields;
+        assert_eq!(video1(None), Request::NONE);
+        let v = |mode_type, width, height, depth| VideoFields {
+            mode_type,
+            width,
+            height,
+            depth,
+        };
+        let r = video1(Some(v(1, 0, 0, 0)));
+        assert_eq!((r.mode, r.text_ok, r.graphics_ok), (Mode::Text, true, true));
+        let r = video1(Some(v(0, 70000, 768, 300)));
+        assert_eq!(
+            r.mode,
+            Mode::Graphics {
+                width: 65535,
+                height: 768,
+                depth: 255
+            }
+        );
+        let mb2 = |tags: &[(u16, u16, &[u8])]| {
+            let mut img = vec![0u8; 0x200];
+            multiboot2::write(&mut img, 8, tags);
+            video2(&multiboot2::find(&img).unwrap())
+        };
+        let fb = words(&[800, 600, 16]);
+        let no_ega = words(&[0]);
+        // Console flags without EGA text and a required tag: no text.
+        let r = mb2(&[(4, 0, &no_ega), (5, 0, &fb)]);
+        assert!(!r.text_ok && r.graphics_ok && !r.from_option);
+        // The tag optional, or no console flags tag: text is a fallback.
+        assert!(mb2(&[(4, 0, &no_ega), (5, 1, &fb)]).text_ok);
+        assert!(mb2(&[(5, 0, &fb)]).text_ok);
+        assert_eq!(mb2(&[]).mode, Mode::None);
+        // With the tag, the framebuffer information may be required.
+        let mut img = vec![0u8; 0x200];
+        let req = words(&[7, 8]);
+        multiboot2::write(&mut img, 8, &[(1, 0, &req), (5, 0, &fb)]);
+        assert!(matches!(
+            plan(&img),
+            Err(KernelError::NotElfNoAddressTag { .. })
+        ));
+    }
+
+    #[test]
     fn multiboot2_refusals_name_the_tag() {
         let mut img = vec![0u8; 0x200];
-        multiboot2::write(&mut img, 8, &[(5, 0, &words(&[800, 600, 32]))]);
+        multiboot2::write(&mut img, 8, &[(42, 0, &words(&[800, 600, 32]))]);
         let e = plan(&img).unwrap_err();
         assert_eq!(
             e,
             KernelError::UnsupportedHeader2Tag {
                 offset: 0x18,
-                tag: 5,
-                name: "framebuffer"
+                tag: 42,
+                name: "unknown"
             }
         );
         assert!(e
             .to_string()
-            .contains("framebuffer tag (type 5) at offset 0x18"));
+            .contains("unknown tag (type 42) at offset 0x18"));
         let mut img = vec![0u8; 0x200];
         multiboot2::write(&mut img, 8, &[(1, 0, &words(&[1, 13]))]);
         assert_eq!(
