@@ -201,7 +201,9 @@ fn text(req: &Request) -> VideoInfo {
 
 /// Sets the video mode `req` asks for, as GRUB would choose it, and
 /// returns what to tell the kernel; None without a request. Halts with a
-/// message when nothing the kernel accepts can be set.
+/// message when nothing the kernel accepts can be set. Kept out of line:
+/// its mode table work stays out of stage2_main's frame.
+#[inline(never)]
 pub fn setup(req: &Request) -> Option<VideoInfo> {
     if req.mode == Mode::None {
         return None;
