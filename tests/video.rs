@@ -422,8 +422,8 @@ fn debian_multiboot_example_kernel_gets_1024x768x32() {
 
 /// GRUB's own choice, booted from a GRUB rescue CD (grub-mkrescue, GRUB
 /// for i386-pc) with its VBE driver (`insmod vbe`): the test kernel must
-/// get the same mode, framebuffer and colour layout from bootpack for the
-/// same request, including the fallbacks (a resolution QEMU lacks falls
+/// get the same mode, framebuffer and colour layout (or palette) from
+/// bootpack for the same request, including the fallbacks (a resolution QEMU lacks falls
 /// to "auto": the EDID preferred resolution 1280x800 or below) and EGA
 /// text. (With `insmod all_video` GRUB drives QEMU's std VGA with its
 /// native Bochs driver instead, which sets any resolution; bootpack, like
@@ -443,6 +443,7 @@ fn chooses_what_grub_chooses() {
         [0, 800, 600, 24],
         [0, 1024, 768, 0],
         [0, 1024, 768, 15],
+        [0, 640, 480, 8],
         [1, 0, 0, 0],
     ];
     for req in requests {
@@ -479,10 +480,14 @@ fn chooses_what_grub_chooses() {
         for key in ["framebuffer", "bochs_vbe"] {
             assert_eq!(ours.get(key), grub.get(key), "{key} for request {req:?}");
         }
-        if req[0] == 0 {
-            for key in ["framebuffer_rgb", "vbe_mode_block"] {
-                assert_eq!(ours.get(key), grub.get(key), "{key} for request {req:?}");
-            }
+        // Colour layout or palette (the same 16 colours), and the VBE mode
+        // block (for text mode 3 the one GRUB makes up).
+        for key in ["framebuffer_rgb", "framebuffer_palette", "vbe_mode_block"] {
+            assert_eq!(
+                ours.fields.get(key),
+                grub.fields.get(key),
+                "{key} for request {req:?}"
+            );
         }
         // The mode number (the interface fields differ: GRUB passes on
         // whatever 4F0Ah left in the registers when it fails).
