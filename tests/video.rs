@@ -446,9 +446,20 @@ fn chooses_what_grub_chooses() {
         [0, 640, 480, 8],
         [1, 0, 0, 0],
     ];
-    for req in requests {
-        let name = format!("grub-{}-{}-{}-{}", req[0], req[1], req[2], req[3]);
-        let kernel = mb1_kernel(Some(req));
+    // Multiboot 1 kernels, then Multiboot 2 ones (framebuffer tag required,
+    // then optional): [protocol, mode type or optional, width, height, depth].
+    let cases = requests
+        .iter()
+        .map(|r| [1, r[0], r[1], r[2], r[3]])
+        .chain([[2, 0, 800, 600, 16], [2, 1, 1024, 768, 32]]);
+    for [protocol, ty, w, h, d] in cases {
+        let req = [ty, w, h, d];
+        let name = format!("grub{protocol}-{ty}-{w}-{h}-{d}");
+        let (kernel, command) = if protocol == 1 {
+            (mb1_kernel(Some(req)), "multiboot")
+        } else {
+            (mb2_kernel([w, h, d], ty == 1, 3), "multiboot2")
+        };
         let ours = boot(&pack(&name, &kernel, &[]));
         let dir = scratch(&format!("{name}-iso"));
         let root = dir.join("iso");
@@ -456,7 +467,7 @@ fn chooses_what_grub_chooses() {
         std::fs::write(root.join("boot/kernel"), &kernel).unwrap();
         std::fs::write(
             root.join("boot/grub/grub.cfg"),
-            "set timeout=0\ninsmod vbe\nmultiboot /boot/kernel\nboot\n",
+            format!("set timeout=0\ninsmod vbe\n{command} /boot/kernel\nboot\n"),
         )
         .unwrap();
         let iso = dir.join("grub.iso");
@@ -477,6 +488,14 @@ fn chooses_what_grub_chooses() {
         let run = qemu::boot_with_disk(&[], &m, None, BOOT_TIMEOUT);
         assert_eq!(run.exit, Some(KERNEL_EXIT), "{}", run.serial_text());
         let grub = Report::parse(&run.serial);
+        let sizes = |r: &Report| -> Vec<(u32, u64)> {
+            r.tags
+                .iter()
+                .filter(|t| t.ty == 7 || t.ty == 8)
+                .map(|t| (t.ty, t.size))
+                .collect()
+        };
+        assert_eq!(sizes(&ours), sizes(&grub), "VBE and framebuffer tags");
         for key in ["framebuffer", "bochs_vbe"] {
             assert_eq!(ours.get(key), grub.get(key), "{key} for request {req:?}");
         }
