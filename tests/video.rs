@@ -447,27 +447,36 @@ fn chooses_what_grub_chooses() {
         [1, 0, 0, 0],
     ];
     // Multiboot 1 kernels, then Multiboot 2 ones (framebuffer tag required,
-    // then optional): [protocol, mode type or optional, width, height, depth].
-    let cases = requests
-        .iter()
-        .map(|r| [1, r[0], r[1], r[2], r[3]])
-        .chain([[2, 0, 800, 600, 16], [2, 1, 1024, 768, 32]]);
-    for [protocol, ty, w, h, d] in cases {
-        let req = [ty, w, h, d];
-        let name = format!("grub{protocol}-{ty}-{w}-{h}-{d}");
+    // then optional): (protocol, [mode type or optional, width, height,
+    // depth], `--video` = GRUB's gfxpayload set after the multiboot
+    // command).
+    let cases = requests.iter().map(|r| (1, *r, None)).chain([
+        (2, [0, 800, 600, 16], None),
+        (2, [1, 1024, 768, 32], None),
+        (1, [0, 1024, 768, 32], Some("640x480")),
+        (1, [0, 1024, 768, 32], Some("1000x1000x32")),
+        (1, [0, 1024, 768, 32], Some("text")),
+    ]);
+    for (protocol, req, option) in cases {
+        let [ty, w, h, d] = req;
+        let name = format!("grub{protocol}-{ty}-{w}-{h}-{d}-{}", option.unwrap_or("-"));
         let (kernel, command) = if protocol == 1 {
             (mb1_kernel(Some(req)), "multiboot")
         } else {
             (mb2_kernel([w, h, d], ty == 1, 3), "multiboot2")
         };
-        let ours = boot(&pack(&name, &kernel, &[]));
+        let (extra, payload) = match option {
+            Some(o) => (vec!["--video", o], format!("set gfxpayload={o}\n")),
+            None => (vec![], String::new()),
+        };
+        let ours = boot(&pack(&name, &kernel, &extra));
         let dir = scratch(&format!("{name}-iso"));
         let root = dir.join("iso");
         std::fs::create_dir_all(root.join("boot/grub")).unwrap();
         std::fs::write(root.join("boot/kernel"), &kernel).unwrap();
         std::fs::write(
             root.join("boot/grub/grub.cfg"),
-            format!("set timeout=0\ninsmod vbe\n{command} /boot/kernel\nboot\n"),
+            format!("set timeout=0\ninsmod vbe\n{command} /boot/kernel\n{payload}boot\n"),
         )
         .unwrap();
         let iso = dir.join("grub.iso");
@@ -495,9 +504,17 @@ fn chooses_what_grub_chooses() {
                 .map(|t| (t.ty, t.size))
                 .collect()
         };
-        assert_eq!(sizes(&ours), sizes(&grub), "VBE and framebuffer tags");
+        assert_eq!(
+            sizes(&ours),
+            sizes(&grub),
+            "VBE and framebuffer tags {name}"
+        );
         for key in ["framebuffer", "bochs_vbe"] {
-            assert_eq!(ours.get(key), grub.get(key), "{key} for request {req:?}");
+            assert_eq!(
+                ours.get(key),
+                grub.get(key),
+                "{key} for request {req:?} {option:?}"
+            );
         }
         // Colour layout or palette (the same 16 colours), and the VBE mode
         // block (for text mode 3 the one GRUB makes up).
@@ -505,7 +522,7 @@ fn chooses_what_grub_chooses() {
             assert_eq!(
                 ours.fields.get(key),
                 grub.fields.get(key),
-                "{key} for request {req:?}"
+                "{key} for request {req:?} {option:?}"
             );
         }
         // The mode number (the interface fields differ: GRUB passes on
@@ -513,7 +530,7 @@ fn chooses_what_grub_chooses() {
         assert_eq!(
             fields(&ours, "vbe_mode")[0],
             fields(&grub, "vbe_mode")[0],
-            "mode number for request {req:?}"
+            "mode number for request {req:?} {option:?}"
         );
     }
 }
