@@ -166,6 +166,17 @@ fn assert_graphics(r: &Report, width: u64, height: u64, bpp: u64, rgb: [u64; 6])
     assert_eq!(mode[0] & 0x4000, 0x4000, "vbe_mode {:#x}", mode[0]);
     let c = r.get("vbe_controller");
     assert!(c.starts_with("VESA 0x0"), "controller {c}");
+    // The mode list the controller block points to is readable where the
+    // kernel finds it: in the info arena (SeaVGABIOS puts it inside the
+    // block, so the pointer follows the copy), with the modes listed.
+    let c = fields(r, "vbe_controller");
+    let control = r.num("vbe_control_info");
+    assert!(
+        (control..control + 512).contains(&c[3]),
+        "mode list at {:#x}, the block at {control:#x}",
+        c[3]
+    );
+    assert!(c[4] >= 10, "{} modes listed", c[4]);
     // What the adapter is really set to: Bochs VBE registers, enabled with
     // the linear framebuffer (0x41).
     let b = fields(r, "bochs_vbe");

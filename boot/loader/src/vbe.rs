@@ -181,6 +181,7 @@ fn vbe_info() -> Option<Vbe> {
     };
     Some(Vbe {
         control_info,
+        control_info_addr: CONTROLLER_BUF,
         mode_info,
         mode,
         interface_seg,

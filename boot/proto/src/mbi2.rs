@@ -35,7 +35,9 @@ use crate::e820::{mem_lower_kib, mem_upper_kib};
 use crate::le;
 use crate::mbinfo::{ArenaFull, InfoSpec};
 use crate::record::ElfSections;
-use crate::video::{FbKind, VideoInfo, CONTROLLER_INFO_LEN, MODE_INFO_LEN, PALETTE};
+use crate::video::{
+    rebase_control_info, FbKind, VideoInfo, CONTROLLER_INFO_LEN, MODE_INFO_LEN, PALETTE,
+};
 
 pub const TAG_END: u32 = 0;
 pub const TAG_CMDLINE: u32 = 1;
@@ -215,7 +217,7 @@ pub fn build(spec: &Mbi2Spec, arena: &mut [u8], base: u32) -> Result<u32, ArenaF
         w.tag(ty, &[], r);
     }
     if let Some(v) = spec.common.video {
-        video(&mut w, v);
+        video(&mut w, v, base);
     }
     w.tag(TAG_END, &[], &[]);
     debug_assert_eq!(w.at, total);
@@ -224,7 +226,7 @@ pub fn build(spec: &Mbi2Spec, arena: &mut [u8], base: u32) -> Result<u32, ArenaF
 }
 
 /// Writes the VBE tag (graphics modes) and the framebuffer tag.
-fn video(w: &mut Writer, v: &VideoInfo) {
+fn video(w: &mut Writer, v: &VideoInfo, base: u32) {
     if let (true, Some(vbe)) = (vbe_tag(v), &v.vbe) {
         let o = w.at;
         le::put_u32(w.arena, o, TAG_VBE);
@@ -235,7 +237,9 @@ fn video(w: &mut Writer, v: &VideoInfo) {
         le::put_u16(w.arena, o + 14, vbe.interface_len);
         let ci = o + 16;
         let mi = ci + CONTROLLER_INFO_LEN;
-        w.arena[ci..mi].copy_from_slice(&vbe.control_info);
+        let mut control = vbe.control_info;
+        rebase_control_info(&mut control, vbe.control_info_addr, base + ci as u32);
+        w.arena[ci..mi].copy_from_slice(&control);
         w.arena[mi..mi + MODE_INFO_LEN].copy_from_slice(&vbe.mode_info);
         w.at = align8(o + VBE_TAG_LEN);
     }
@@ -450,6 +454,7 @@ mod tests {
         control_info[..4].copy_from_slice(b"VESA");
         let vbe = Vbe {
             control_info,
+            control_info_addr: 0x20000,
             mode_info: [0x77; MODE_INFO_LEN],
             mode: 0x4144,
             interface_seg: 0xC000,

@@ -19,7 +19,9 @@
 
 use crate::e820::{mem_lower_kib, mem_upper_kib, E820Entry};
 use crate::le;
-use crate::video::{FbKind, VideoInfo, CONTROLLER_INFO_LEN, MODE_INFO_LEN, PALETTE};
+use crate::video::{
+    rebase_control_info, FbKind, VideoInfo, CONTROLLER_INFO_LEN, MODE_INFO_LEN, PALETTE,
+};
 
 /// EAX at kernel entry.
 pub const BOOTLOADER_MAGIC: u32 = 0x2BAD_B002;
@@ -185,7 +187,9 @@ fn video(v: &VideoInfo, arena: &mut [u8], vbe_off: usize, palette_off: usize, ba
     let mut flags = INFO_FRAMEBUFFER;
     if let Some(vbe) = &v.vbe {
         let mode_off = vbe_off + CONTROLLER_INFO_LEN;
-        arena[vbe_off..mode_off].copy_from_slice(&vbe.control_info);
+        let mut control = vbe.control_info;
+        rebase_control_info(&mut control, vbe.control_info_addr, base + vbe_off as u32);
+        arena[vbe_off..mode_off].copy_from_slice(&control);
         arena[mode_off..palette_off].copy_from_slice(&vbe.mode_info);
         le::put_u32(arena, 72, base + vbe_off as u32);
         le::put_u32(arena, 76, base + mode_off as u32);
@@ -317,10 +321,13 @@ mod tests {
     fn vbe() -> Vbe {
         let mut control_info = [0u8; CONTROLLER_INFO_LEN];
         control_info[..4].copy_from_slice(b"VESA");
+        // The mode list inside the block, at 0x2000:0x0100.
+        control_info[14..18].copy_from_slice(&[0x00, 0x01, 0x00, 0x20]);
         let mut mode_info = [0u8; MODE_INFO_LEN];
         mode_info[0x12] = 0x55;
         Vbe {
             control_info,
+            control_info_addr: 0x20000,
             mode_info,
             mode: 0x4144,
             interface_seg: 0xC000,
@@ -369,6 +376,12 @@ mod tests {
         let mi = (le::u32(&arena, 76) - 0x1000) as usize;
         assert_eq!(ci % 8, 0);
         assert_eq!(&arena[ci..ci + 4], b"VESA");
+        let list = le::u16(&arena, ci + 16) as usize * 16 + le::u16(&arena, ci + 14) as usize;
+        assert_eq!(
+            list,
+            0x1000 + ci + 0x100,
+            "the mode list pointer follows the copy"
+        );
         assert_eq!(mi, ci + 512);
         assert_eq!(arena[mi + 0x12], 0x55);
         assert_eq!(a.end as usize, 0x1000 + mi + 256);

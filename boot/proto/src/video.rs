@@ -462,6 +462,9 @@ pub const PALETTE: [(u8, u8, u8); 16] = [
 pub struct Vbe {
     /// The controller information block (4F00h).
     pub control_info: [u8; CONTROLLER_INFO_LEN],
+    /// Where the BIOS wrote it: its far pointers into itself are moved to
+    /// the copy the kernel gets ([`rebase_control_info`]).
+    pub control_info_addr: u32,
     /// The mode information block of the current mode (4F01h), or for
     /// mode 3 one with memory model 0 (text) and 80x25, as GRUB fakes it.
     pub mode_info: [u8; MODE_INFO_LEN],
@@ -472,6 +475,27 @@ pub struct Vbe {
     pub interface_seg: u16,
     pub interface_off: u16,
     pub interface_len: u16,
+}
+
+/// Far pointers in a controller information block (offsets): OEM string,
+/// mode list, and VBE 2.0's vendor, product and revision strings.
+const CONTROL_FAR_POINTERS: [usize; 5] = [6, 14, 22, 26, 30];
+
+/// Makes the far pointers of a controller information block that point
+/// into the block itself (where BIOSes put the mode list and strings of a
+/// VBE 2.0 request) point into its copy: `from` is where the BIOS wrote
+/// the block, `to` where the copy lies (below 1 MiB). Pointers elsewhere
+/// (into the video BIOS) are left alone.
+pub fn rebase_control_info(block: &mut [u8; CONTROLLER_INFO_LEN], from: u32, to: u32) {
+    for o in CONTROL_FAR_POINTERS {
+        let (off, seg) = (le::u16(block, o) as u32, le::u16(block, o + 2) as u32);
+        let linear = seg * 16 + off;
+        if (from..from + CONTROLLER_INFO_LEN as u32).contains(&linear) {
+            let moved = to + (linear - from);
+            le::put_u16(block, o, (moved & 0xF) as u16);
+            le::put_u16(block, o + 2, (moved >> 4) as u16);
+        }
+    }
 }
 
 /// Everything the information builders need about video.
@@ -739,6 +763,22 @@ mod tests {
         assert_eq!(Framebuffer::from_mode(&m, 0x200).pitch, 1);
         let fb = Framebuffer::from_mode(&mode(640, 480, 8), 0x300);
         assert_eq!(fb.kind, FbKind::Indexed { colors: 16 });
+    }
+
+    #[test]
+    fn rebases_pointers_into_the_block() {
+        let mut b = [0u8; CONTROLLER_INFO_LEN];
+        // Mode list at 0x2000:0x0100 (inside a block at 0x20000), OEM
+        // string in the video BIOS at C000:1234.
+        le::put_u16(&mut b, 14, 0x0100);
+        le::put_u16(&mut b, 16, 0x2000);
+        le::put_u16(&mut b, 6, 0x1234);
+        le::put_u16(&mut b, 8, 0xC000);
+        rebase_control_info(&mut b, 0x20000, 0x40128);
+        let far = |o| le::u16(&b, o + 2) as u32 * 16 + le::u16(&b, o) as u32;
+        assert_eq!(far(14), 0x40228);
+        assert_eq!(far(6), 0xC1234);
+        assert_eq!(far(22), 0, "null pointers stay null");
     }
 
     #[test]

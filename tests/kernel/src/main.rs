@@ -186,7 +186,8 @@ enum FbColors {
 
 /// The VBE information: "vbe_control_info ADDR", "vbe_mode_info ADDR",
 /// "vbe_mode MODE SEG OFF LEN" (four u16 at `fields`), then what the two
-/// blocks say: "vbe_controller SIGNATURE VERSION TOTAL_64K" and
+/// blocks say: "vbe_controller SIGNATURE VERSION TOTAL_64K MODE_LIST
+/// MODES" (the mode list's address and length) and
 /// "vbe_mode_block ATTRIBUTES WIDTH HEIGHT BPP MODEL PHYS_BASE PITCH
 /// LIN_PITCH RPOS RSIZE GPOS GSIZE BPOS BSIZE".
 fn report_vbe(out: &mut Com1, control: u64, mode: u64, fields: u64) {
@@ -202,9 +203,14 @@ fn report_vbe(out: &mut Com1, control: u64, mode: u64, fields: u64) {
         u16_at(fields + 6)
     );
     let sig: [u8; 4] = core::array::from_fn(|i| phys::read_u8(control + i as u64));
+    // The mode list: a real-mode far pointer at offset 14, 0xFFFF-terminated.
+    let list = u64::from(u16_at(control + 16)) * 16 + u64::from(u16_at(control + 14));
+    let modes = (0..512)
+        .take_while(|i| u16_at(list + 2 * i) != 0xFFFF)
+        .count();
     bptk!(
         out,
-        "vbe_controller {} 0x{:04x} {}",
+        "vbe_controller {} 0x{:04x} {} 0x{list:08x} {modes}",
         core::str::from_utf8(&sig).unwrap_or("????"),
         u16_at(control + 4),
         u16_at(control + 18)
