@@ -17,6 +17,8 @@ mod support;
 
 use std::time::Duration;
 
+use bootpack_proto::layout::{BOUNCE_ADDR, INFO_ARENA_ADDR};
+
 use support::kernels::{self, Headers, Payload, Shape, Spec};
 use support::qemu::{self, Machine};
 use support::report::Report;
@@ -196,21 +198,21 @@ fn boot_low(k: &Low) -> Report {
 
 #[test]
 fn kernel_over_stage_1_and_2_and_the_bounce_buffer_multiboot1() {
-    // 0x8000-0x20000: stage 2's code, page tables and stack; bss over the
+    // 0x8000-0x30000: stage 2's code, page tables and stack; bss over the
     // bounce buffer (which holds disk data when stage 2 ends); entered
     // through a stub on the real-mode stack.
     let r = boot_low(&Low {
         name: "over-stage2-mb1",
         shape: Shape::Elf32,
         headers: Headers::Mb1,
-        payload: (0x8000, 0x18000),
-        bss: (0x20000, 0x10000),
+        payload: (0x8000, 0x28000),
+        bss: (BOUNCE_ADDR as u64, 0x10000),
         stub: 0x7000,
         machine: "pc",
     });
     assert_eq!(r.get("magic"), "0x2badb002");
     // The information stays in its arena: the kernel is not there.
-    assert_eq!(r.num("info"), 0x40000);
+    assert_eq!(r.num("info"), INFO_ARENA_ADDR as u64);
 }
 
 #[test]
@@ -219,8 +221,8 @@ fn kernel_over_stage_1_and_2_and_the_bounce_buffer_multiboot2() {
         name: "over-stage2-mb2",
         shape: Shape::Elf64,
         headers: Headers::Mb2,
-        payload: (0x8000, 0x18000),
-        bss: (0x20000, 0x10000),
+        payload: (0x8000, 0x28000),
+        bss: (BOUNCE_ADDR as u64, 0x10000),
         stub: 0x7000,
         machine: "q35",
     });
@@ -236,7 +238,7 @@ fn kernel_at_0x9000_over_the_record_buffer() {
         name: "at-0x9000",
         shape: Shape::Elf64,
         headers: Headers::Mb1,
-        payload: (0x9000, 0x30000),
+        payload: (0x9000, 0x40000),
         bss: (0x90000, 0x8000),
         stub: 0x500,
         machine: "pc",

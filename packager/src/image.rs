@@ -150,6 +150,7 @@ mod tests {
             sections: None,
             load_base: 0x100000,
             entry: 0x100000,
+            video: bootpack_proto::video::Request::NONE,
             segments: vec![
                 LoadSegment {
                     dest: 0x100000,

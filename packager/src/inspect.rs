@@ -239,7 +239,23 @@ pub struct Kernel {
     /// Whether bootpack decompressed at least one module at pack time
     /// (which ones is not recorded).
     pub modules_decompressed: bool,
+    /// The configuration record's format version (2 or 3).
+    pub record_version: u16,
+    pub video: Video,
     pub modules: Vec<Module>,
+}
+
+/// The video request the record carries.
+#[derive(Clone, Debug, Serialize)]
+pub struct Video {
+    /// "none", "text", "keep", "WxHxD", "WxH" (any depth) or "any".
+    pub mode: String,
+    /// From `bootpack build --video` rather than the kernel's header.
+    pub from_option: bool,
+    /// The kernel accepts the EGA text console.
+    pub text_ok: bool,
+    /// The kernel accepts a linear framebuffer.
+    pub graphics_ok: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -587,6 +603,16 @@ fn read_kernel(p: &ptable::Partition, disk: &mut dyn DiskReader) -> Result<Kerne
         )
         .map(|c| c.name()),
         modules_decompressed: rec.flags() & record::FLAG_MODULES_DECOMPRESSED != 0,
+        record_version: rec.version(),
+        video: {
+            let v = rec.video();
+            Video {
+                mode: crate::video::describe(&v.mode),
+                from_option: v.from_option,
+                text_ok: v.text_ok,
+                graphics_ok: v.graphics_ok,
+            }
+        },
         protocol: match rec.protocol() {
             record::Protocol::Multiboot1 => "multiboot1",
             record::Protocol::Multiboot2 => "multiboot2",

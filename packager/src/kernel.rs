@@ -31,6 +31,7 @@ use bootpack_proto::mbi2;
 use bootpack_proto::multiboot::{self, HeaderError, Kludge, FLAG_AOUT_KLUDGE};
 use bootpack_proto::multiboot2::{self, HeaderError as Header2Error};
 pub use bootpack_proto::record::Protocol;
+use bootpack_proto::video::{self, Mode, Request};
 use goblin::elf::program_header::PT_LOAD;
 use goblin::elf::Elf;
 
@@ -109,6 +110,9 @@ pub struct LoadPlan {
     /// [KERNEL_FLOOR, KERNEL_CEILING) (0x500..4 GiB: below 1 MiB too; the
     /// loader stages what lies over its own memory).
     pub segments: Vec<LoadSegment>,
+    /// The video mode the kernel asks for (Multiboot 1 flag bit 2, the
+    /// Multiboot 2 framebuffer tag) and whether it accepts EGA text.
+    pub video: Request,
 }
 
 /// Why a kernel cannot be packed. Each message says what is wrong, where
@@ -167,6 +171,8 @@ pub enum KernelError {
         bit: u32,
         what: &'static str,
     },
+    #[error("the Multiboot header at offset {offset:#x} asks for video mode_type {mode_type}; Multiboot 1 defines 0 (linear graphics) and 1 (EGA text)")]
+    BadModeType { offset: usize, mode_type: u32 },
     #[error("not an ELF file and the Multiboot header (offset {offset:#x}) has no address fields (flag bit 16): bootpack cannot tell where to load it")]
     NotElfNoKludge { offset: usize },
     #[error("invalid ELF: {0}")]
@@ -211,10 +217,52 @@ pub enum KernelError {
     EntryOutside { entry: u64 },
 }
 
-fn flag_name(bit: u32) -> &'static str {
-    match bit {
-        2 => "video mode table; bootpack does not set video modes",
-        _ => "unknown to Multiboot 1",
+fn flag_name(_bit: u32) -> &'static str {
+    "unknown to Multiboot 1"
+}
+
+/// A Multiboot 1 kernel's video request, as GRUB reads flag bit 2: mode
+/// type 1 is EGA text, 0 a graphics mode; either way the kernel accepts
+/// both. Without the bit it gets the text console only.
+fn video1(v: Option<multiboot::VideoFields>) -> Request {
+    match v {
+        None => Request::NONE,
+        Some(v) => Request {
+            mode: if v.mode_type == 1 {
+                Mode::Text
+            } else {
+                Mode::Graphics {
+                    width: video::clamp16(v.width),
+                    height: video::clamp16(v.height),
+                    depth: video::clamp8(v.depth),
+                }
+            },
+            text_ok: true,
+            graphics_ok: true,
+            from_option: false,
+        },
+    }
+}
+
+/// A Multiboot 2 kernel's video request: its framebuffer tag; EGA text is
+/// acceptable unless a console flags tag leaves it out and the tag is
+/// required.
+fn video2(h: &multiboot2::Header) -> Request {
+    match h.framebuffer {
+        None => Request {
+            text_ok: h.accepts_text(),
+            ..Request::NONE
+        },
+        Some(fb) => Request {
+            mode: Mode::Graphics {
+                width: video::clamp16(fb.width),
+                height: video::clamp16(fb.height),
+                depth: video::clamp8(fb.depth),
+            },
+            text_ok: h.accepts_text() || fb.optional,
+            graphics_ok: true,
+            from_option: false,
+        },
     }
 }
 
@@ -262,6 +310,9 @@ fn plan1(image: &[u8]) -> Result<LoadPlan, KernelError> {
             bit,
             what: flag_name(bit),
         },
+        HeaderError::BadModeType { offset, mode_type } => {
+            KernelError::BadModeType { offset, mode_type }
+        }
     })?;
     let is_elf = image.starts_with(b"\x7fELF");
     let (format, entry, mut segments) = match header.kludge {
@@ -289,6 +340,7 @@ fn plan1(image: &[u8]) -> Result<LoadPlan, KernelError> {
         load_base: segments[0].dest as u32,
         entry: entry as u32,
         segments,
+        video: video1(header.video),
     })
 }
 
@@ -323,6 +375,13 @@ fn plan2(image: &[u8]) -> Result<LoadPlan, KernelError> {
     let provided = mbi2::PROVIDED
         | if is_elf {
             1 << mbi2::TAG_ELF_SECTIONS
+        } else {
+            0
+        }
+        // With a framebuffer tag: the framebuffer and VBE information (the
+        // VBE tag with a graphics mode only, as GRUB).
+        | if h.framebuffer.is_some() {
+            1 << mbi2::TAG_VBE | 1 << mbi2::TAG_FRAMEBUFFER
         } else {
             0
         };
@@ -380,6 +439,7 @@ fn plan2(image: &[u8]) -> Result<LoadPlan, KernelError> {
         load_base: segments[0].dest as u32,
         entry: entry as u32,
         segments,
+        video: video2(&h),
     })
 }
 
@@ -718,21 +778,66 @@ mod tests {
     }
 
     #[test]
+    fn video_requests_as_grub_reads_them() {
+        use bootpack_proto::multiboot::VideoFields;
+        assert_eq!(video1(None), Request::NONE);
+        let v = |mode_type, width, height, depth| VideoFields {
+            mode_type,
+            width,
+            height,
+            depth,
+        };
+        let r = video1(Some(v(1, 0, 0, 0)));
+        assert_eq!((r.mode, r.text_ok, r.graphics_ok), (Mode::Text, true, true));
+        let r = video1(Some(v(0, 70000, 768, 300)));
+        assert_eq!(
+            r.mode,
+            Mode::Graphics {
+                width: 65535,
+                height: 768,
+                depth: 255
+            }
+        );
+        let mb2 = |tags: &[(u16, u16, &[u8])]| {
+            let mut img = vec![0u8; 0x200];
+            multiboot2::write(&mut img, 8, tags);
+            video2(&multiboot2::find(&img).unwrap())
+        };
+        let fb = words(&[800, 600, 16]);
+        let no_ega = words(&[0]);
+        // Console flags without EGA text and a required tag: no text.
+        let r = mb2(&[(4, 0, &no_ega), (5, 0, &fb)]);
+        assert!(!r.text_ok && r.graphics_ok && !r.from_option);
+        // The tag optional, or no console flags tag: text is a fallback.
+        assert!(mb2(&[(4, 0, &no_ega), (5, 1, &fb)]).text_ok);
+        assert!(mb2(&[(5, 0, &fb)]).text_ok);
+        assert_eq!(mb2(&[]).mode, Mode::None);
+        // With the tag, the framebuffer information may be required.
+        let mut img = vec![0u8; 0x200];
+        let req = words(&[7, 8]);
+        multiboot2::write(&mut img, 8, &[(1, 0, &req), (5, 0, &fb)]);
+        assert!(matches!(
+            plan(&img),
+            Err(KernelError::NotElfNoAddressTag { .. })
+        ));
+    }
+
+    #[test]
     fn multiboot2_refusals_name_the_tag() {
         let mut img = vec![0u8; 0x200];
-        multiboot2::write(&mut img, 8, &[(5, 0, &words(&[800, 600, 32]))]);
+        multiboot2::write(&mut img, 8, &[(42, 0, &words(&[800, 600, 32]))]);
         let e = plan(&img).unwrap_err();
         assert_eq!(
             e,
             KernelError::UnsupportedHeader2Tag {
                 offset: 0x18,
-                tag: 5,
-                name: "framebuffer"
+                tag: 42,
+                name: "unknown"
             }
         );
         assert!(e
             .to_string()
-            .contains("framebuffer tag (type 5) at offset 0x18"));
+            .contains("unknown tag (type 42) at offset 0x18"));
         let mut img = vec![0u8; 0x200];
         multiboot2::write(&mut img, 8, &[(1, 0, &words(&[1, 13]))]);
         assert_eq!(

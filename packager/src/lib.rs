@@ -23,11 +23,13 @@ pub mod kernel;
 pub mod layout;
 pub mod reader;
 pub mod run;
+pub mod video;
 
 pub use formats::Format;
 pub use image::ImageError;
 pub use kernel::{KernelError, KernelFormat, LoadPlan, Protocol};
 pub use layout::Table;
+pub use video::{VideoError, VideoOption};
 
 /// Everything that can stop a build.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,8 @@ pub enum Error {
     },
     #[error("{path}: {source}")]
     Image { path: PathBuf, source: ImageError },
+    #[error("{path}: {source}")]
+    Video { path: PathBuf, source: VideoError },
     #[error("{out}: refusing to write the image over the kernel file itself; choose another output path")]
     OutputIsKernel { out: PathBuf },
     #[error("{out}: is {kind}; bootpack writes image files and will not replace it (write a file, then copy it with dd if a device is meant)")]
@@ -114,6 +118,8 @@ pub struct Build {
     fast_read: bool,
     /// The partition table.
     table: Table,
+    /// `--video`: replaces the kernel's video request.
+    video: Option<VideoOption>,
 }
 
 #[derive(Clone, Debug)]
@@ -148,6 +154,7 @@ impl Build {
             protocol: None,
             fast_read: true,
             table: Table::Mbr,
+            video: None,
         }
     }
 
@@ -155,6 +162,17 @@ impl Build {
     /// on the disk size; stage 2 lies at the same place in both.
     pub fn table(mut self, table: Table) -> Self {
         self.table = table;
+        self
+    }
+
+    /// The video mode, in place of the one the kernel asks for (GRUB's
+    /// `gfxpayload`): a `WxHxD` or `WxH` graphics mode, exactly that or
+    /// else EGA text where the kernel accepts it; EGA text; or "keep",
+    /// the mode the firmware set. A kernel that asks for no graphics mode
+    /// cannot be given one, nor EGA text one that refuses it: the build
+    /// fails with [`Error::Video`].
+    pub fn video(mut self, video: VideoOption) -> Self {
+        self.video = Some(video);
         self
     }
 
@@ -318,16 +336,21 @@ impl Build {
         })?;
         let bytes: &[u8] = unpacked.as_ref().map_or(file, |u| &u.bytes);
         let kernel_decompressed = unpacked.as_ref().map(|u| u.summary());
-        let plan = kernel::plan_for(bytes, self.protocol).map_err(|source| match &unpacked {
-            None => Error::Kernel {
-                path: label.clone(),
-                source,
-            },
-            Some(u) => Error::DecompressedKernel {
-                path: label.clone(),
-                format: u.format,
-                source,
-            },
+        let mut plan =
+            kernel::plan_for(bytes, self.protocol).map_err(|source| match &unpacked {
+                None => Error::Kernel {
+                    path: label.clone(),
+                    source,
+                },
+                Some(u) => Error::DecompressedKernel {
+                    path: label.clone(),
+                    format: u.format,
+                    source,
+                },
+            })?;
+        plan.video = video::resolve(plan.video, self.video).map_err(|source| Error::Video {
+            path: label.clone(),
+            source,
         })?;
         let (modules, modules_decompressed) = self.read_modules(out)?;
         let cmdline = self.cmdline();

@@ -77,6 +77,12 @@ enum Command {
         /// BIOS).
         #[arg(long)]
         no_fast_read: bool,
+        /// The video mode, in place of the kernel's request (as GRUB's
+        /// gfxpayload): WIDTHxHEIGHTxDEPTH or WIDTHxHEIGHT (that VBE mode,
+        /// else EGA text where the kernel accepts it), text (the EGA text
+        /// console) or keep (the mode the firmware set).
+        #[arg(long, value_name = "MODE")]
+        video: Option<bootpack::VideoOption>,
         /// Image format: raw, gce (disk.raw in a .tar.gz for Google Compute
         /// Engine), vhd (Azure fixed VHD), vmdk (stream-optimized, for AWS
         /// and VMware), qcow2. Default: from the output's extension (.img
@@ -186,8 +192,11 @@ fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
-        Command::Build { kernel, output, name, module: _, module_raw: _, protocol, no_fast_read, format, size, table, args } => {
+        Command::Build { kernel, output, name, module: _, module_raw: _, protocol, no_fast_read, video, format, size, table, args } => {
             let mut b = bootpack::Build::new(kernel).args(args).fast_read(!no_fast_read).table(table);
+            if let Some(v) = video {
+                b = b.video(v);
+            }
             for (m, raw) in modules_in_order(&matches) {
                 let (file, string) = split_module(&m);
                 b = if raw { b.module_raw(file, string) } else { b.module(file, string) };
@@ -311,6 +320,23 @@ fn summary(out: &Path, r: &bootpack::Report) {
         if let Some(d) = d {
             println!("  module {}: {d}", i + 1);
         }
+    }
+    let v = &r.plan.video;
+    if v.mode != bootpack_proto::video::Mode::None {
+        println!(
+            "video mode:  {} ({}), set at boot through VBE as GRUB chooses it{}",
+            bootpack::video::describe(&v.mode),
+            if v.from_option {
+                "--video"
+            } else {
+                "the kernel's request"
+            },
+            if v.text_ok {
+                ", else EGA text"
+            } else {
+                "; the kernel does not accept EGA text, so boot stops if no mode fits"
+            }
+        );
     }
 }
 
@@ -509,6 +535,25 @@ fn print_inspection(i: &bootpack::inspect::Inspection) {
         }
         if !notes.is_empty() {
             println!("packing:     {} at pack time", notes.join(", "));
+        }
+        let v = &k.video;
+        if v.mode == "none" {
+            println!("video:       none asked for (the BIOS's text console is left as it is)");
+        } else {
+            println!(
+                "video:       {}, {}{}",
+                v.mode,
+                if v.from_option {
+                    "from --video"
+                } else {
+                    "the kernel's request"
+                },
+                if v.text_ok {
+                    "; EGA text accepted"
+                } else {
+                    "; EGA text not accepted"
+                }
+            );
         }
         println!("cmdline:     {:?}", k.cmdline);
         if k.modules.is_empty() {

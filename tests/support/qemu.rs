@@ -310,6 +310,83 @@ impl Monitor {
             .find_map(|w| w.strip_prefix(key.as_str()))
             .and_then(|v| u64::from_str_radix(v, 16).ok())
     }
+
+    /// Runs a command that writes `self.files` and returns the file's bytes
+    /// once it holds at least `len` bytes (or, for len 0, exists and stops
+    /// growing), or None after a few seconds.
+    fn dump_with(&mut self, command: &str, len: u64) -> Option<Vec<u8>> {
+        let _ = std::fs::remove_file(&self.files);
+        writeln!(self.stream, "{command}").ok()?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut sink = [0u8; 4096];
+        let mut last = None;
+        while Instant::now() < deadline {
+            let _ = self.stream.read(&mut sink);
+            let size = std::fs::metadata(&self.files).map(|m| m.len()).ok();
+            match size {
+                Some(n) if len > 0 && n >= len => break,
+                Some(n) if len == 0 && n > 0 && last == Some(n) => break,
+                _ => {}
+            }
+            last = size;
+        }
+        let b = std::fs::read(&self.files).ok();
+        let _ = std::fs::remove_file(&self.files);
+        b
+    }
+
+    /// The screen as QEMU's display shows it.
+    pub fn screendump(&mut self) -> Option<Ppm> {
+        let cmd = format!("screendump \"{}\"", self.files.display());
+        Ppm::parse(&self.dump_with(&cmd, 0)?)
+    }
+
+    /// The little-endian u32 at guest physical `addr`.
+    pub fn read_u32(&mut self, addr: u64) -> Option<u32> {
+        let b = self.read_memory(addr, 4);
+        Some(u32::from_le_bytes(b.get(..4)?.try_into().ok()?))
+    }
+}
+
+/// A screen dump (PPM, 8 bits per channel).
+pub struct Ppm {
+    pub width: usize,
+    pub height: usize,
+    data: Vec<u8>,
+}
+
+impl Ppm {
+    fn parse(b: &[u8]) -> Option<Ppm> {
+        // "P6\n<w> <h>\n255\n" then w * h RGB triples.
+        let mut fields = Vec::new();
+        let mut at = 0;
+        while fields.len() < 4 {
+            while b.get(at)?.is_ascii_whitespace() {
+                at += 1;
+            }
+            let start = at;
+            while !b.get(at)?.is_ascii_whitespace() {
+                at += 1;
+            }
+            fields.push(std::str::from_utf8(&b[start..at]).ok()?.to_string());
+        }
+        if fields[0] != "P6" || fields[3] != "255" {
+            return None;
+        }
+        let (width, height): (usize, usize) = (fields[1].parse().ok()?, fields[2].parse().ok()?);
+        let data = b.get(at + 1..at + 1 + width * height * 3)?.to_vec();
+        Some(Ppm {
+            width,
+            height,
+            data,
+        })
+    }
+
+    /// The (red, green, blue) of pixel (x, y).
+    pub fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
+        let o = 3 * (y * self.width + x);
+        [self.data[o], self.data[o + 1], self.data[o + 2]]
+    }
 }
 
 /// Boots with the disk arguments `disk` and a monitor, and every half
@@ -375,4 +452,43 @@ pub fn boot_watch(
         vga: Some(vga),
         elapsed,
     }
+}
+
+/// Boots a raw image with a monitor and calls `look` about twice a second
+/// until it returns Some (then stops QEMU and returns that) or `timeout`
+/// passes (None).
+pub fn boot_and_look<T>(
+    image: &Path,
+    m: &Machine,
+    timeout: Duration,
+    mut look: impl FnMut(&mut Monitor) -> Option<T>,
+) -> Option<T> {
+    let sock = monitor_socket();
+    let _ = std::fs::remove_file(&sock);
+    let mut c = base_command(m);
+    c.arg("-drive")
+        .arg(format!("file={},format=raw", image.display()));
+    c.arg("-monitor")
+        .arg(format!("unix:{},server=on,wait=off", sock.display()));
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = c.spawn().expect("start QEMU");
+    let start = Instant::now();
+    let mut monitor = None;
+    let mut found = None;
+    while start.elapsed() < timeout && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(500));
+        if monitor.is_none() {
+            monitor = Monitor::connect(&sock);
+        }
+        if let Some(mon) = monitor.as_mut() {
+            found = look(mon);
+            if found.is_some() {
+                break;
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&sock);
+    found
 }

@@ -20,6 +20,8 @@ const BDA_CURSOR: usize = 0x450;
 
 static INITIALISED: AtomicBool = AtomicBool::new(false);
 static SERIAL_OK: AtomicBool = AtomicBool::new(false);
+/// Set once a graphics mode is on: 0xB8000 is no longer the screen.
+static SCREEN_OFF: AtomicBool = AtomicBool::new(false);
 static ROW: AtomicUsize = AtomicUsize::new(0);
 static COL: AtomicUsize = AtomicUsize::new(0);
 
@@ -102,7 +104,16 @@ fn vga_newline() {
     }
 }
 
+/// Stops writing to the text screen (a graphics mode was set for the
+/// kernel); COM1 still gets every line.
+pub fn screen_off() {
+    SCREEN_OFF.store(true, Relaxed);
+}
+
 fn write_vga(bytes: &[u8]) {
+    if SCREEN_OFF.load(Relaxed) {
+        return;
+    }
     for &b in bytes {
         match b {
             b'\n' => vga_newline(),

@@ -4,7 +4,8 @@
 //! Stage 2 enters long mode (asm/entry.s) and runs [`stage2_main`], which
 //! follows the load plan in the kernel partition's configuration record
 //! (bootpack_proto::record) using BIOS services through a real-mode thunk
-//! (asm/rmint.s), loads the modules where the memory map has room, builds
+//! (asm/rmint.s), loads the modules where the memory map has room, sets
+//! the video mode the kernel asked for (VBE), builds
 //! the Multiboot 1 or Multiboot 2 information and hands over in 32-bit
 //! protected mode (asm/handoff.s).
 //!
@@ -25,6 +26,7 @@ mod handoff;
 mod load;
 mod memmap;
 mod ts;
+mod vbe;
 
 use bootpack_proto::layout::{INFO_ARENA_ADDR, INFO_ARENA_LEN, KERNEL_FLOOR};
 use bootpack_proto::mbi2::{self, Mbi2Spec};
@@ -161,6 +163,9 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     let count = load::load_modules(drive, &part, &rec, &starts, &mut modules);
     let modules = &modules[..count];
     ts::mark("modules", count as u64);
+    // Last, so every loading failure is still shown on the text screen;
+    // nothing for kernels that ask for no video mode.
+    let video = vbe::setup(&rec.video());
 
     let mut name = [0u8; 32];
     let loader_name = loader_name(&mut name);
@@ -173,6 +178,7 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
         cmdline: rec.cmdline_with_nul(),
         loader_name,
         modules,
+        video: video.as_ref(),
     };
     let mb2 = match rec.protocol() {
         Protocol::Multiboot1 => None,

@@ -109,6 +109,7 @@ mod tests {
             modules: &mods,
             elf_sections: None,
             load_base: 0x100000,
+            video: crate::video::Request::NONE,
         };
         let mut buf = [0u8; 512];
         encode(&spec, &mut buf);

@@ -12,10 +12,11 @@
 //! 0x02000-0x05FFF  FAST_VERIFY: fast reads compared with the BIOS's
 //! 0x06000-0x07BFF  real-mode stack for stage 1 and BIOS calls (top 0x7C00)
 //! 0x07C00-0x07DFF  stage 1, the MBR (partition table at 0x7DBE)
-//! 0x07E00-0x1FFFF  stage 2: code, data, then bss (page tables, stack)
-//! 0x20000-0x2FFFF  BOUNCE: BIOS disk reads land here
-//! 0x30000-0x3FFFF  RECORD_BUF: the configuration record
-//! 0x40000-0x7FFFF  INFO_ARENA: the Multiboot 1 information or Multiboot 2
+//! 0x07E00-0x2FFFF  stage 2: code, data, then bss (page tables, stack)
+//! 0x30000-0x3FFFF  BOUNCE: BIOS disk reads land here; once everything
+//!                  is loaded, the VBE calls' buffers
+//! 0x40000-0x4FFFF  RECORD_BUF: the configuration record
+//! 0x50000-0x7FFFF  INFO_ARENA: the Multiboot 1 information or Multiboot 2
 //!                  information block and everything they point to (memory
 //!                  map, names, command line, module list and strings, ELF
 //!                  section headers, RSDP copy); checked against the E820
@@ -71,13 +72,14 @@ pub const PARTITION_TYPE: u8 = 0x7F;
 /// kernel's NULL guard), below 1 MiB (clear of anything the kernel loads),
 /// 8-byte aligned (Multiboot 2). Up to 128 modules with long strings, an
 /// 8 KiB command line, a big memory map and the ELF section headers (at
-/// most a record's worth, 64 KiB) fit.
-pub const INFO_ARENA_ADDR: u32 = 0x40000;
-pub const INFO_ARENA_LEN: usize = 0x40000;
+/// most a record's worth, 64 KiB) fit: everything in it but the memory
+/// map, the module list and the video blocks comes from the record.
+pub const INFO_ARENA_ADDR: u32 = 0x50000;
+pub const INFO_ARENA_LEN: usize = 0x30000;
 /// Top of the real-mode stack (grows down towards the info arena).
 pub const REAL_STACK_TOP: u32 = 0x7C00;
 /// BIOS disk reads go here, then are copied to where they belong.
-pub const BOUNCE_ADDR: u32 = 0x20000;
+pub const BOUNCE_ADDR: u32 = 0x30000;
 pub const BOUNCE_LEN: usize = 0x10000;
 /// Sectors per BIOS read: 127 is the portable bound for INT 13h AH=42h and
 /// fits the bounce buffer.
@@ -94,7 +96,7 @@ pub const FAST_VERIFY_LEN: usize = 0x4000;
 pub const FAST_DMA_ADDR: u32 = 0x80000;
 pub const FAST_DMA_LEN: usize = 0x10000;
 /// The configuration record is read here whole.
-pub const RECORD_BUF_ADDR: u32 = 0x30000;
+pub const RECORD_BUF_ADDR: u32 = 0x40000;
 pub const RECORD_BUF_LEN: usize = 0x10000;
 
 /// Nothing the kernel loads may lie below this: the real-mode interrupt

@@ -39,6 +39,7 @@ pub mod ptable;
 pub mod record;
 pub mod relocate;
 pub mod stage1;
+pub mod video;
 
 /// The version of bootpack, carried in the boot loader name the kernel sees.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -19,6 +19,15 @@
 //!  9 ELF symbols               num, entsize, shndx (u32 each, as GRUB),
 //!                              the section headers (ELF kernels only)
 //! 14 ACPI old RSDP / 15 new    a copy of the RSDP (if one was found)
+//!  7 VBE info                  vbe_mode, interface seg/off/len (u16 each),
+//!                              controller info (512), mode info (256);
+//!                              only with a graphics mode, as GRUB
+//!  8 framebuffer info          addr u64, pitch, width, height (u32), bpp
+//!                              u8, type u8, reserved u16, then for type 1
+//!                              red/green/blue position and size (u8 each),
+//!                              for type 0 num_colors u16 and the palette
+//!                              (3 bytes a colour), for type 2 nothing;
+//!                              only when the kernel asked for video
 //!  0 end
 //! ```
 
@@ -26,6 +35,9 @@ use crate::e820::{mem_lower_kib, mem_upper_kib};
 use crate::le;
 use crate::mbinfo::{ArenaFull, InfoSpec};
 use crate::record::ElfSections;
+use crate::video::{
+    rebase_control_info, FbKind, VideoInfo, CONTROLLER_INFO_LEN, MODE_INFO_LEN, PALETTE,
+};
 
 pub const TAG_END: u32 = 0;
 pub const TAG_CMDLINE: u32 = 1;
@@ -34,6 +46,8 @@ pub const TAG_MODULE: u32 = 3;
 pub const TAG_BASIC_MEMINFO: u32 = 4;
 pub const TAG_BOOTDEV: u32 = 5;
 pub const TAG_MMAP: u32 = 6;
+pub const TAG_VBE: u32 = 7;
+pub const TAG_FRAMEBUFFER: u32 = 8;
 pub const TAG_ELF_SECTIONS: u32 = 9;
 pub const TAG_ACPI_OLD: u32 = 14;
 pub const TAG_ACPI_NEW: u32 = 15;
@@ -101,6 +115,26 @@ impl Writer<'_> {
     }
 }
 
+/// Bytes of the VBE tag.
+const VBE_TAG_LEN: usize = 16 + CONTROLLER_INFO_LEN + MODE_INFO_LEN;
+/// Bytes of the framebuffer tag's common part.
+const FB_COMMON_LEN: usize = 32;
+
+/// Whether the VBE tag is given: with a graphics mode only (GRUB gives none
+/// with the text console).
+fn vbe_tag(v: &VideoInfo) -> bool {
+    v.vbe.is_some() && v.fb.kind != FbKind::EgaText
+}
+
+fn fb_tag_len(v: &VideoInfo) -> usize {
+    FB_COMMON_LEN
+        + match v.fb.kind {
+            FbKind::Indexed { colors } => 2 + 3 * colors as usize,
+            FbKind::Rgb { .. } => 6,
+            FbKind::EgaText => 0,
+        }
+}
+
 /// Bytes the information needs.
 pub fn size(spec: &Mbi2Spec) -> usize {
     let tag = |n: usize| align8(8 + n);
@@ -118,6 +152,9 @@ pub fn size(spec: &Mbi2Spec) -> usize {
         + tag(8 + spec.common.e820.len() * MMAP_ENTRY_LEN)
         + spec.elf_sections.map_or(0, |e| tag(12 + e.headers.len()))
         + spec.rsdp.map_or(0, |r| tag(r.len()))
+        + spec.common.video.map_or(0, |v| {
+            align8(fb_tag_len(v)) + if vbe_tag(v) { VBE_TAG_LEN } else { 0 }
+        })
         + 8
 }
 
@@ -179,10 +216,65 @@ pub fn build(spec: &Mbi2Spec, arena: &mut [u8], base: u32) -> Result<u32, ArenaF
         };
         w.tag(ty, &[], r);
     }
+    if let Some(v) = spec.common.video {
+        video(&mut w, v, base);
+    }
     w.tag(TAG_END, &[], &[]);
     debug_assert_eq!(w.at, total);
     le::put_u32(w.arena, 0, total as u32);
     Ok(base)
+}
+
+/// Writes the VBE tag (graphics modes) and the framebuffer tag.
+fn video(w: &mut Writer, v: &VideoInfo, base: u32) {
+    if let (true, Some(vbe)) = (vbe_tag(v), &v.vbe) {
+        let o = w.at;
+        le::put_u32(w.arena, o, TAG_VBE);
+        le::put_u32(w.arena, o + 4, VBE_TAG_LEN as u32);
+        le::put_u16(w.arena, o + 8, vbe.mode);
+        le::put_u16(w.arena, o + 10, vbe.interface_seg);
+        le::put_u16(w.arena, o + 12, vbe.interface_off);
+        le::put_u16(w.arena, o + 14, vbe.interface_len);
+        let ci = o + 16;
+        let mi = ci + CONTROLLER_INFO_LEN;
+        let mut control = vbe.control_info;
+        rebase_control_info(&mut control, vbe.control_info_addr, base + ci as u32);
+        w.arena[ci..mi].copy_from_slice(&control);
+        w.arena[mi..mi + MODE_INFO_LEN].copy_from_slice(&vbe.mode_info);
+        w.at = align8(o + VBE_TAG_LEN);
+    }
+    let o = w.at;
+    let fb = &v.fb;
+    let len = fb_tag_len(v);
+    le::put_u32(w.arena, o, TAG_FRAMEBUFFER);
+    le::put_u32(w.arena, o + 4, len as u32);
+    le::put_u64(w.arena, o + 8, fb.addr);
+    le::put_u32(w.arena, o + 16, fb.pitch);
+    le::put_u32(w.arena, o + 20, fb.width);
+    le::put_u32(w.arena, o + 24, fb.height);
+    w.arena[o + 28] = fb.bpp;
+    w.arena[o + 29] = fb.type_code();
+    let c = o + FB_COMMON_LEN;
+    match fb.kind {
+        FbKind::Indexed { colors } => {
+            le::put_u16(w.arena, c, colors);
+            for (i, (r, g, b)) in PALETTE.iter().take(colors as usize).enumerate() {
+                w.arena[c + 2 + 3 * i..c + 5 + 3 * i].copy_from_slice(&[*r, *g, *b]);
+            }
+        }
+        FbKind::Rgb {
+            red_pos,
+            red_size,
+            green_pos,
+            green_size,
+            blue_pos,
+            blue_size,
+        } => w.arena[c..c + 6].copy_from_slice(&[
+            red_pos, red_size, green_pos, green_size, blue_pos, blue_size,
+        ]),
+        FbKind::EgaText => {}
+    }
+    w.at = align8(o + len);
 }
 
 #[cfg(test)]
@@ -251,6 +343,7 @@ mod tests {
                 cmdline: b"k a\0",
                 loader_name: b"bootpack 0.1.0",
                 modules: &mods,
+                video: None,
             },
             elf_sections: Some(ElfSections {
                 num: 3,
@@ -315,6 +408,7 @@ mod tests {
                 cmdline: b"\0",
                 loader_name: b"x",
                 modules: &[],
+                video: None,
             },
             elf_sections: None,
             load_base: 0x100000,
@@ -331,5 +425,106 @@ mod tests {
                 needed: size(&spec)
             })
         );
+    }
+
+    fn video_block(v: &VideoInfo, arena: &mut [u8]) -> Vec<(u32, usize, usize)> {
+        let spec = Mbi2Spec {
+            common: InfoSpec {
+                e820: &[],
+                drive: 0x80,
+                partition: 0,
+                cmdline: b"\0",
+                loader_name: b"x",
+                modules: &[],
+                video: Some(v),
+            },
+            elf_sections: None,
+            load_base: 0x100000,
+            rsdp: None,
+        };
+        build(&spec, arena, 0x1000).unwrap();
+        assert_eq!(le::u32(arena, 0) as usize, size(&spec));
+        tags(arena)
+    }
+
+    #[test]
+    fn video_tags_as_grub_lays_them_out() {
+        use crate::video::{Framebuffer, Vbe};
+        let mut control_info = [0u8; CONTROLLER_INFO_LEN];
+        control_info[..4].copy_from_slice(b"VESA");
+        let vbe = Vbe {
+            control_info,
+            control_info_addr: 0x20000,
+            mode_info: [0x77; MODE_INFO_LEN],
+            mode: 0x4144,
+            interface_seg: 0xC000,
+            interface_off: 0x10,
+            interface_len: 0x20,
+        };
+        let rgb = VideoInfo {
+            vbe: Some(vbe),
+            fb: Framebuffer {
+                addr: 0xFD00_0000,
+                pitch: 4096,
+                width: 1024,
+                height: 768,
+                bpp: 32,
+                kind: FbKind::Rgb {
+                    red_pos: 16,
+                    red_size: 8,
+                    green_pos: 8,
+                    green_size: 8,
+                    blue_pos: 0,
+                    blue_size: 8,
+                },
+            },
+        };
+        let mut arena = [0xAAu8; 2048];
+        let t = video_block(&rgb, &mut arena);
+        let types: Vec<u32> = t.iter().map(|x| x.0).collect();
+        assert_eq!(types, [21, 1, 2, 4, 5, 6, 7, 8, 0]);
+        let (_, o, s) = t[6];
+        assert_eq!(s, 784);
+        assert_eq!(
+            [8, 10, 12, 14].map(|i| le::u16(&arena, o + i)),
+            [0x4144, 0xC000, 0x10, 0x20]
+        );
+        assert_eq!(&arena[o + 16..o + 20], b"VESA");
+        assert_eq!(arena[o + 16 + 512], 0x77);
+        let (_, o, s) = t[7];
+        assert_eq!(s, 38);
+        assert_eq!(le::u64(&arena, o + 8), 0xFD00_0000);
+        assert_eq!(
+            [16, 20, 24].map(|i| le::u32(&arena, o + i)),
+            [4096, 1024, 768]
+        );
+        assert_eq!(&arena[o + 28..o + 38], &[32, 1, 0, 0, 16, 8, 8, 8, 0, 8]);
+
+        // The text console: no VBE tag, a type 2 framebuffer tag of 32 bytes.
+        let text = VideoInfo {
+            vbe: Some(vbe),
+            fb: Framebuffer::EGA_TEXT,
+        };
+        let mut arena = [0xAAu8; 2048];
+        let t = video_block(&text, &mut arena);
+        let types: Vec<u32> = t.iter().map(|x| x.0).collect();
+        assert_eq!(types, [21, 1, 2, 4, 5, 6, 8, 0]);
+        let (_, o, s) = t[6];
+        assert_eq!(s, 32);
+        assert_eq!(le::u64(&arena, o + 8), 0xB8000);
+        assert_eq!([16, 20, 24].map(|i| le::u32(&arena, o + i)), [160, 80, 25]);
+        assert_eq!(&arena[o + 28..o + 32], &[16, 2, 0, 0]);
+
+        // Indexed: num_colors and the palette.
+        let mut indexed = rgb;
+        indexed.fb.bpp = 8;
+        indexed.fb.kind = FbKind::Indexed { colors: 16 };
+        let mut arena = [0xAAu8; 2048];
+        let t = video_block(&indexed, &mut arena);
+        let (_, o, s) = t[7];
+        assert_eq!(s, 32 + 2 + 48);
+        assert_eq!(arena[o + 29], 0);
+        assert_eq!(le::u16(&arena, o + 32), 16);
+        assert_eq!(&arena[o + 34 + 3..o + 34 + 6], &[0, 0, 0xA8]);
     }
 }

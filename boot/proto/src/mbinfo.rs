@@ -12,10 +12,16 @@
 //! boot loader name, NUL-terminated
 //! command line, NUL-terminated
 //! module strings, each NUL-terminated
+//! with a video mode (8-byte aligned): the VBE controller information
+//! (512 bytes), the VBE mode information (256 bytes), then for an indexed
+//! framebuffer its palette (3 bytes per colour)
 //! ```
 
 use crate::e820::{mem_lower_kib, mem_upper_kib, E820Entry};
 use crate::le;
+use crate::video::{
+    rebase_control_info, FbKind, VideoInfo, CONTROLLER_INFO_LEN, MODE_INFO_LEN, PALETTE,
+};
 
 /// EAX at kernel entry.
 pub const BOOTLOADER_MAGIC: u32 = 0x2BAD_B002;
@@ -27,10 +33,18 @@ pub const INFO_CMDLINE: u32 = 1 << 2;
 pub const INFO_MODS: u32 = 1 << 3;
 pub const INFO_MEM_MAP: u32 = 1 << 6;
 pub const INFO_BOOT_LOADER_NAME: u32 = 1 << 9;
+pub const INFO_VBE: u32 = 1 << 11;
+pub const INFO_FRAMEBUFFER: u32 = 1 << 12;
 
-/// Size of the info structure up to and including boot_loader_name (0x44),
-/// rounded up; the fields after it stay zero.
-pub const INFO_LEN: usize = 0x58;
+/// Size of the info structure: 120 bytes as GRUB's multiboot.h lays it
+/// out (see [`COLOR_INFO`]); fields of absent parts stay zero.
+pub const INFO_LEN: usize = 0x78;
+/// Offset of the framebuffer colour information. The specification's
+/// table says 110, but its own multiboot.h (which GRUB fills and kernels
+/// compile against, the Debian `multiboot` example kernel among them)
+/// puts the union after 2 bytes of padding, at 112: real kernels read it
+/// there.
+pub const COLOR_INFO: usize = 112;
 /// Bytes per memory map entry: the 4-byte size field plus 20 bytes.
 pub const MMAP_ENTRY_LEN: usize = 24;
 /// Bytes per module list entry.
@@ -59,6 +73,8 @@ pub struct InfoSpec<'a> {
     /// The boot loader name without NUL.
     pub loader_name: &'a [u8],
     pub modules: &'a [ModuleInfo<'a>],
+    /// The video mode set for the kernel, if it asked for one.
+    pub video: Option<&'a VideoInfo>,
 }
 
 /// Where each part ended up, as physical addresses.
@@ -90,26 +106,45 @@ pub fn boot_device(drive: u8, partition: u8) -> u32 {
 }
 
 /// Offsets of the parts in the arena: memory map, module list, loader
-/// name, command line, module strings, end.
-fn layout(spec: &InfoSpec) -> [usize; 6] {
+/// name, command line, module strings, VBE blocks, palette, end.
+fn layout(spec: &InfoSpec) -> [usize; 8] {
     let mmap_off = align8(INFO_LEN);
     let mmap_len = spec.e820.len() * MMAP_ENTRY_LEN;
     let mods_off = align8(mmap_off + mmap_len);
     let name_off = mods_off + spec.modules.len() * MOD_ENTRY_LEN;
     let cmd_off = align8(name_off + spec.loader_name.len() + 1);
     let strings_off = cmd_off + spec.cmdline.len();
-    let end = strings_off + spec.modules.iter().map(|m| m.string.len()).sum::<usize>();
-    [mmap_off, mods_off, name_off, cmd_off, strings_off, end]
+    let strings_end = strings_off + spec.modules.iter().map(|m| m.string.len()).sum::<usize>();
+    let vbe_off = align8(strings_end);
+    let palette_off = vbe_off + CONTROLLER_INFO_LEN + MODE_INFO_LEN;
+    let end = match spec.video {
+        None => strings_end,
+        Some(v) => match v.fb.kind {
+            FbKind::Indexed { colors } => palette_off + 3 * colors as usize,
+            _ => palette_off,
+        },
+    };
+    [
+        mmap_off,
+        mods_off,
+        name_off,
+        cmd_off,
+        strings_off,
+        vbe_off,
+        palette_off,
+        end,
+    ]
 }
 
 /// Bytes the information needs.
 pub fn size(spec: &InfoSpec) -> usize {
-    layout(spec)[5]
+    layout(spec)[7]
 }
 
 /// Writes the information into `arena`, which lies at physical `base`.
 pub fn build(spec: &InfoSpec, arena: &mut [u8], base: u32) -> Result<InfoAddrs, ArenaFull> {
-    let [mmap_off, mods_off, name_off, cmd_off, strings_off, end] = layout(spec);
+    let [mmap_off, mods_off, name_off, cmd_off, strings_off, vbe_off, palette_off, end] =
+        layout(spec);
     let mmap_len = spec.e820.len() * MMAP_ENTRY_LEN;
     if end > arena.len() {
         return Err(ArenaFull { needed: end });
@@ -137,17 +172,17 @@ pub fn build(spec: &InfoSpec, arena: &mut [u8], base: u32) -> Result<InfoAddrs, 
     arena[name_off..name_off + spec.loader_name.len()].copy_from_slice(spec.loader_name);
     arena[cmd_off..strings_off].copy_from_slice(spec.cmdline);
 
+    let mut flags = INFO_MEMORY
+        | INFO_BOOTDEV
+        | INFO_CMDLINE
+        | INFO_MODS
+        | INFO_MEM_MAP
+        | INFO_BOOT_LOADER_NAME;
+    if let Some(v) = spec.video {
+        flags |= video(v, arena, vbe_off, palette_off, base);
+    }
     let info = &mut arena[..INFO_LEN];
-    le::put_u32(
-        info,
-        0,
-        INFO_MEMORY
-            | INFO_BOOTDEV
-            | INFO_CMDLINE
-            | INFO_MODS
-            | INFO_MEM_MAP
-            | INFO_BOOT_LOADER_NAME,
-    );
+    le::put_u32(info, 0, flags);
     le::put_u32(info, 4, mem_lower_kib(spec.e820));
     le::put_u32(info, 8, mem_upper_kib(spec.e820));
     le::put_u32(info, 12, boot_device(spec.drive, spec.partition));
@@ -169,9 +204,58 @@ pub fn build(spec: &InfoSpec, arena: &mut [u8], base: u32) -> Result<InfoAddrs, 
     })
 }
 
+/// Writes the VBE blocks, the palette and the video fields (GRUB's
+/// layout) and returns the flag bits to set.
+fn video(v: &VideoInfo, arena: &mut [u8], vbe_off: usize, palette_off: usize, base: u32) -> u32 {
+    let mut flags = INFO_FRAMEBUFFER;
+    if let Some(vbe) = &v.vbe {
+        let mode_off = vbe_off + CONTROLLER_INFO_LEN;
+        let mut control = vbe.control_info;
+        rebase_control_info(&mut control, vbe.control_info_addr, base + vbe_off as u32);
+        arena[vbe_off..mode_off].copy_from_slice(&control);
+        arena[mode_off..palette_off].copy_from_slice(&vbe.mode_info);
+        le::put_u32(arena, 72, base + vbe_off as u32);
+        le::put_u32(arena, 76, base + mode_off as u32);
+        le::put_u16(arena, 80, vbe.mode);
+        le::put_u16(arena, 82, vbe.interface_seg);
+        le::put_u16(arena, 84, vbe.interface_off);
+        le::put_u16(arena, 86, vbe.interface_len);
+        flags |= INFO_VBE;
+    }
+    let fb = &v.fb;
+    le::put_u64(arena, 88, fb.addr);
+    le::put_u32(arena, 96, fb.pitch);
+    le::put_u32(arena, 100, fb.width);
+    le::put_u32(arena, 104, fb.height);
+    arena[108] = fb.bpp;
+    arena[109] = fb.type_code();
+    match fb.kind {
+        FbKind::Indexed { colors } => {
+            le::put_u32(arena, COLOR_INFO, base + palette_off as u32);
+            le::put_u16(arena, COLOR_INFO + 4, colors);
+            for (i, (r, g, b)) in PALETTE.iter().take(colors as usize).enumerate() {
+                arena[palette_off + 3 * i..palette_off + 3 * i + 3].copy_from_slice(&[*r, *g, *b]);
+            }
+        }
+        FbKind::Rgb {
+            red_pos,
+            red_size,
+            green_pos,
+            green_size,
+            blue_pos,
+            blue_size,
+        } => arena[COLOR_INFO..COLOR_INFO + 6].copy_from_slice(&[
+            red_pos, red_size, green_pos, green_size, blue_pos, blue_size,
+        ]),
+        FbKind::EgaText => {}
+    }
+    flags
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::video::{text_mode_info, Framebuffer, Vbe};
 
     #[test]
     fn builds_every_field() {
@@ -207,6 +291,7 @@ mod tests {
                         string: b"\0",
                     },
                 ],
+                video: None,
             },
             &mut arena,
             0x1000,
@@ -228,7 +313,8 @@ mod tests {
         assert_eq!(le::u32(&arena, 12), 0x8000_FFFF);
         assert_eq!(le::u32(&arena, 16), a.cmdline);
         assert_eq!(le::u32(&arena, 44), 48);
-        assert_eq!(le::u32(&arena, 48), 0x1058);
+        assert_eq!(le::u32(&arena, 48), 0x1078);
+        assert!(arena[72..INFO_LEN].iter().all(|b| *b == 0));
         let m = (a.mmap - 0x1000) as usize;
         assert_eq!(le::u32(&arena, m + 24), 20);
         assert_eq!(le::u64(&arena, m + 28), 0x100000);
@@ -250,6 +336,7 @@ mod tests {
                     end: 0,
                     string: b"initrd a=b\0\0",
                 }],
+                video: None,
             }),
             (a.end - 0x1000) as usize - 16
         );
@@ -265,7 +352,127 @@ mod tests {
             cmdline: b"\0",
             loader_name: b"x",
             modules: &[],
+            video: None,
         };
         assert!(build(&spec, &mut arena, 0x1000).is_err());
+    }
+
+    fn vbe() -> Vbe {
+        let mut control_info = [0u8; CONTROLLER_INFO_LEN];
+        control_info[..4].copy_from_slice(b"VESA");
+        // The mode list inside the block, at 0x2000:0x0100.
+        control_info[14..18].copy_from_slice(&[0x00, 0x01, 0x00, 0x20]);
+        let mut mode_info = [0u8; MODE_INFO_LEN];
+        mode_info[0x12] = 0x55;
+        Vbe {
+            control_info,
+            control_info_addr: 0x20000,
+            mode_info,
+            mode: 0x4144,
+            interface_seg: 0xC000,
+            interface_off: 0x1234,
+            interface_len: 0x40,
+        }
+    }
+
+    fn with_video(v: &VideoInfo, arena: &mut [u8]) -> InfoAddrs {
+        let spec = InfoSpec {
+            e820: &[],
+            drive: 0x80,
+            partition: 0,
+            cmdline: b"k\0",
+            loader_name: b"x",
+            modules: &[],
+            video: Some(v),
+        };
+        build(&spec, arena, 0x1000).unwrap()
+    }
+
+    #[test]
+    fn builds_the_vbe_and_rgb_framebuffer_fields() {
+        let v = VideoInfo {
+            vbe: Some(vbe()),
+            fb: Framebuffer {
+                addr: 0xFD00_0000,
+                pitch: 4096,
+                width: 1024,
+                height: 768,
+                bpp: 32,
+                kind: FbKind::Rgb {
+                    red_pos: 16,
+                    red_size: 8,
+                    green_pos: 8,
+                    green_size: 8,
+                    blue_pos: 0,
+                    blue_size: 8,
+                },
+            },
+        };
+        let mut arena = [0xAAu8; 2048];
+        let a = with_video(&v, &mut arena);
+        assert_eq!(le::u32(&arena, 0), 0x24f | INFO_VBE | INFO_FRAMEBUFFER);
+        let ci = (le::u32(&arena, 72) - 0x1000) as usize;
+        let mi = (le::u32(&arena, 76) - 0x1000) as usize;
+        assert_eq!(ci % 8, 0);
+        assert_eq!(&arena[ci..ci + 4], b"VESA");
+        let list = le::u16(&arena, ci + 16) as usize * 16 + le::u16(&arena, ci + 14) as usize;
+        assert_eq!(
+            list,
+            0x1000 + ci + 0x100,
+            "the mode list pointer follows the copy"
+        );
+        assert_eq!(mi, ci + 512);
+        assert_eq!(arena[mi + 0x12], 0x55);
+        assert_eq!(a.end as usize, 0x1000 + mi + 256);
+        assert_eq!(
+            [80, 82, 84, 86].map(|o| le::u16(&arena, o)),
+            [0x4144, 0xC000, 0x1234, 0x40]
+        );
+        assert_eq!(le::u64(&arena, 88), 0xFD00_0000);
+        assert_eq!(
+            [96, 100, 104].map(|o| le::u32(&arena, o)),
+            [4096, 1024, 768]
+        );
+        assert_eq!(&arena[108..118], &[32, 1, 0, 0, 16, 8, 8, 8, 0, 8]);
+    }
+
+    #[test]
+    fn builds_ega_text_and_indexed_fields() {
+        let mut v = vbe();
+        v.mode = 3;
+        v.mode_info = text_mode_info();
+        let text = VideoInfo {
+            vbe: Some(v),
+            fb: Framebuffer::EGA_TEXT,
+        };
+        let mut arena = [0xAAu8; 2048];
+        with_video(&text, &mut arena);
+        assert_eq!(le::u16(&arena, 80), 3);
+        let mi = (le::u32(&arena, 76) - 0x1000) as usize;
+        assert_eq!((arena[mi + 0x1B], le::u16(&arena, mi + 0x12)), (0, 80));
+        assert_eq!(le::u64(&arena, 88), 0xB8000);
+        assert_eq!([96, 100, 104].map(|o| le::u32(&arena, o)), [160, 80, 25]);
+        assert_eq!(&arena[108..120], &[16, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+
+        let indexed = VideoInfo {
+            vbe: Some(vbe()),
+            fb: Framebuffer {
+                addr: 0xFD00_0000,
+                pitch: 1024,
+                width: 1024,
+                height: 768,
+                bpp: 8,
+                kind: FbKind::Indexed { colors: 16 },
+            },
+        };
+        let mut arena = [0xAAu8; 2048];
+        let a = with_video(&indexed, &mut arena);
+        assert_eq!(arena[109], 0);
+        let p = le::u32(&arena, 112);
+        assert_eq!(le::u16(&arena, 116), 16);
+        assert_eq!(a.end, p + 48);
+        let p = (p - 0x1000) as usize;
+        assert_eq!(&arena[p + 3..p + 6], &[0, 0, 0xA8]);
+        assert_eq!(&arena[p + 45..p + 48], &[0xFE, 0xFE, 0xFE]);
     }
 }

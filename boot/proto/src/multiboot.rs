@@ -10,14 +10,27 @@ pub const SEARCH_LEN: usize = 8192;
 pub const FLAG_PAGE_ALIGN: u32 = 1 << 0;
 /// Bit 1: mem_* and mmap_* must be provided. They always are.
 pub const FLAG_MEMORY_INFO: u32 = 1 << 1;
-/// Bit 2: a video mode table must be provided. bootpack does not set video
-/// modes, so it refuses this bit.
+/// Bit 2: the kernel wants a video mode (the header's mode_type, width,
+/// height and depth fields, offsets 32-47) and the video fields of the
+/// information (flag bits 11 and 12).
 pub const FLAG_VIDEO_MODE: u32 = 1 << 2;
 /// Bit 16: the address fields are valid (the "a.out kludge").
 pub const FLAG_AOUT_KLUDGE: u32 = 1 << 16;
 /// Bits 0-15 are requirements a loader must refuse if it cannot meet them;
 /// bits 16-31 are optional. These are the requirements bootpack meets.
-pub const SUPPORTED_REQUIRED: u32 = FLAG_PAGE_ALIGN | FLAG_MEMORY_INFO;
+pub const SUPPORTED_REQUIRED: u32 = FLAG_PAGE_ALIGN | FLAG_MEMORY_INFO | FLAG_VIDEO_MODE;
+
+/// The video fields of a header with [`FLAG_VIDEO_MODE`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VideoFields {
+    /// 0: a linear graphics mode; 1: EGA text. Other values are refused.
+    pub mode_type: u32,
+    /// 0 means no preference (so do height and depth).
+    pub width: u32,
+    pub height: u32,
+    /// Bits per pixel (graphics) .
+    pub depth: u32,
+}
 
 /// The address fields of a header with [`FLAG_AOUT_KLUDGE`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +51,7 @@ pub struct Header {
     pub offset: usize,
     pub flags: u32,
     pub kludge: Option<Kludge>,
+    pub video: Option<VideoFields>,
 }
 
 /// Why a header could not be used.
@@ -55,6 +69,8 @@ pub enum HeaderError {
     Truncated { offset: usize },
     /// A required flag bit (0-15) bootpack cannot honour.
     UnsupportedFlag { offset: usize, bit: u32 },
+    /// Flag bit 2 with a mode_type other than 0 (graphics) or 1 (text).
+    BadModeType { offset: usize, mode_type: u32 },
 }
 
 /// Finds the first header with a valid checksum in the first 8 KiB. A magic
@@ -103,10 +119,31 @@ fn parse_at(window: &[u8], off: usize, flags: u32) -> Result<Header, HeaderError
     } else {
         None
     };
+    let video = if flags & FLAG_VIDEO_MODE != 0 {
+        if off + 48 > window.len() {
+            return Err(HeaderError::Truncated { offset: off });
+        }
+        let v = VideoFields {
+            mode_type: le::u32(window, off + 32),
+            width: le::u32(window, off + 36),
+            height: le::u32(window, off + 40),
+            depth: le::u32(window, off + 44),
+        };
+        if v.mode_type > 1 {
+            return Err(HeaderError::BadModeType {
+                offset: off,
+                mode_type: v.mode_type,
+            });
+        }
+        Some(v)
+    } else {
+        None
+    };
     Ok(Header {
         offset: off,
         flags,
         kludge,
+        video,
     })
 }
 
@@ -146,7 +183,7 @@ mod tests {
         le::put_u32(&mut img, 8, HEADER_MAGIC);
         write(&mut img, 64, 3, None);
         let h = find(&img).unwrap();
-        assert_eq!((h.offset, h.flags, h.kludge), (64, 3, None));
+        assert_eq!((h.offset, h.flags, h.kludge, h.video), (64, 3, None, None));
     }
 
     #[test]
@@ -169,13 +206,35 @@ mod tests {
     }
 
     #[test]
-    fn refuses_video_mode_and_unknown_required_bits() {
+    fn reads_the_video_fields() {
         let mut img = [0u8; 64];
         write(&mut img, 0, FLAG_VIDEO_MODE | 3, None);
+        for (i, v) in [0u32, 1024, 768, 32].into_iter().enumerate() {
+            le::put_u32(&mut img, 32 + 4 * i, v);
+        }
+        assert_eq!(
+            find(&img).unwrap().video,
+            Some(VideoFields {
+                mode_type: 0,
+                width: 1024,
+                height: 768,
+                depth: 32
+            })
+        );
+        assert_eq!(find(&img[..44]), Err(HeaderError::Truncated { offset: 0 }));
+        le::put_u32(&mut img, 32, 2);
         assert_eq!(
             find(&img),
-            Err(HeaderError::UnsupportedFlag { offset: 0, bit: 2 })
+            Err(HeaderError::BadModeType {
+                offset: 0,
+                mode_type: 2
+            })
         );
+    }
+
+    #[test]
+    fn refuses_unknown_required_bits() {
+        let mut img = [0u8; 64];
         write(&mut img, 0, 1 << 9, None);
         assert_eq!(
             find(&img),

@@ -92,6 +92,30 @@ pub struct AddressTag {
     pub bss_end_addr: u32,
 }
 
+/// Console flags bit 0: the kernel needs a console.
+pub const CONSOLE_REQUIRED: u32 = 1 << 0;
+/// Console flags bit 1: the kernel supports the EGA text console.
+pub const CONSOLE_EGA_TEXT: u32 = 1 << 1;
+
+/// The framebuffer tag's fields: the mode the kernel prefers (0 = no
+/// preference).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FramebufferTag {
+    pub width: u32,
+    pub height: u32,
+    pub depth: u32,
+    /// Marked optional: the kernel also boots without a framebuffer.
+    pub optional: bool,
+}
+
+impl Header {
+    /// Whether the kernel supports the EGA text console: unless a console
+    /// flags tag leaves out bit 1 (GRUB's reading).
+    pub fn accepts_text(&self) -> bool {
+        self.console_flags.is_none_or(|f| f & CONSOLE_EGA_TEXT != 0)
+    }
+}
+
 /// A header found in a kernel image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -101,6 +125,8 @@ pub struct Header {
     pub address: Option<AddressTag>,
     pub entry: Option<u32>,
     pub console_flags: Option<u32>,
+    /// The framebuffer tag, if any.
+    pub framebuffer: Option<FramebufferTag>,
     /// Information tag types the kernel requires (non-optional request
     /// tags), as a bit set over types 0-63.
     pub required_info: u64,
@@ -186,6 +212,7 @@ fn parse_at(window: &[u8], off: usize) -> Result<Header, HeaderError> {
         address: None,
         entry: None,
         console_flags: None,
+        framebuffer: None,
         required_info: 0,
     };
     let mut t = off + 16;
@@ -240,11 +267,20 @@ fn parse_at(window: &[u8], off: usize) -> Result<Header, HeaderError> {
                 need(4)?;
                 h.entry = Some(le::u32(body, 0));
             }
-            // bootpack leaves the BIOS's EGA text console as it is, which
-            // satisfies both console flags bits.
+            // Read with the framebuffer tag: whether EGA text is a
+            // fallback the kernel accepts.
             tag::CONSOLE_FLAGS => {
                 need(4)?;
                 h.console_flags = Some(le::u32(body, 0));
+            }
+            tag::FRAMEBUFFER => {
+                need(12)?;
+                h.framebuffer = Some(FramebufferTag {
+                    width: le::u32(body, 0),
+                    height: le::u32(body, 4),
+                    depth: le::u32(body, 8),
+                    optional,
+                });
             }
             // Modules are always page-aligned.
             tag::MODULE_ALIGN => {}
@@ -255,7 +291,7 @@ fn parse_at(window: &[u8], off: usize) -> Result<Header, HeaderError> {
             // is one of the places it allows.
             tag::RELOCATABLE => need(16)?,
             _ if optional => {}
-            // Framebuffer (no video modes) and unknown tags.
+            // Unknown tags.
             _ => return Err(HeaderError::UnsupportedTag { offset: t, tag: ty }),
         }
         t += (size as usize).div_ceil(8) * 8;
@@ -325,6 +361,16 @@ mod tests {
         assert_eq!(h.length as usize, len);
         assert_eq!(h.entry, Some(0x10000c));
         assert_eq!(h.console_flags, Some(3));
+        assert!(h.accepts_text());
+        assert_eq!(
+            h.framebuffer,
+            Some(FramebufferTag {
+                width: 1024,
+                height: 768,
+                depth: 32,
+                optional: true
+            })
+        );
         assert_eq!(h.required_info, 1 << 1 | 1 << 6 | 1 << 21);
         assert_eq!(
             h.address,
@@ -373,17 +419,41 @@ mod tests {
     }
 
     #[test]
-    fn refuses_required_tags_it_cannot_honour() {
-        let fb = body(&[1024, 768, 32]);
+    fn reads_a_required_framebuffer_tag_and_console_flags() {
+        let fb = body(&[800, 600, 16]);
         let mut img = vec![0u8; 128];
-        write(&mut img, 0, &[(tag::FRAMEBUFFER, 0, &fb)]);
+        write(
+            &mut img,
+            0,
+            &[
+                (tag::FRAMEBUFFER, 0, &fb),
+                (tag::CONSOLE_FLAGS, 0, &body(&[1])),
+            ],
+        );
+        let h = find(&img).unwrap();
         assert_eq!(
-            find(&img),
-            Err(HeaderError::UnsupportedTag {
-                offset: 16,
-                tag: tag::FRAMEBUFFER
+            h.framebuffer,
+            Some(FramebufferTag {
+                width: 800,
+                height: 600,
+                depth: 16,
+                optional: false
             })
         );
+        assert!(!h.accepts_text());
+        let mut img = vec![0u8; 128];
+        write(&mut img, 0, &[(tag::FRAMEBUFFER, 0, &fb[..8])]);
+        assert!(matches!(
+            find(&img),
+            Err(HeaderError::BadTagSize {
+                tag: tag::FRAMEBUFFER,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn refuses_required_tags_it_cannot_honour() {
         let mut img = vec![0u8; 128];
         write(&mut img, 0, &[(tag::MODULE_ALIGN, 0, &[]), (42, 0, &[])]);
         assert_eq!(

@@ -8,13 +8,15 @@
 //! reported at boot instead of being jumped into.
 //!
 //! Layout, all little-endian, the record starting at partition sector 0
-//! (version 2; version 1 had a 64-byte header without fields 52-95 and no
+//! (version 3; version 2 had the same layout with bytes 88-95 reserved and
+//! zero, which reads as "no video request", so stage 2 still boots version
+//! 2 records; version 1 had a 64-byte header without fields 52-95 and no
 //! module table, strings or section headers):
 //!
 //! ```text
 //! header (HEADER_LEN = 96 bytes)
 //!   0  magic         b"BOOTPACK"
-//!   8  version       u16  (VERSION = 2)
+//!   8  version       u16  (VERSION = 3; 2 is still read)
 //!  10  header_len    u16  (96)
 //!  12  record_len    u32  header + tables + command line + strings +
 //!                         section headers, in bytes
@@ -46,7 +48,13 @@
 //!                         2 xz, 3 zstd; FLAG_KERNEL_COMPRESSION_MASK),
 //!                         bit 12 FLAG_MODULES_DECOMPRESSED, bit 13
 //!                         FLAG_MODULES_KEPT_COMPRESSED, bits 14-15 zero
-//!  88  reserved      [u8; 8], zero
+//!  88  video         the video request (crate::video::Request), 8 bytes:
+//!                         88 width u16, 90 height u16, 92 depth u8 (0 = no
+//!                         preference), 93 kind u8 (0 none, 1 graphics,
+//!                         2 text, 3 keep), 94 flags u8 (bit 0 the kernel
+//!                         accepts EGA text, bit 1 it accepts a
+//!                         framebuffer, bit 2 the request is the user's
+//!                         `--video`, not the kernel's), 95 zero
 //! segment table: segment_count entries of SEGMENT_LEN = 32 bytes
 //!   0  dest          u64  physical load address
 //!   8  file_size     u64  bytes stored on disk
@@ -70,9 +78,12 @@
 use crate::checksum::fletcher64;
 use crate::layout::{KERNEL_CEILING, KERNEL_FLOOR, RECORD_BUF_LEN};
 use crate::le;
+use crate::video::{Request, REQUEST_LEN};
 
 pub const MAGIC: [u8; 8] = *b"BOOTPACK";
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
+/// The oldest version stage 2 and `inspect` still read.
+pub const MIN_VERSION: u16 = 2;
 pub const HEADER_LEN: usize = 96;
 pub const SEGMENT_LEN: usize = 32;
 pub const MODULE_LEN: usize = 32;
@@ -84,6 +95,7 @@ pub const RECORD_MAX: usize = RECORD_BUF_LEN;
 
 const SUM_OFFSET: usize = 16;
 const FLAGS_OFFSET: usize = 84;
+const VIDEO_OFFSET: usize = 88;
 
 /// Record flag: stage 2 must read through the BIOS only, never with its
 /// own controller driver (`bootpack build --no-fast-read`).
@@ -206,6 +218,8 @@ pub enum RecordError {
     BadModule(u32),
     /// shdrs_len is not shnum * shentsize.
     BadSections,
+    /// The video request has an unknown kind or flags.
+    BadVideo,
 }
 
 impl RecordError {
@@ -220,6 +234,7 @@ impl RecordError {
             RecordError::BadProtocol(_) => "configuration record names an unknown boot protocol",
             RecordError::BadModule(_) => "configuration record has an invalid module",
             RecordError::BadSections => "configuration record ELF section headers are inconsistent",
+            RecordError::BadVideo => "configuration record has an invalid video request",
         }
     }
 }
@@ -239,6 +254,8 @@ pub struct RecordSpec<'a> {
     pub modules: &'a [Module<'a>],
     pub elf_sections: Option<ElfSections<'a>>,
     pub load_base: u32,
+    /// The video mode the kernel gets ([`Request::NONE`]: none).
+    pub video: Request,
 }
 
 /// Bytes a record with these contents occupies.
@@ -282,6 +299,7 @@ pub fn encode(spec: &RecordSpec, out: &mut [u8]) -> usize {
         le::put_u32(out, 76, e.shndx);
     }
     le::put_u32(out, 80, spec.load_base);
+    out[VIDEO_OFFSET..VIDEO_OFFSET + REQUEST_LEN].copy_from_slice(&spec.video.encode());
     let mut o = HEADER_LEN;
     for s in spec.segments {
         le::put_u64(out, o, s.dest);
@@ -328,7 +346,7 @@ pub fn peek_len(first_sector: &[u8]) -> Result<usize, RecordError> {
         return Err(RecordError::BadMagic);
     }
     let version = le::u16(first_sector, 8);
-    if version != VERSION {
+    if !(MIN_VERSION..=VERSION).contains(&version) {
         return Err(RecordError::UnsupportedVersion(version));
     }
     let len = le::u32(first_sector, 12) as usize;
@@ -413,6 +431,8 @@ impl<'a> Record<'a> {
         if shdrs_len != field(68).saturating_mul(field(72)) {
             return Err(RecordError::BadSections);
         }
+        Request::decode(&bytes[VIDEO_OFFSET..VIDEO_OFFSET + REQUEST_LEN])
+            .map_err(|_| RecordError::BadVideo)?;
         Ok(rec)
     }
 
@@ -457,6 +477,16 @@ impl<'a> Record<'a> {
     }
     pub fn load_base(&self) -> u32 {
         self.u32_at(80)
+    }
+    /// The record's format version ([`MIN_VERSION`]..=[`VERSION`]).
+    pub fn version(&self) -> u16 {
+        le::u16(self.bytes, 8)
+    }
+    /// The video request ([`Request::NONE`] in version 2 records).
+    pub fn video(&self) -> Request {
+        // Checked by parse.
+        Request::decode(&self.bytes[VIDEO_OFFSET..VIDEO_OFFSET + REQUEST_LEN])
+            .unwrap_or(Request::NONE)
     }
     /// Panics if `i >= segment_count()`.
     pub fn segment(&self, i: usize) -> Segment {
@@ -562,6 +592,16 @@ mod tests {
                 headers: shdrs,
             }),
             load_base: 0x100000,
+            video: Request {
+                mode: crate::video::Mode::Graphics {
+                    width: 1024,
+                    height: 768,
+                    depth: 32,
+                },
+                text_ok: true,
+                graphics_ok: true,
+                from_option: false,
+            },
         }
     }
 
@@ -601,6 +641,8 @@ mod tests {
         assert_eq!(r.payload_sum(), 0xdead_beef);
         assert_eq!(r.data_sectors(), 10);
         assert_eq!(r.load_base(), 0x100000);
+        assert_eq!(r.version(), VERSION);
+        assert_eq!(r.video(), spec(&[], &[]).video);
         assert_eq!(r.module_count(), 2);
         let m: [Module; 2] = [r.module(0), r.module(1)];
         assert_eq!(
@@ -708,6 +750,30 @@ mod tests {
     }
 
     #[test]
+    fn reads_version_2_records_as_no_video_request() {
+        let mut buf = [0u8; 1024];
+        let len = sample(&mut buf);
+        // A version 2 record: the same bytes with 88-95 zero.
+        buf[VIDEO_OFFSET..VIDEO_OFFSET + REQUEST_LEN].fill(0);
+        le::put_u16(&mut buf, 8, 2);
+        reseal(&mut buf);
+        let r = Record::parse(&buf).unwrap();
+        assert_eq!((r.version(), r.video()), (2, Request::NONE));
+        assert_eq!(r.len(), len);
+        let mut bad = buf;
+        le::put_u16(&mut bad, 8, 4);
+        reseal(&mut bad);
+        assert_eq!(
+            Record::parse(&bad).unwrap_err(),
+            RecordError::UnsupportedVersion(4)
+        );
+        let mut bad = buf;
+        bad[VIDEO_OFFSET + 5] = 7;
+        reseal(&mut bad);
+        assert_eq!(Record::parse(&bad).unwrap_err(), RecordError::BadVideo);
+    }
+
+    #[test]
     fn set_flags_keeps_the_record_valid() {
         let segs = [Segment {
             dest: KERNEL_FLOOR,
@@ -726,6 +792,7 @@ mod tests {
             modules: &[],
             elf_sections: None,
             load_base: KERNEL_FLOOR as u32,
+            video: Request::NONE,
         };
         let mut buf = [0u8; 512];
         let len = encode(&spec, &mut buf);

@@ -306,7 +306,10 @@ mod tests {
         let segs = [seg(0x100000, 0x5000, 0x8000), seg(0x90000, 0x100, 0x100)];
         assert_eq!(staging_need(segs.iter().copied()), (0, 0));
         let o = occ(&segs, &[(0x200000, 0x300000)], &[]);
-        assert_eq!(place_info(&PC_128M, &o, 0x2000), Some(0x40000));
+        assert_eq!(
+            place_info(&PC_128M, &o, 0x2000),
+            Some(INFO_ARENA_ADDR as u64)
+        );
         assert_eq!(moves(segs.iter().copied(), 0x123000).count(), 0);
     }
 

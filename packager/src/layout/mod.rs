@@ -220,6 +220,7 @@ impl<'a> Sums<'a> {
             modules: self.modules,
             elf_sections,
             load_base: plan.load_base,
+            video: plan.video,
         }
     }
 }
@@ -536,6 +537,7 @@ mod tests {
             header_offset: 0,
             sections: None,
             load_base: 0x100000,
+            video: bootpack_proto::video::Request::NONE,
             entry: 0x100000,
             segments: vec![LoadSegment {
                 dest: 0x100000,

@@ -175,6 +175,147 @@ fn report_multiboot(out: &mut Com1, saved: &boot::Saved) {
     if flags & 1 << 9 != 0 {
         report_loader_name(out, u64::from(phys::read_u32(info + 64)), 256);
     }
+    if flags & 1 << 11 != 0 {
+        report_vbe(
+            out,
+            u64::from(phys::read_u32(info + 72)),
+            u64::from(phys::read_u32(info + 76)),
+            info + 80,
+        );
+    }
+    if flags & 1 << 12 != 0 {
+        report_framebuffer(out, info + 88, FbColors::Mb1);
+    }
+}
+
+/// Where a framebuffer's colour information is: the Multiboot 1 layout
+/// (palette address and count) or Multiboot 2's (count and palette inline).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FbColors {
+    Mb1,
+    Mb2,
+}
+
+/// The VBE information: "vbe_control_info ADDR", "vbe_mode_info ADDR",
+/// "vbe_mode MODE SEG OFF LEN" (four u16 at `fields`), then what the two
+/// blocks say: "vbe_controller SIGNATURE VERSION TOTAL_64K MODE_LIST
+/// MODES" (the mode list's address and length) and
+/// "vbe_mode_block ATTRIBUTES WIDTH HEIGHT BPP MODEL PHYS_BASE PITCH
+/// LIN_PITCH RPOS RSIZE GPOS GSIZE BPOS BSIZE".
+fn report_vbe(out: &mut Com1, control: u64, mode: u64, fields: u64) {
+    bptk!(out, "vbe_control_info 0x{control:08x}");
+    bptk!(out, "vbe_mode_info 0x{mode:08x}");
+    let u16_at = |a: u64| phys::read_u32(a) & 0xFFFF;
+    bptk!(
+        out,
+        "vbe_mode 0x{:04x} 0x{:04x} 0x{:04x} {}",
+        u16_at(fields),
+        u16_at(fields + 2),
+        u16_at(fields + 4),
+        u16_at(fields + 6)
+    );
+    let sig: [u8; 4] = core::array::from_fn(|i| phys::read_u8(control + i as u64));
+    // The mode list: a real-mode far pointer at offset 14, 0xFFFF-terminated.
+    let list = u64::from(u16_at(control + 16)) * 16 + u64::from(u16_at(control + 14));
+    let modes = (0..512)
+        .take_while(|i| u16_at(list + 2 * i) != 0xFFFF)
+        .count();
+    bptk!(
+        out,
+        "vbe_controller {} 0x{:04x} {} 0x{list:08x} {modes}",
+        core::str::from_utf8(&sig).unwrap_or("????"),
+        u16_at(control + 4),
+        u16_at(control + 18)
+    );
+    let b = |o: u64| phys::read_u8(mode + o);
+    bptk!(
+        out,
+        "vbe_mode_block 0x{:04x} {} {} {} {} 0x{:08x} {} {} {} {} {} {} {} {}",
+        u16_at(mode),
+        u16_at(mode + 0x12),
+        u16_at(mode + 0x14),
+        b(0x19),
+        b(0x1B),
+        phys::read_u32(mode + 0x28),
+        u16_at(mode + 0x10),
+        u16_at(mode + 0x32),
+        b(0x20),
+        b(0x1F),
+        b(0x22),
+        b(0x21),
+        b(0x24),
+        b(0x23)
+    );
+}
+
+/// "bochs_vbe ID XRES YRES BPP ENABLE" from the Bochs VBE registers (index
+/// port 0x1CE, data port 0x1CF), as QEMU's std VGA has them.
+fn report_bochs_vbe(out: &mut Com1) {
+    let mut index: Port<u16> = Port::new(0x1CE);
+    let mut data: Port<u16> = Port::new(0x1CF);
+    let mut reg = |i: u16| {
+        // SAFETY: the Bochs VBE ports; on a machine without them reads give
+        // 0xFFFF and writes to the index port go nowhere.
+        unsafe {
+            index.write(i);
+            data.read()
+        }
+    };
+    let (id, xres, yres, bpp, enable) = (reg(0), reg(1), reg(2), reg(3), reg(4));
+    bptk!(
+        out,
+        "bochs_vbe 0x{id:04x} {xres} {yres} {bpp} 0x{enable:04x}"
+    );
+}
+
+/// The framebuffer fields at `at` (addr u64, pitch, width, height u32, bpp
+/// u8, type u8, then the colour information: at +24 in both protocols,
+/// Multiboot 1's after 2 bytes of padding as multiboot.h has it, Multiboot
+/// 2's after a reserved u16): "framebuffer ADDR PITCH
+/// WIDTH HEIGHT BPP TYPE", then for type 1 "framebuffer_rgb RPOS RSIZE
+/// GPOS GSIZE BPOS BSIZE", for type 0 "framebuffer_palette COUNT HASH"
+/// (bytes_hash of the 3-byte entries). Then the Bochs VBE registers
+/// ("bochs_vbe ID XRES YRES BPP ENABLE"): what the display adapter is
+/// really set to, on QEMU's std VGA.
+fn report_framebuffer(out: &mut Com1, at: u64, colors: FbColors) {
+    report_bochs_vbe(out);
+    let ty = phys::read_u8(at + 21);
+    bptk!(
+        out,
+        "framebuffer 0x{:016x} {} {} {} {} {ty}",
+        phys::read_u64(at),
+        phys::read_u32(at + 8),
+        phys::read_u32(at + 12),
+        phys::read_u32(at + 16),
+        phys::read_u8(at + 20)
+    );
+    let c = |o: u64| phys::read_u8(at + 24 + o);
+    match ty {
+        1 => {
+            bptk!(
+                out,
+                "framebuffer_rgb {} {} {} {} {} {}",
+                c(0),
+                c(1),
+                c(2),
+                c(3),
+                c(4),
+                c(5)
+            );
+        }
+        0 => {
+            let (count, table) = match colors {
+                FbColors::Mb1 => (
+                    phys::read_u32(at + 28) & 0xFFFF,
+                    u64::from(phys::read_u32(at + 24)),
+                ),
+                FbColors::Mb2 => (phys::read_u32(at + 24) & 0xFFFF, at + 26),
+            };
+            let hash = bytes_hash(table, 3 * u64::from(count));
+            bptk!(out, "framebuffer_palette {count} 0x{hash:016x}");
+        }
+        _ => {}
+    }
 }
 
 /// "cmdline_addr", "cmdline_len", "cmdline_hex", "cmdline_text" for the
@@ -288,6 +429,8 @@ fn report_multiboot2(out: &mut Com1, info: u64) {
                 let _ = out.write_str("\r\n");
             }
             21 => bptk!(out, "load_base 0x{:08x}", phys::read_u32(at + 8)),
+            7 => report_vbe(out, at + 16, at + 16 + 512, at + 8),
+            8 => report_framebuffer(out, at + 8, FbColors::Mb2),
             _ => {}
         }
         if size < 8 {
