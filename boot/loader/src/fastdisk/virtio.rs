@@ -63,7 +63,7 @@
 mod queue;
 
 use super::edd::Edd;
-use super::{pci, DmaError};
+use super::{pci, DmaError, STAGE_ADDR};
 use bootpack_proto::layout::{FAST_DMA_ADDR, SECTOR};
 use core::ptr::{read_volatile, write_bytes, write_volatile};
 use queue::{Buf, Queue};
@@ -90,6 +90,7 @@ const CAPACITY: u32 = 0xC0;
 /// SCSI commands in flight at once while looking for the boot disk's
 /// target (three descriptors each; SeaBIOS' queue has 128).
 const BATCH: u16 = 32;
+const _: () = assert!(SLOTS + BATCH as u32 * SLOT_LEN <= STAGE_ADDR);
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {

@@ -1,0 +1,347 @@
+//! Every read path writes exactly each segment's bytes to exactly its
+//! addresses, whatever their alignment and size: stage 2's own DMA paths on
+//! PIIX IDE (`pc`), AHCI (`q35`), virtio-blk and virtio-scsi, the BIOS's
+//! INT 13h extended reads (`--no-fast-read`) and its CHS reads (a BIOS
+//! without the extensions, tests/support/no_edd_rom.rs).
+//!
+//! The kernel has the shapes real kernels have (a verified microkernel's
+//! ELF32 image loads at p_paddr 0x1083af and 0x8007bc): segments at odd
+//! addresses with odd sizes, two segments inside one 512-byte block of
+//! memory, a segment ending one byte before the next begins, segments
+//! straddling 64 KiB boundaries, more data than two BIOS reads so the fast
+//! path is used. Together they tile one payload region that the test
+//! kernel hashes itself, followed by bytes nothing loads (which must stay
+//! zero); the 4 KiB before the region must stay zero too. On the fast
+//! paths QEMU's block trace shows how each segment was read: straight to
+//! its destination where the controller's DMA can reach it (IDE and AHCI
+//! need even addresses, virtio none), else staged 16 KiB at a time; never
+//! handed to the BIOS.
+//!
+//! And a read that never completes (QEMU blkdebug suspends it) is given
+//! up after the fast path's deadline; the BIOS reads the rest and the
+//! kernel boots intact.
+
+#[path = "support/no_edd_rom.rs"]
+mod no_edd_rom;
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR, SECTORS_PER_READ};
+use bootpack_proto::record::Record;
+use support::kernels::{self, Payload};
+use support::qemu::{self, Machine, Run};
+use support::report::Report;
+use support::{scratch, Scratch};
+
+const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+const KERNEL_EXIT: i32 = 0x21;
+/// The largest read INT 13h makes (127 sectors per call).
+const BIOS_READ_MAX: u64 = SECTORS_PER_READ as u64 * SECTOR;
+/// The fast path's staged reads (boot/loader fastdisk::STAGE_LEN / 2) and
+/// its largest straight read (load.rs FAST_CHUNK_SECTORS).
+const STAGED: u64 = 16 << 10;
+const STRAIGHT_MAX: u64 = 1 << 20;
+/// The fast path's deadline (fastdisk::TIMEOUT_MS).
+const DEADLINE: Duration = Duration::from_millis(5000);
+
+/// Where the payload region starts: odd, 0x1af into its 512-byte block and
+/// 0x83af into its 64 KiB block, like the microkernel's 0x1083af (which
+/// lies inside the test kernel's own image).
+const REGION: u64 = 0x20_83af;
+/// Where the last segment starts: 4-aligned, 0x1bc into its 512-byte
+/// block, like the microkernel's 0x8007bc.
+const LAST: u64 = 0x30_07bc;
+/// The last segment's length: odd, across the 64 KiB boundaries at
+/// 0x310000 and 0x320000.
+const LAST_LEN: u64 = 0x2_3457;
+/// Bytes after the last segment that nothing loads, inside the hashed
+/// region: a read that writes past a segment's end changes them.
+const TAIL_ZEROS: usize = 61;
+
+/// The segments, as (address, length), in memory order: two inside the
+/// 512-byte block 0x208200-0x2083ff (odd address, odd sizes), then one from
+/// an odd address over 15 64 KiB boundaries ending one byte before the
+/// last begins, then the last.
+fn segments() -> Vec<(u64, u64)> {
+    let a = (REGION, 29);
+    let b = (a.0 + a.1, 19);
+    let c = (b.0 + b.1, LAST - (b.0 + b.1));
+    let d = (LAST, LAST_LEN);
+    assert_eq!(a.0 >> 9, (b.0 + b.1 - 1) >> 9, "a and b share a block");
+    assert_eq!(c.0 + c.1, d.0, "c ends one byte before d begins");
+    vec![a, b, c, d]
+}
+
+/// The kernel: the payload region, the pieces loaded, the zero region.
+struct OddKernel {
+    file: Vec<u8>,
+    payload: Payload,
+    zero: (u64, u64),
+}
+
+fn odd_kernel() -> OddKernel {
+    let segs = segments();
+    let loaded = (LAST + LAST_LEN - REGION) as usize;
+    let len = (loaded + TAIL_ZEROS).div_ceil(8) * 8;
+    let mut data = kernels::random_bytes(loaded, 0x0dd_add);
+    // No zero bytes at the ends of pieces, so a byte lost or shifted at a
+    // boundary always shows.
+    for x in data.iter_mut() {
+        *x |= 1;
+    }
+    data.resize(len, 0);
+    let payload = Payload {
+        addr: REGION,
+        data,
+    };
+    let pieces: Vec<(usize, usize)> = segs
+        .iter()
+        .map(|&(at, n)| ((at - REGION) as usize, n as usize))
+        .collect();
+    let zero = (REGION - 4096, 4096);
+    OddKernel {
+        file: kernels::build_pieces(&payload, &pieces, Some(zero)),
+        payload,
+        zero,
+    }
+}
+
+struct Packed {
+    dir: Scratch,
+    image: PathBuf,
+    kernel: OddKernel,
+}
+
+/// The odd kernel packed with the command line "kernel odd"; 16 MiB of
+/// disk so CHS reaches all of it (SeaBIOS withholds the last cylinder).
+fn pack(test: &str, fast_read: bool) -> Packed {
+    let dir = scratch(test);
+    let kernel = odd_kernel();
+    let path = dir.join("kernel");
+    std::fs::write(&path, &kernel.file).unwrap();
+    let image = dir.join("disk.img");
+    bootpack::Build::new(&path)
+        .name("kernel")
+        .args(["odd"])
+        .fast_read(fast_read)
+        .size(16 << 20)
+        .write(&image)
+        .unwrap_or_else(|e| panic!("packing failed: {e}"));
+    Packed { dir, image, kernel }
+}
+
+/// Each segment's data on the disk: (byte offset, length), in memory
+/// order, and the record's data sector count.
+fn disk_ranges(image: &Path) -> Vec<(u64, u64)> {
+    let disk = std::fs::read(image).unwrap();
+    let base = PARTITION_START_LBA as u64 * SECTOR;
+    let rec = Record::parse(&disk[base as usize..]).expect("a sound record");
+    assert!(
+        rec.data_sectors() as u64 > 2 * SECTORS_PER_READ as u64,
+        "big enough for the fast path"
+    );
+    let want = segments();
+    let got: Vec<_> = rec
+        .segments()
+        .filter(|s| s.dest >= REGION)
+        .map(|s| {
+            (
+                (s.dest, s.file_size),
+                (base + s.data_sector * SECTOR, s.file_size),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got.iter().map(|g| g.0).collect::<Vec<_>>(),
+        want,
+        "the record has the segments as built"
+    );
+    got.into_iter().map(|g| g.1).collect()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Disk {
+    Ide,
+    Ahci,
+    VirtioBlk,
+    VirtioScsi,
+}
+
+impl Disk {
+    fn machine(self) -> &'static str {
+        match self {
+            Disk::Ide => "pc",
+            _ => "q35",
+        }
+    }
+
+    /// The alignment the controller's DMA needs (fastdisk::Fast::align).
+    fn align(self) -> u64 {
+        match self {
+            Disk::Ide | Disk::Ahci => 2,
+            Disk::VirtioBlk | Disk::VirtioScsi => 1,
+        }
+    }
+
+    fn args(self, file: &str) -> Vec<String> {
+        let drive = format!("file={file},format=raw,if=none,id=d0");
+        let device: &[&str] = match self {
+            Disk::Ide | Disk::Ahci => &["-device", "ide-hd,drive=d0,bus=ide.0"],
+            Disk::VirtioBlk => &["-device", "virtio-blk-pci,drive=d0"],
+            Disk::VirtioScsi => &[
+                "-device",
+                "virtio-scsi-pci,id=s0",
+                "-device",
+                "scsi-hd,drive=d0,bus=s0.0",
+            ],
+        };
+        let mut a = vec!["-drive".to_string(), drive];
+        a.extend(device.iter().map(|s| s.to_string()));
+        a
+    }
+}
+
+/// Every read QEMU's block layer saw, in order: (byte offset, length).
+fn reads(trace: &Path) -> Vec<(u64, u64)> {
+    let log = std::fs::read_to_string(trace)
+        .unwrap_or_else(|e| panic!("QEMU wrote no trace at {}: {e}", trace.display()));
+    let field = |l: &str, name: &str| -> Option<u64> {
+        let mut words = l.split_whitespace();
+        words.find(|&w| w == name)?;
+        words.next()?.parse().ok()
+    };
+    let r: Vec<_> = log
+        .lines()
+        .filter(|l| l.contains("blk_co_preadv"))
+        .filter_map(|l| Some((field(l, "offset")?, field(l, "bytes")?)))
+        .collect();
+    assert!(!r.is_empty(), "no blk_co_preadv lines in the trace");
+    r
+}
+
+/// Adds QEMU's read trace, written to `trace`.
+fn traced(mut m: Machine, trace: &Path) -> Machine {
+    m.extra.extend([
+        "-trace".to_string(),
+        "blk_co_preadv".to_string(),
+        "-D".to_string(),
+        trace.display().to_string(),
+    ]);
+    m
+}
+
+/// Checks that the kernel ran and found its payload, the bytes after it
+/// and the 4 KiB before it as packed.
+fn check_kernel(run: &Run, k: &OddKernel, what: &str) {
+    assert_eq!(
+        run.exit,
+        Some(KERNEL_EXIT),
+        "{what}: the kernel must run; serial:\n{}",
+        run.serial_text()
+    );
+    let r = Report::parse(&run.serial);
+    assert_eq!(r.cmdline(), b"kernel odd", "{what}");
+    assert_eq!(
+        r.get("payload"),
+        format!("0x{REGION:08x} {} ok", k.payload.data.len()),
+        "{what}: every segment's bytes at their addresses, nothing after the last"
+    );
+    assert_eq!(
+        r.get("zero"),
+        format!("0x{:08x} {} zero", k.zero.0, k.zero.1),
+        "{what}: nothing written before the first segment"
+    );
+}
+
+/// The reads a fast path makes for a segment at `dest` of `len` bytes
+/// whose data starts at disk offset `at`: whole sectors straight to the
+/// destination in reads of at most STRAIGHT_MAX when the controller can
+/// reach it, the rest staged STAGED at a time.
+fn fast_reads(dest: u64, at: u64, len: u64, align: u64) -> Vec<(u64, u64)> {
+    let straight = if dest.is_multiple_of(align) {
+        len / SECTOR * SECTOR
+    } else {
+        0
+    };
+    let mut r = Vec::new();
+    let mut done = 0;
+    while done < len {
+        let n = if done < straight {
+            (straight - done).min(STRAIGHT_MAX)
+        } else {
+            (len - done).min(STAGED)
+        };
+        r.push((at + done, n.div_ceil(SECTOR) * SECTOR));
+        done += n;
+    }
+    r
+}
+
+/// The reads in `all` that touch `[at, at + len)`.
+fn reads_of(all: &[(u64, u64)], at: u64, len: u64) -> Vec<(u64, u64)> {
+    all.iter()
+        .copied()
+        .filter(|&(o, n)| o < at + len && at < o + n)
+        .collect()
+}
+
+#[test]
+fn odd_segments_arrive_intact_through_each_fast_path() {
+    let p = pack("readpath-fast", true);
+    let ranges = disk_ranges(&p.image);
+    let file = p.image.display().to_string();
+    for disk in [Disk::Ide, Disk::Ahci, Disk::VirtioBlk, Disk::VirtioScsi] {
+        let trace = p.dir.join(format!("{disk:?}.trace"));
+        let m = traced(Machine::new(disk.machine(), "256M"), &trace);
+        let run = qemu::boot_with_disk(&disk.args(&file), &m, None, BOOT_TIMEOUT);
+        check_kernel(&run, &p.kernel, &format!("{disk:?}"));
+        let all = reads(&trace);
+        for (&(dest, len), &(at, _)) in segments().iter().zip(&ranges) {
+            assert_eq!(
+                reads_of(&all, at, len),
+                fast_reads(dest, at, len, disk.align()),
+                "{disk:?}: the reads of the segment at {dest:#x} ({len} bytes): all by the \
+                 fast path, straight where the controller reaches, else staged"
+            );
+        }
+    }
+}
+
+#[test]
+fn odd_segments_arrive_intact_through_the_bios() {
+    let p = pack("readpath-bios", false);
+    let ranges = disk_ranges(&p.image);
+    let file = p.image.display().to_string();
+    for disk in [Disk::Ide, Disk::Ahci] {
+        let trace = p.dir.join(format!("{disk:?}-bios.trace"));
+        let m = traced(Machine::new(disk.machine(), "256M"), &trace);
+        let run = qemu::boot_with_disk(&disk.args(&file), &m, None, BOOT_TIMEOUT);
+        check_kernel(&run, &p.kernel, &format!("{disk:?} --no-fast-read"));
+        let all = reads(&trace);
+        let (at, len) = ranges[2];
+        let seen = reads_of(&all, at, len);
+        assert!(
+            !seen.is_empty() && seen.iter().all(|&(_, n)| n <= BIOS_READ_MAX),
+            "{disk:?}: the BIOS read the big segment, at most 127 sectors a call: {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn odd_segments_arrive_intact_through_chs_reads() {
+    let p = pack("readpath-chs", true);
+    let rom = p.dir.join("no-edd.rom");
+    std::fs::write(&rom, no_edd_rom::rom()).unwrap();
+    let drive = vec![
+        "-drive".to_string(),
+        format!("file={},format=raw", p.image.display()),
+    ];
+    for machine in ["pc", "q35"] {
+        let mut m = Machine::new(machine, "256M");
+        m.extra = vec!["-option-rom".into(), rom.display().to_string()];
+        let run = qemu::boot_with_disk(&drive, &m, None, BOOT_TIMEOUT);
+        check_kernel(&run, &p.kernel, &format!("{machine} CHS"));
+    }
+}
