@@ -21,12 +21,17 @@
 //! up after the fast path's deadline; the BIOS reads the rest and the
 //! kernel boots intact.
 
+// Only the ROM itself is used here, not chs.rs's probe sector.
+#[allow(dead_code)]
 #[path = "support/no_edd_rom.rs"]
 mod no_edd_rom;
 mod support;
 
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR, SECTORS_PER_READ};
 use bootpack_proto::record::Record;
@@ -92,10 +97,7 @@ fn odd_kernel() -> OddKernel {
         *x |= 1;
     }
     data.resize(len, 0);
-    let payload = Payload {
-        addr: REGION,
-        data,
-    };
+    let payload = Payload { addr: REGION, data };
     let pieces: Vec<(usize, usize)> = segs
         .iter()
         .map(|&(at, n)| ((at - REGION) as usize, n as usize))
@@ -343,5 +345,260 @@ fn odd_segments_arrive_intact_through_chs_reads() {
         m.extra = vec!["-option-rom".into(), rom.display().to_string()];
         let run = qemu::boot_with_disk(&drive, &m, None, BOOT_TIMEOUT);
         check_kernel(&run, &p.kernel, &format!("{machine} CHS"));
+    }
+}
+
+/// The image as a qcow2 file whose 64 KiB cluster at disk offset `cluster`
+/// is stored compressed: reading it is the only read QEMU's qcow2 driver
+/// reports to blkdebug as `read_compressed`, so a breakpoint on that event
+/// suspends the first read of that cluster and nothing else.
+fn qcow2_with_compressed_cluster(p: &Packed, cluster: u64) -> PathBuf {
+    let disk = std::fs::read(&p.image).unwrap();
+    let range = cluster as usize..cluster as usize + 0x10000;
+    std::fs::write(p.dir.join("cluster.bin"), &disk[range.clone()]).unwrap();
+    let mut holed = disk.clone();
+    holed[range].fill(0);
+    std::fs::write(p.dir.join("holed.img"), &holed).unwrap();
+    let out = p.dir.join("disk.qcow2");
+    let run = |cmd: &mut Command| {
+        let o = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e}: install qemu-utils"));
+        assert!(
+            o.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    run(Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "qcow2"])
+        .arg(p.dir.join("holed.img"))
+        .arg(&out));
+    run(Command::new("qemu-io")
+        .args(["-f", "qcow2"])
+        .arg(&out)
+        .arg("-c")
+        .arg(format!(
+            "write -c -s {} {cluster} 64k",
+            p.dir.join("cluster.bin").display()
+        )));
+    run(Command::new("qemu-img")
+        .args(["compare", "-f", "raw", "-F", "qcow2"])
+        .arg(&p.image)
+        .arg(&out));
+    out
+}
+
+/// What a boot with a hung read showed: COM1, QEMU's trace (stderr, with
+/// timestamps), the exit status (None if stopped after `limit`), the time.
+struct HungRun {
+    serial: String,
+    trace: String,
+    exit: Option<i32>,
+    elapsed: Duration,
+}
+
+/// Boots `qcow2` on `disk` with a blkdebug breakpoint on `read_compressed`
+/// (set through the monitor before the guest starts), so the first read of
+/// the compressed cluster never completes; stops QEMU after `limit`.
+fn boot_with_hung_read(p: &Packed, disk: Disk, qcow2: &Path, limit: Duration) -> HungRun {
+    qemu::require_qemu();
+    let sock = p.dir.join(format!("{disk:?}.sock"));
+    let trace_path = p.dir.join(format!("{disk:?}-hung.trace"));
+    let file = format!("blkdebug::{}", qcow2.display());
+    let mut args = disk.args(&file);
+    args[1] = args[1].replace("format=raw", "format=qcow2");
+    let start = Instant::now();
+    let mut child = Command::new(qemu::QEMU)
+        .args(["-accel", "tcg", "-machine", disk.machine(), "-m", "256M"])
+        .args(["-display", "none", "-serial", "stdio", "-no-reboot", "-S"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .args(&args)
+        .arg("-monitor")
+        .arg(format!("unix:{},server=on,wait=off", sock.display()))
+        .args(["-msg", "timestamp=on"])
+        .args(["-trace", "blk_co_preadv", "-trace", "bmdma_cmd_writeb"])
+        .args(["-trace", "ahci_port_write"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&trace_path).unwrap())
+        .spawn()
+        .expect("start QEMU");
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let mut mon = loop {
+        match UnixStream::connect(&sock) {
+            Ok(s) => break s,
+            Err(e) if start.elapsed() < Duration::from_secs(20) => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("QEMU's monitor at {}: {e}", sock.display()),
+        }
+    };
+    mon.write_all(b"qemu-io d0 \"break read_compressed hung\"\ncont\n")
+        .unwrap();
+    let exit = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let elapsed = start.elapsed();
+    let serial = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
+    HungRun {
+        serial,
+        trace: std::fs::read_to_string(&trace_path).unwrap(),
+        exit,
+        elapsed,
+    }
+}
+
+/// The trace's lines as (seconds, event and arguments).
+fn timed(trace: &str) -> Vec<(f64, String)> {
+    trace
+        .lines()
+        .filter_map(|l| {
+            let (head, rest) = l.split_once(':')?;
+            let t = head.split_once('@')?.1.parse().ok()?;
+            Some((t, rest.to_string()))
+        })
+        .collect()
+}
+
+/// (offset, bytes) of a blk_co_preadv line.
+fn read_of(line: &str) -> Option<(u64, u64)> {
+    if !line.starts_with("blk_co_preadv") {
+        return None;
+    }
+    let mut w = line.split_whitespace();
+    w.find(|&x| x == "offset")?;
+    let o = w.next()?.parse().ok()?;
+    w.find(|&x| x == "bytes")?;
+    Some((o, w.next()?.parse().ok()?))
+}
+
+#[test]
+fn a_fast_read_that_never_completes_is_given_up_at_the_deadline() {
+    // The device never completes the fast path's read of a cluster inside
+    // the big segment (a blkdebug breakpoint suspends that request for
+    // good). Every fast path waits for its deadline, then stops the
+    // command and turns itself off.
+    // - virtio: the device serves the BIOS's requests beside the hung one,
+    //   so the BIOS reads the rest and the kernel boots intact, after the
+    //   deadline, with no fast read after the hung one.
+    // - IDE and AHCI: the guest stops the DMA engine (PIIX) or the port's
+    //   command engine (AHCI) at the deadline; after that QEMU itself
+    //   cannot serve the BIOS (see docs/reliability.md), so the test
+    //   checks when the fast path gave up and stops QEMU.
+    let p = pack("readpath-hang", true);
+    let ranges = disk_ranges(&p.image);
+    let (at, len) = ranges[2];
+    let cluster = (at + 0x1_0000) & !0xFFFF;
+    assert!(
+        cluster + 0x1_0000 <= at + len,
+        "a cluster inside the segment"
+    );
+    let qcow2 = qcow2_with_compressed_cluster(&p, cluster);
+    let hits = |&(o, n): &(u64, u64)| o < cluster + 0x1_0000 && cluster < o + n;
+    for disk in [Disk::VirtioBlk, Disk::VirtioScsi, Disk::Ide, Disk::Ahci] {
+        let virtio = matches!(disk, Disk::VirtioBlk | Disk::VirtioScsi);
+        let limit = if virtio {
+            BOOT_TIMEOUT
+        } else {
+            DEADLINE + Duration::from_secs(10)
+        };
+        let run = boot_with_hung_read(&p, disk, &qcow2, limit);
+        assert!(
+            run.serial.contains("blkdebug: Suspended request 'hung'"),
+            "{disk:?}: QEMU must have suspended the read; COM1:\n{}",
+            run.serial
+        );
+        let events = timed(&run.trace);
+        let reads: Vec<(f64, (u64, u64))> = events
+            .iter()
+            .filter_map(|(t, l)| Some((*t, read_of(l)?)))
+            .collect();
+        let hung = reads
+            .iter()
+            .position(|(_, r)| hits(r))
+            .unwrap_or_else(|| panic!("{disk:?}: no read of the cluster:\n{}", run.trace));
+        let (hung_at, hung_read) = reads[hung];
+        let expected = fast_reads(segments()[2].0, at, len, disk.align());
+        assert!(
+            expected.contains(&hung_read),
+            "{disk:?}: the hung read {hung_read:?} is the fast path's ({expected:?})"
+        );
+        if virtio {
+            let r = Run {
+                serial: run.serial.clone().into_bytes(),
+                exit: run.exit,
+                vga: None,
+                elapsed: run.elapsed,
+            };
+            check_kernel(&r, &p.kernel, &format!("{disk:?} with a hung read"));
+            let after: Vec<(u64, u64)> = reads[hung + 1..].iter().map(|&(_, r)| r).collect();
+            assert!(
+                after.iter().all(|&(_, n)| n <= BIOS_READ_MAX),
+                "{disk:?}: after the hung read only the BIOS reads: {after:?}"
+            );
+            let first_after = reads.get(hung + 1).map(|&(t, _)| t).unwrap_or(f64::MAX);
+            assert!(
+                first_after - hung_at >= DEADLINE.as_secs_f64(),
+                "{disk:?}: the next read came {:.3} s after the hung one, before the \
+                 fast path's deadline {DEADLINE:?}",
+                first_after - hung_at
+            );
+            let covered: u64 = reads_of(&after, at, len).iter().map(|&(_, n)| n).sum();
+            assert!(
+                covered >= len,
+                "{disk:?}: the BIOS read the big segment again"
+            );
+        } else {
+            // PIIX: the bus-master start bit cleared (command 0); AHCI: the
+            // port's PxCMD written without ST (bit 0).
+            let stop = events.iter().find(|(t, l)| {
+                *t > hung_at
+                    && if disk == Disk::Ide {
+                        l.starts_with("bmdma_cmd_writeb") && l.trim_end().ends_with("0x00000000")
+                    } else {
+                        l.starts_with("ahci_port_write")
+                            && l.contains("[reg:PxCMD]")
+                            && l.rsplit(' ')
+                                .next()
+                                .and_then(|v| {
+                                    u32::from_str_radix(v.trim_start_matches("0x"), 16).ok()
+                                })
+                                .is_some_and(|v| v & 1 == 0)
+                    }
+            });
+            let (stop_at, _) = stop.unwrap_or_else(|| {
+                panic!(
+                    "{disk:?}: the fast path never stopped the hung command:\n{}",
+                    run.trace
+                )
+            });
+            let waited = stop_at - hung_at;
+            assert!(
+                waited >= DEADLINE.as_secs_f64() && waited < DEADLINE.as_secs_f64() + 5.0,
+                "{disk:?}: the fast path gave up {waited:.3} s after the hung read; its \
+                 deadline is {DEADLINE:?}"
+            );
+            assert!(
+                !reads[hung + 1..]
+                    .iter()
+                    .any(|(_, (_, n))| *n > BIOS_READ_MAX),
+                "{disk:?}: no fast read after the hung one"
+            );
+        }
     }
 }

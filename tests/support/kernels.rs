@@ -256,7 +256,11 @@ pub fn build_spec(spec: &Spec) -> Vec<u8> {
 /// offset`, in any order; payload bytes in no piece are loaded by nothing
 /// (they must be zero: the kernel hashes the whole payload and expects the
 /// untouched RAM there). `zero` is the kernel's zero-region check.
-pub fn build_pieces(payload: &Payload, pieces: &[(usize, usize)], zero: Option<(u64, u64)>) -> Vec<u8> {
+pub fn build_pieces(
+    payload: &Payload,
+    pieces: &[(usize, usize)],
+    zero: Option<(u64, u64)>,
+) -> Vec<u8> {
     let img = loaded_image(Some(payload), zero);
     let mut bytes = img.bytes;
     multiboot::write(&mut bytes, img.header, 0x3, None);

@@ -34,7 +34,9 @@ mod piix;
 mod virtio;
 
 use crate::Global;
-use bootpack_proto::layout::{FAST_DMA_ADDR, FAST_DMA_LEN, FAST_VERIFY_ADDR, FAST_VERIFY_LEN, SECTOR};
+use bootpack_proto::layout::{
+    FAST_DMA_ADDR, FAST_DMA_LEN, FAST_VERIFY_ADDR, FAST_VERIFY_LEN, SECTOR,
+};
 
 /// How long any one wait on a controller may take (a command's completion,
 /// a drive or engine going idle) before the fast path gives up and the
