@@ -13,8 +13,8 @@
 //! function narrows the search to that port, and any other DPTE or device
 //! path means the boot drive is not on AHCI.
 //!
-//! SeaBIOS keeps driving the port through INT 13h afterwards (the partial
-//! last sector of a segment, the fallback) with the command list and
+//! SeaBIOS keeps driving the port through INT 13h afterwards (records,
+//! small kernels, the fallback) with the command list and
 //! received-FIS area it pointed the port at during POST and never points
 //! again. So each command here borrows the port: stop its engines (AHCI 1.3
 //! section 10.3.2), point it at our structures in layout::FAST_DMA with

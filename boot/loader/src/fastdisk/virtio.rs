@@ -6,7 +6,7 @@
 //! copy.
 //!
 //! Why SeaBIOS' own queue. The BIOS keeps reading the same disk after stage
-//! 2 takes over (a partial last sector, modules, every fallback) and is
+//! 2 takes over (records, small kernels, every fallback) and is
 //! never told that someone else used the device. Resetting the device and
 //! installing our own rings would leave SeaBIOS' rings and the device's
 //! internal ring indices out of step for good (virtio 1.0 cannot set them
@@ -54,7 +54,7 @@
 //! fast reads with the BIOS's before anything is trusted.
 //!
 //! Completion is polled (interrupts are off; SeaBIOS sets
-//! VRING_AVAIL_F_NO_INTERRUPT) with a bounded wait; a bad virtio-blk status
+//! VRING_AVAIL_F_NO_INTERRUPT) until fastdisk::TIMEOUT_MS; a bad virtio-blk status
 //! byte, a virtio-scsi response other than VIRTIO_SCSI_S_OK with status
 //! GOOD and no residue, a completion that is not ours, or a timeout is a
 //! DmaError.
