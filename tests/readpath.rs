@@ -17,9 +17,12 @@
 //! need even addresses, virtio none), else staged 16 KiB at a time; never
 //! handed to the BIOS.
 //!
-//! And a read that never completes (QEMU blkdebug suspends it) is given
-//! up after the fast path's deadline; the BIOS reads the rest and the
-//! kernel boots intact.
+//! And a fast read that never completes (a QEMU blkdebug breakpoint) is
+//! given up at the fast path's deadline on every controller; what follows
+//! is asserted as it is under QEMU: on virtio the BIOS reads the rest and
+//! the kernel boots intact, on AHCI the BIOS cannot either and stage 2
+//! halts with its read message, on IDE QEMU stands still in its own cancel
+//! of the hung request (docs/reliability.md).
 
 // Only the ROM itself is used here, not chs.rs's probe sector.
 #[allow(dead_code)]
