@@ -7,8 +7,8 @@
 //!   kernel checks its payload's hash and reports the module's, which must
 //!   match what was packed; QEMU's block-layer trace (`blk_co_preadv`) shows
 //!   reads larger than any INT 13h read (127 sectors), so the fast path
-//!   carried the data, while the module's partial last sector still comes
-//!   through the BIOS afterwards;
+//!   carried the data (the module's partial last sector too, staged; see
+//!   tests/readpath.rs);
 //! - built with `--no-fast-read`, the same image boots with no read larger
 //!   than 127 sectors;
 //! - a read failing inside the kernel data after the fast path was checked

@@ -275,6 +275,29 @@ pub fn build_spec(spec: &Spec) -> Vec<u8> {
     }
 }
 
+/// An ELF32 Multiboot 1 kernel (loaded by its program headers) whose
+/// payload is loaded by one PT_LOAD per piece: `pieces` are (offset,
+/// length) ranges of `payload.data`, each loaded at `payload.addr +
+/// offset`, in any order; payload bytes in no piece are loaded by nothing
+/// (they must be zero: the kernel hashes the whole payload and expects the
+/// untouched RAM there). `zero` is the kernel's zero-region check.
+pub fn build_pieces(
+    payload: &Payload,
+    pieces: &[(usize, usize)],
+    zero: Option<(u64, u64)>,
+) -> Vec<u8> {
+    let img = loaded_image(Some(payload), zero);
+    let mut bytes = img.bytes;
+    multiboot::write(&mut bytes, img.header, 0x3, None);
+    bytes[img.header2..img.header2 + 4].fill(0);
+    let mut segs = vec![Seg::load(img.dest, bytes, img.mem_size)];
+    for &(off, len) in pieces {
+        let data = payload.data[off..off + len].to_vec();
+        segs.push(Seg::load(payload.addr + off as u64, data, len as u64));
+    }
+    elf::write(false, img.entry as u64, &segs)
+}
+
 /// Appends a debug section's bytes, a section name table and a section
 /// header table (null, .text over the image, .debug_info, .shstrtab) to an
 /// ELF file from elf::write, and points the ELF header at them.

@@ -195,10 +195,12 @@ fn read_chs(drive: u8, g: Geometry, lba: u64, sectors: u64, addr: u32) -> Result
         let track = at / g.sectors as u64;
         let head = (track % g.heads as u64) as u32;
         let cylinder = (track / g.heads as u64) as u32;
+        // `to` is sector-aligned, so at least one whole sector fits before
+        // the boundary.
         let to_boundary = (0x1_0000 - (to & 0xFFFF)) as u64 / SECTOR;
         let n = (sectors - done)
             .min((g.sectors - sector) as u64)
-            .min(to_boundary.max(1))
+            .min(to_boundary)
             .min(SECTORS_PER_READ as u64);
         let (segment, offset) = bios::far(to);
         with_retries(drive, at, || {
@@ -215,9 +217,16 @@ fn read_chs(drive: u8, g: Geometry, lba: u64, sectors: u64, addr: u32) -> Result
     Ok(())
 }
 
-/// Reads `sectors` sectors from `lba` into physical `addr` (below 1 MiB),
-/// in BIOS calls of at most SECTORS_PER_READ sectors.
+/// Reads `sectors` sectors from `lba` into physical `addr` (below 1 MiB,
+/// sector-aligned), in BIOS calls of at most SECTORS_PER_READ sectors.
+/// Whole sectors land at `addr`: callers read into their own buffers
+/// (bounce, record, verification) and copy out exactly the bytes they need,
+/// so the BIOS never writes anywhere else. With AH=42h each call's buffer is
+/// `(addr >> 4):(addr & 0xF)`, so its offset never wraps; the buffers the
+/// callers use (layout) do not cross a 64 KiB boundary within one call
+/// either, and the CHS path splits calls there itself.
 pub fn read(drive: u8, lba: u64, sectors: u64, addr: u32) -> Result<(), ReadError> {
+    debug_assert!(addr.is_multiple_of(SECTOR as u32) && addr < 0x10_0000);
     if let Access::Chs(g) = access(drive) {
         return read_chs(drive, g, lba, sectors, addr);
     }

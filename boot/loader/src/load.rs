@@ -192,9 +192,20 @@ pub fn check_memory(rec: &Record, map: &[E820Entry]) {
     }
 }
 
-/// Reads `size` bytes from partition sector `sector` to physical `dest`
-/// through the bounce buffer, feeding them to `sum` (a partial last word
-/// zero-padded).
+/// Reads `size` bytes from partition sector `sector` to physical `dest`,
+/// feeding them to `sum` (a partial last word zero-padded). Writes exactly
+/// `[dest, dest + size)`, whatever the alignment of `dest` and `size`.
+///
+/// With the fast path on: whole sectors go by DMA straight to `dest` when
+/// `dest` meets the controller's alignment (fastdisk::Fast::align: any
+/// page-aligned kernel does, so it costs no copy); everything else (all of
+/// a segment at an address the controller cannot reach, such as an odd one
+/// for IDE or AHCI, and the partial last sector of any segment) is read by
+/// DMA into the staging buffer (fastdisk::STAGE_ADDR) and exactly its bytes
+/// copied out. Each read is checksummed while the next one transfers. What
+/// is left after a fast read fails (the fast path is then off for good) and
+/// everything without the fast path goes through the BIOS and the bounce
+/// buffer, exactly `size` bytes copied out.
 ///
 /// # Safety
 /// `[dest, dest + size)` must be usable RAM below 4 GiB (identity-mapped)
@@ -211,65 +222,106 @@ unsafe fn read_to(
 ) {
     const CHUNK: u64 = SECTORS_PER_READ as u64 * SECTOR;
     const _: () = assert!(CHUNK as usize <= BOUNCE_LEN && CHUNK.is_multiple_of(8));
-    let mut lba = part.start + sector;
+    let first_lba = part.start + sector;
+    // Bytes of [dest, dest + size) in place and checksummed; always a whole
+    // number of sectors until the end.
     let mut done = 0u64;
     // TSC ticks (marks only) spent in reads (BIOS or fast), in the
     // checksum and copy, and, of the reads' ticks, in checksumming while a
     // fast read was in flight: the reads' time is the device's only if
     // that part is well below it.
     let (mut read_cycles, mut copy_cycles, mut hidden_cycles) = (0u64, 0u64, 0u64);
-    // Whole sectors straight to the destination by DMA while the fast path
-    // is on; whatever is left (a partial last sector, or everything after a
-    // DMA error, which turns the fast path off) goes through the BIOS.
     if let Some(mut fast) = fastdisk::get() {
-        let whole = size & !(SECTOR - 1);
+        let direct = dest.is_multiple_of(fast.align());
+        // Bytes that may go straight to `dest`: whole sectors only.
+        let straight = if direct { size & !(SECTOR - 1) } else { 0 };
         let step = fast.max_sectors().min(FAST_CHUNK_SECTORS) * SECTOR;
-        // Checksums a chunk whose read has completed.
-        let mut sum_chunk = |(at, len): (u64, u64)| {
+        const HALF: u64 = fastdisk::STAGE_LEN as u64 / 2;
+        // Checksums a completed read of `len` bytes at `at` and, when it
+        // was staged, copies exactly those bytes to `dest + offset`.
+        let mut deliver = |c: Pending| {
             let t = ts::stamp();
-            // SAFETY: the read of [at, at + len) has completed; the bytes
-            // lie in the caller's range, which nothing else writes.
-            sum.update(unsafe { slice::from_raw_parts(at as usize as *const u8, len as usize) });
+            // SAFETY: the read of [c.at, c.at + c.len) has completed; it
+            // lies in the caller's range or in the staging buffer, which
+            // nothing else writes while the fast path is on. The copy's
+            // destination [dest + offset, + len) is inside the caller's
+            // range (offset + len <= size) and does not overlap the stage.
+            unsafe {
+                let bytes = slice::from_raw_parts(c.at as usize as *const u8, c.len as usize);
+                let whole = bytes.len() & !7;
+                sum.update(&bytes[..whole]);
+                // Only the segment's last read can end off a word.
+                sum.update_tail(&bytes[whole..]);
+                if c.staged {
+                    ptr::copy_nonoverlapping(
+                        bytes.as_ptr(),
+                        (dest + c.offset) as usize as *mut u8,
+                        bytes.len(),
+                    );
+                }
+            }
             ts::since(t)
         };
-        // The chunk read last, not yet checksummed: it is summed while the
-        // controller fetches the next one, so the checksum costs no time
-        // of its own (QEMU completes DMA on another host thread).
-        let mut unsummed: Option<(u64, u64)> = None;
-        while done < whole {
-            let n = (whole - done).min(step);
+        // The read completed last, not yet delivered: it is checksummed
+        // (and copied) while the controller fetches the next one, so that
+        // costs no time of its own (QEMU completes DMA on another thread).
+        let mut pending: Option<Pending> = None;
+        let mut issued = 0u64;
+        let mut half = 0u64;
+        while issued < size {
+            let staged = issued >= straight;
+            let (len, at) = if !staged {
+                let len = (straight - issued).min(step);
+                (len, dest + issued)
+            } else {
+                let len = (size - issued).min(HALF);
+                (len, fastdisk::STAGE_ADDR as u64 + half * HALF)
+            };
+            let sectors = sectors_for(len);
             let t = ts::stamp();
-            // SAFETY: [dest + done, dest + done + n) lies inside the
-            // caller's promised range (n <= whole - done, whole <= size),
-            // which is clear of stage 2's memory, so of its buffers and the
-            // controllers' structures; nothing else touches it until
-            // finish returns.
-            let started = unsafe { fast.start(lba, n / SECTOR, dest + done) };
-            if let Some(chunk) = unsummed.take() {
-                hidden_cycles += sum_chunk(chunk);
+            // SAFETY: either [at, at + sectors * 512) lies inside the
+            // caller's promised range (a straight read of whole sectors:
+            // issued + len <= straight <= size), which is clear of stage
+            // 2's memory (layout::LOADER_MEMORY), so of its buffers and the
+            // controllers' structures, or it is the staging half not
+            // holding the pending read (sectors * 512 <= HALF). Nothing
+            // else touches it until finish returns.
+            let started = unsafe { fast.start(first_lba + issued / SECTOR, sectors, at) };
+            if let Some(c) = pending.take() {
+                hidden_cycles += deliver(c);
+                done += c.len;
             }
             if started.and_then(|()| fast.finish()).is_err() {
                 fastdisk::disable();
                 break;
             }
             read_cycles += ts::since(t);
-            unsummed = Some((dest + done, n));
-            done += n;
-            lba += n / SECTOR;
+            pending = Some(Pending {
+                at,
+                len,
+                offset: issued,
+                staged,
+            });
+            issued += len;
+            if staged {
+                half ^= 1;
+            }
         }
-        if let Some(chunk) = unsummed {
-            copy_cycles += sum_chunk(chunk);
+        if let Some(c) = pending {
+            copy_cycles += deliver(c);
+            done += c.len;
         }
     }
     while done < size {
         let n = (size - done).min(CHUNK);
         let sectors = sectors_for(n);
         let t = ts::stamp();
-        read_or_fail(drive, lba, sectors, BOUNCE_ADDR);
+        read_or_fail(drive, first_lba + done / SECTOR, sectors, BOUNCE_ADDR);
         read_cycles += ts::since(t);
         let t = ts::stamp();
         // SAFETY: the bounce buffer holds `n` <= BOUNCE_LEN bytes just
-        // read; the destination is the caller's promise.
+        // read; the destination [dest + done, + n) is inside the caller's
+        // range (done + n <= size).
         unsafe {
             let chunk = phys(BOUNCE_ADDR, n as usize);
             let whole = n as usize & !7;
@@ -284,12 +336,23 @@ unsafe fn read_to(
         }
         copy_cycles += ts::since(t);
         done += n;
-        lba += sectors;
     }
     ts::mark("read-bytes", size);
     ts::mark("read-bios-cycles", read_cycles);
     ts::mark("read-copy-cycles", copy_cycles);
     ts::mark("read-hidden-cycles", hidden_cycles);
+}
+
+/// A fast read that completed and is not yet checksummed (and, if staged,
+/// copied): `len` bytes at physical `at`, which belong at `offset` from the
+/// destination.
+#[derive(Clone, Copy)]
+struct Pending {
+    at: u64,
+    len: u64,
+    offset: u64,
+    /// Read into the staging buffer (else straight to the destination).
+    staged: bool,
 }
 
 /// Loads every segment: file bytes through the bounce buffer to their

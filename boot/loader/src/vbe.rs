@@ -174,8 +174,7 @@ fn vbe_info() -> Option<Vbe> {
     } else {
         mode_info(mode)?
     };
-    let (interface_seg, interface_off, interface_len) = match call(0x4F0A, Regs::new(), MODE_BUF)
-    {
+    let (interface_seg, interface_off, interface_len) = match call(0x4F0A, Regs::new(), MODE_BUF) {
         Some(r) => (r.es, r.edi as u16, r.ecx as u16),
         None => (0, 0, 0),
     };

@@ -22,7 +22,10 @@
 //!                  section headers, RSDP copy); checked against the E820
 //!                  map at boot
 //! 0x80000-0x8FFFF  FAST_DMA: the fast read paths' controller structures
-//!                  (AHCI command list, FIS and table; virtio rings), used
+//!                  (AHCI command list, FIS and table; virtio request
+//!                  headers) in its lower half and their staging buffer
+//!                  (reads that cannot go straight to the kernel: odd
+//!                  addresses, partial sectors) in its upper half, used
 //!                  only while stage 2 loads and only if the E820 map says
 //!                  it is usable RAM
 //! 0x90000-0x9FFFF  left alone (the EBDA sits just below 0xA0000)

@@ -13,16 +13,17 @@
 //! function narrows the search to that port, and any other DPTE or device
 //! path means the boot drive is not on AHCI.
 //!
-//! SeaBIOS keeps driving the port through INT 13h afterwards (the partial
-//! last sector of a segment, the fallback) with the command list and
+//! SeaBIOS keeps driving the port through INT 13h afterwards (records,
+//! small kernels, the fallback) with the command list and
 //! received-FIS area it pointed the port at during POST and never points
 //! again. So each command here borrows the port: stop its engines (AHCI 1.3
 //! section 10.3.2), point it at our structures in layout::FAST_DMA with
 //! interrupts off, run the one command, stop it again and put SeaBIOS's
 //! addresses, interrupt enables and engine state back.
 
+use super::clock::Deadline;
 use super::edd::Edd;
-use super::{pci, DmaError};
+use super::{pci, DmaError, STAGE_ADDR, TIMEOUT_MS};
 use bootpack_proto::layout::{FAST_DMA_ADDR, FAST_DMA_LEN, SECTOR};
 use core::ptr;
 use core::sync::atomic::{compiler_fence, Ordering};
@@ -46,6 +47,7 @@ const _: () = assert!(
     FAST_DMA_ADDR.is_multiple_of(0x400)
         && 0x80 + 16 * PRDS <= (IDENTIFY - CTBA) as usize
         && (IDENTIFY - FAST_DMA_ADDR) as usize + 512 <= FAST_DMA_LEN
+        && IDENTIFY + 512 <= STAGE_ADDR
 );
 
 /// HBA registers (offsets in the ABAR).
@@ -182,15 +184,18 @@ impl Ahci {
         self.write(self.port + r, v)
     }
 
-    /// Waits (bounded) until the PxCMD bits `bits` are clear.
+    /// Waits (until the deadline) until the PxCMD bits `bits` are clear.
     fn wait_clear(&self, bits: u32) -> Result<(), DmaError> {
-        for _ in 0..1_000_000u32 {
+        let mut deadline = Deadline::after_ms(TIMEOUT_MS);
+        loop {
             if self.reg(PX_CMD) & bits == 0 {
                 return Ok(());
             }
+            if deadline.passed() {
+                return Err(DmaError);
+            }
             core::hint::spin_loop();
         }
-        Err(DmaError)
     }
 
     /// Stops the command list engine, then FIS reception (AHCI 1.3
@@ -321,16 +326,20 @@ impl Ahci {
         Ok(())
     }
 
-    /// Waits (bounded) for the command [`Ahci::issue`] began, checks its
-    /// status and byte count, and hands the port back.
+    /// Waits (until the deadline) for the command [`Ahci::issue`] began,
+    /// checks its status and byte count, and hands the port back.
     fn wait(&mut self) -> Result<(), DmaError> {
         let mut done = false;
-        for _ in 0..100_000_000u32 {
+        let mut deadline = Deadline::after_ms(TIMEOUT_MS);
+        loop {
             if self.reg(PX_IS) & IS_ERRORS != 0 {
                 break;
             }
             if self.reg(PX_CI) & 1 == 0 {
                 done = true;
+                break;
+            }
+            if deadline.passed() {
                 break;
             }
             core::hint::spin_loop();

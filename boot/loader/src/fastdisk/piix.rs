@@ -8,8 +8,9 @@
 //! bus 0 has exactly one 8086:7010 function of class 01:01 whose BAR4 is an
 //! I/O bus-master block.
 
+use super::clock::Deadline;
 use super::edd::Edd;
-use super::{pci, DmaError};
+use super::{pci, DmaError, TIMEOUT_MS};
 use bootpack_proto::layout::{FAST_PRD_ADDR, FAST_PRD_LEN, SECTOR};
 use core::ptr;
 use x86_64::instructions::port::Port;
@@ -65,18 +66,21 @@ impl Piix {
         Port::new(p)
     }
 
-    /// Waits until BSY is clear; returns the status.
+    /// Waits (until the deadline) until BSY is clear; returns the status.
     fn wait_not_busy(&self) -> Result<u8, DmaError> {
-        for _ in 0..10_000_000u32 {
+        let mut deadline = Deadline::after_ms(TIMEOUT_MS);
+        loop {
             // SAFETY: reading the ATA status register of the channel the
             // BIOS named; clears a pending device interrupt, nothing else.
             let s = unsafe { self.port8(self.cmd + 7).read() };
             if s & 0x80 == 0 {
                 return Ok(s);
             }
+            if deadline.passed() {
+                return Err(DmaError);
+            }
             core::hint::spin_loop();
         }
-        Err(DmaError)
     }
 
     /// Starts reading `sectors` (1..=MAX_SECTORS) sectors from `lba` to
@@ -87,7 +91,9 @@ impl Piix {
     /// else uses until `finish` returns, and must not overlap the PRD table
     /// (layout::FAST_PRD_ADDR).
     pub unsafe fn start(&mut self, lba: u64, sectors: u64, dest: u64) -> Result<(), DmaError> {
-        if sectors == 0 || sectors > MAX_SECTORS || lba + sectors > 1 << 48 {
+        // A PRD's base address has no bit 0 and its count must be even:
+        // an odd destination cannot be described (the caller stages it).
+        if sectors == 0 || sectors > MAX_SECTORS || lba + sectors > 1 << 48 || dest & 1 != 0 {
             return Err(DmaError);
         }
         let bytes = sectors * SECTOR;
@@ -96,6 +102,7 @@ impl Piix {
         }
         // PRD table: regions that do not cross a 64 KiB boundary, at most
         // 64 KiB each (a count of 0 means 64 KiB), the last marked EOT.
+        // With an even `dest` every region's base and length are even.
         let prd = FAST_PRD_ADDR as usize as *mut u32;
         let max = FAST_PRD_LEN / 8;
         let mut n = 0;
@@ -170,7 +177,8 @@ impl Piix {
             let mut bm_cmd = self.port8(self.bmi);
             let mut bm_status = self.port8(self.bmi + 2);
             let mut done = false;
-            for _ in 0..100_000_000u32 {
+            let mut deadline = Deadline::after_ms(TIMEOUT_MS);
+            loop {
                 let st = bm_status.read();
                 if st & 0x02 != 0 {
                     break; // bus-master error
@@ -181,13 +189,23 @@ impl Piix {
                     done = true;
                     break;
                 }
+                if deadline.passed() {
+                    break;
+                }
                 core::hint::spin_loop();
             }
+            // Stopping the engine ends the transfer even if the drive never
+            // finished (the drive itself stays busy until the BIOS, which
+            // reads next, resets it: waiting for it here would only double
+            // the pause).
             bm_cmd.write(0);
             let st = bm_status.read();
             bm_status.write(0x06);
+            if !done || st & 0x02 != 0 {
+                return Err(DmaError);
+            }
             let ata = self.wait_not_busy()?;
-            if !done || st & 0x02 != 0 || ata & 0x21 != 0 || ata & 0x08 != 0 {
+            if ata & 0x21 != 0 || ata & 0x08 != 0 {
                 return Err(DmaError);
             }
         }

@@ -6,7 +6,7 @@
 //! copy.
 //!
 //! Why SeaBIOS' own queue. The BIOS keeps reading the same disk after stage
-//! 2 takes over (a partial last sector, modules, every fallback) and is
+//! 2 takes over (records, small kernels, every fallback) and is
 //! never told that someone else used the device. Resetting the device and
 //! installing our own rings would leave SeaBIOS' rings and the device's
 //! internal ring indices out of step for good (virtio 1.0 cannot set them
@@ -54,7 +54,7 @@
 //! fast reads with the BIOS's before anything is trusted.
 //!
 //! Completion is polled (interrupts are off; SeaBIOS sets
-//! VRING_AVAIL_F_NO_INTERRUPT) with a bounded wait; a bad virtio-blk status
+//! VRING_AVAIL_F_NO_INTERRUPT) until fastdisk::TIMEOUT_MS; a bad virtio-blk status
 //! byte, a virtio-scsi response other than VIRTIO_SCSI_S_OK with status
 //! GOOD and no residue, a completion that is not ours, or a timeout is a
 //! DmaError.
@@ -63,7 +63,7 @@
 mod queue;
 
 use super::edd::Edd;
-use super::{pci, DmaError};
+use super::{pci, DmaError, STAGE_ADDR};
 use bootpack_proto::layout::{FAST_DMA_ADDR, SECTOR};
 use core::ptr::{read_volatile, write_bytes, write_volatile};
 use queue::{Buf, Queue};
@@ -90,6 +90,7 @@ const CAPACITY: u32 = 0xC0;
 /// SCSI commands in flight at once while looking for the boot disk's
 /// target (three descriptors each; SeaBIOS' queue has 128).
 const BATCH: u16 = 32;
+const _: () = assert!(SLOTS + BATCH as u32 * SLOT_LEN <= STAGE_ADDR);
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {

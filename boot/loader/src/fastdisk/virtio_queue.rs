@@ -8,8 +8,8 @@
 //! [`Queue::find`] follows the same rule so it talks to the device the way
 //! SeaBIOS does.
 
-use super::super::{pci, DmaError};
-use crate::ts;
+use super::super::clock::Deadline;
+use super::super::{pci, DmaError, TIMEOUT_MS};
 use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{fence, Ordering};
 use x86_64::instructions::port::Port;
@@ -103,10 +103,6 @@ const FAILED: u8 = 0x80;
 /// Descriptor flags.
 const DESC_NEXT: u16 = 1;
 const DESC_WRITE: u16 = 2;
-
-/// How long one request may take before it counts as failed: 2^33 TSC
-/// ticks, 2 to 8 seconds at today's clock rates.
-const TIMEOUT_TICKS: u64 = 1 << 33;
 
 /// How far past the end of the used ring SeaBIOS' `struct vring` copy is
 /// looked for: its `struct vring_virtqueue` holds the rings sized for its
@@ -356,9 +352,9 @@ impl Queue {
     /// Returns the first descriptor of the last completion.
     pub fn wait(&mut self) -> Result<u16, DmaError> {
         let want = self.pending.ok_or(DmaError)?;
-        let t0 = ts::now();
+        let mut deadline = Deadline::after_ms(TIMEOUT_MS);
         while r16(self.used + 2) != want {
-            if ts::now().wrapping_sub(t0) > TIMEOUT_TICKS {
+            if deadline.passed() {
                 // Still in flight: SeaBIOS' books say so too (its free
                 // list skips our descriptors), and `pending` stays set so
                 // this queue is never used again.
