@@ -27,6 +27,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bootpack_proto::layout::{STAGE2_LBA, STAGE2_MAX_SECTORS};
 use support::qemu::{self, Machine};
 use support::report::Report;
 use support::{bootpack, scratch};
@@ -80,8 +81,8 @@ chain_halt:
     .global bootpack_test_chain_end
 bootpack_test_chain_end:
 
-# ---- Floppy boot sector: loads floppy sectors 1-127 (a bootpack image's
-# LBA 1-127: stage 2 and what follows) to 0000:7E00 and jumps there with
+# ---- Floppy boot sector: loads floppy sectors 1-127 (the test puts a
+# bootpack image's stage 2 sectors there) to 0000:7E00 and jumps there with
 # DL = 0x80, as stage 1 does. Relies on: a 1.44 MB floppy (18 sectors per
 # track, 2 heads) as drive 0; 386 instructions are not used.
     .global bootpack_test_s2load_start
@@ -241,7 +242,8 @@ fn a_386_without_cpuid_gets_the_long_mode_message() {
             &raw const bootpack_test_s2load_start,
             &raw const bootpack_test_s2load_end,
         ),
-        &image[512..128 * 512],
+        // Stage 2's sectors, where the image keeps them.
+        &image[STAGE2_LBA as usize * 512..][..STAGE2_MAX_SECTORS as usize * 512],
     );
     // DOSBox connects its COM1 (a "nullmodem") to this socket.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
