@@ -37,22 +37,27 @@ fn main() {
             println!("cargo:rerun-if-changed={}", root.join(p).display());
         }
     }
-    let from_source = in_repo && !force_prebuilt && {
-        let installed = stages::target_installed(&root);
-        if !installed {
-            println!(
+    let from_source = in_repo
+        && !force_prebuilt
+        && {
+            let installed = stages::target_installed(&root);
+            if !installed {
+                println!(
                 "cargo:warning=x86_64-unknown-none is not installed: embedding the committed boot stages (packager/prebuilt), not boot/ as it is now; `rustup target add x86_64-unknown-none` builds them from source"
             );
-        }
-        installed
-    };
+            }
+            installed
+        };
     if from_source {
         let target_dir = target_dir(&out).join("bare-metal");
         let built = stages::build(&root, &target_dir, &features).unwrap_or_else(|e| panic!("{e}"));
         write(&out.join("stage1.bin"), &built.stage1);
         write(&out.join("stage2.bin"), &built.stage2);
         write(&out.join("demo-kernel.elf"), &built.demo_kernel);
-        println!("cargo:rustc-env=BOOTPACK_LOADER_ELF={}", built.loader_elf.display());
+        println!(
+            "cargo:rustc-env=BOOTPACK_LOADER_ELF={}",
+            built.loader_elf.display()
+        );
     } else {
         if !features.is_empty() {
             panic!(

@@ -57,7 +57,11 @@ fn sysroot(cargo: &str, dir: &Path) -> Option<PathBuf> {
     // `cargo` and `rustc` come from the same toolchain: under rustup both are
     // proxies that honour rust-toolchain.toml in `dir` and RUSTUP_TOOLCHAIN.
     let rustc = Path::new(cargo).with_file_name("rustc");
-    let rustc = if rustc.is_file() { rustc } else { PathBuf::from("rustc") };
+    let rustc = if rustc.is_file() {
+        rustc
+    } else {
+        PathBuf::from("rustc")
+    };
     let out = Command::new(rustc)
         .current_dir(dir)
         .args(["--print", "sysroot"])
@@ -109,16 +113,22 @@ fn remap_flags(root: &Path, cargo: &str) -> Vec<String> {
         pairs.push((s, "/rust"));
     }
     if let Some(h) = cargo_home() {
-        pairs.push((h.canonicalize().unwrap_or(h), "/cargo"));
+        pairs.push((h, "/cargo"));
     }
-    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-    pairs.push((root, "/bootpack"));
+    pairs.push((root.to_path_buf(), "/bootpack"));
     // rustc applies the last matching remap; the checkout may lie inside
-    // the cargo home (a git dependency) so it comes last.
-    pairs
-        .into_iter()
-        .map(|(from, to)| format!("--remap-path-prefix={}={to}", from.display()))
-        .collect()
+    // the cargo home (a git dependency) so it comes last. Each path is
+    // remapped as given and as resolved (symbolic links), since cargo may
+    // pass either.
+    let mut flags = Vec::new();
+    for (from, to) in pairs {
+        let resolved = from.canonicalize().unwrap_or_else(|_| from.clone());
+        if resolved != from {
+            flags.push(format!("--remap-path-prefix={}={to}", resolved.display()));
+        }
+        flags.push(format!("--remap-path-prefix={}={to}", from.display()));
+    }
+    flags
 }
 
 /// Builds the loader (with `features`, comma-separated, may be empty) and
@@ -222,7 +232,10 @@ pub fn flatten_loader(elf_path: &Path) -> Result<(Vec<u8>, Vec<u8>), String> {
         image[at..end].copy_from_slice(&bytes[ph.p_offset as usize..][..ph.p_filesz as usize]);
     }
     if image.len() <= 512 {
-        return Err(format!("{}: the loader image has no stage 2", elf_path.display()));
+        return Err(format!(
+            "{}: the loader image has no stage 2",
+            elf_path.display()
+        ));
     }
     let stage2 = image.split_off(512);
     Ok((image, stage2))

@@ -87,6 +87,8 @@ pub struct Build {
     protocol: Option<Protocol>,
     /// Whether stage 2 may use its own controller driver for reads.
     fast_read: bool,
+    /// Stage 1 and stage 2 to use instead of the embedded ones.
+    stages: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 #[derive(Clone, Debug)]
@@ -120,7 +122,16 @@ impl Build {
             modules: Vec::new(),
             protocol: None,
             fast_read: true,
+            stages: None,
         }
+    }
+
+    /// Uses this stage 1 and stage 2 instead of the bootloader bootpack
+    /// embeds (e.g. a loader built with time marks, or one built from other
+    /// sources to compare).
+    pub fn bootloader(mut self, stage1: Vec<u8>, stage2: Vec<u8>) -> Self {
+        self.stages = Some((stage1, stage2));
+        self
     }
 
     /// Whether stage 2 may read the kernel with its own driver for a
@@ -271,18 +282,18 @@ impl Build {
         })?;
         let modules = self.read_modules(out)?;
         let cmdline = self.cmdline();
-        let mut layout = image::layout_with_modules(
-            &bootloader::embedded(),
-            bytes,
-            &plan,
-            &cmdline,
-            modules,
-            |min| choose_size(format, self.size, min),
-        )
-        .map_err(|source| Error::Image {
-            path: label.clone(),
-            source,
-        })?;
+        let boot = match &self.stages {
+            Some((stage1, stage2)) => image::Bootloader { stage1, stage2 },
+            None => bootloader::embedded(),
+        };
+        let mut layout =
+            image::layout_with_modules(&boot, bytes, &plan, &cmdline, modules, |min| {
+                choose_size(format, self.size, min)
+            })
+            .map_err(|source| Error::Image {
+                path: label.clone(),
+                source,
+            })?;
         if !self.fast_read {
             layout.set_record_flags(bootpack_proto::record::FLAG_NO_FAST_READ);
         }
