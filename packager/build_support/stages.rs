@@ -75,12 +75,14 @@ fn sysroot(cargo: &str, dir: &Path) -> Option<PathBuf> {
 }
 
 /// Whether the toolchain that builds in `root` has the bare-metal target's
-/// standard library installed.
+/// standard library installed. When the sysroot cannot be found out the
+/// answer is yes: the build then says what is wrong instead of silently
+/// using other stages.
 pub fn target_installed(root: &Path) -> bool {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     sysroot(&cargo, &root.join("boot/loader"))
         .map(|s| s.join("lib/rustlib").join(TARGET).join("lib").is_dir())
-        .unwrap_or(false)
+        .unwrap_or(true)
 }
 
 /// The cargo home (where the registry sources are unpacked).

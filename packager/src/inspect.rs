@@ -144,82 +144,128 @@ impl<R: Read> DiskReader for StreamDisk<R> {
     }
 }
 
+/// What stops an inspection (a damaged or foreign image is not an error: it is reported in [`Inspection::problems`]).
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
+    /// The image could not be read.
     #[error("{path}: cannot read: {source}")]
-    Io { path: String, source: io::Error },
+    Io {
+        /// The image file.
+        path: String,
+        /// Why it could not be read.
+        source: io::Error,
+    },
+    /// A .tar.gz that holds no `disk.raw`.
     #[error("{path}: a .tar.gz without a disk.raw entry: not a Google Compute Engine image")]
-    NoDiskRaw { path: String },
+    NoDiskRaw {
+        /// The archive.
+        path: String,
+    },
 }
 
+/// A partition table entry.
 #[derive(Clone, Debug, Serialize)]
 pub struct Partition {
+    /// Its slot in the table, from 0.
     pub index: usize,
+    /// Whether it is marked bootable.
     pub active: bool,
+    /// Its MBR type byte.
     pub kind: u8,
+    /// Its first sector.
     pub start_lba: u32,
+    /// Its length in sectors.
     pub sectors: u32,
 }
 
+/// bootpack's bootloader as found in the image.
 #[derive(Clone, Debug, Serialize)]
 pub struct Bootloader {
     /// "0.1.0 (this bootpack)" or "another bootpack version".
     pub version: String,
+    /// Where stage 2 starts (the sector stage 1 reads it from).
     pub stage2_lba: u32,
+    /// Stage 2's length in sectors.
     pub stage2_sectors: u16,
+    /// Whether stage 2's bytes match the checksum stage 1 carries.
     pub stage2_checksum_ok: bool,
 }
 
+/// A memory range the kernel is loaded into.
 #[derive(Clone, Debug, Serialize)]
 pub struct Segment {
+    /// The first address.
     pub start: u64,
+    /// The address just past it.
     pub end: u64,
+    /// Bytes copied from the image.
     pub file_size: u64,
+    /// Bytes in memory (the rest after the file bytes is zeroed).
     pub mem_size: u64,
 }
 
+/// The kernel as the image's boot configuration record describes it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Kernel {
+    /// The partition holding it, from 0.
     pub partition: usize,
+    /// The entry address.
     pub entry: u32,
+    /// The Multiboot header's flags.
     pub multiboot_flags: u32,
+    /// Where it is loaded.
     pub segments: Vec<Segment>,
     /// Bytes of kernel data stored in the image.
     pub size: u64,
+    /// The checksum of the kernel and modules as stored, in hex.
     pub checksum: String,
+    /// Whether the stored bytes match it.
     pub checksum_ok: bool,
     /// The command line as bytes, and as text where it is UTF-8.
     pub cmdline: String,
+    /// The command line's exact bytes (without the NUL).
     pub cmdline_bytes: Vec<u8>,
     /// "multiboot1" or "multiboot2": what the kernel is entered with.
     pub protocol: &'static str,
     /// Whether stage 2 may use its own disk read path (IDE bus-master DMA)
     /// instead of the BIOS; `bootpack build --no-fast-read` turns it off.
     pub fast_read: bool,
+    /// The modules, in the order the kernel gets them.
     pub modules: Vec<Module>,
 }
 
+/// A Multiboot module stored in the image.
 #[derive(Clone, Debug, Serialize)]
 pub struct Module {
+    /// Its size in bytes.
     pub size: u64,
+    /// Its string (command line), lossily decoded.
     pub string: String,
+    /// Whether its stored bytes match its checksum.
     pub checksum_ok: bool,
 }
 
 /// Everything found, and what is wrong.
 #[derive(Clone, Debug, Serialize)]
 pub struct Inspection {
+    /// The image file, as given.
     pub image: String,
+    /// The image format ("raw", "vhd", "vmdk", "qcow2", "gce").
     pub format: &'static str,
+    /// The MBR disk signature in hex (empty when there is no MBR).
     pub disk_signature: String,
+    /// The partition table's used entries.
     pub partitions: Vec<Partition>,
+    /// bootpack's bootloader, when the image has it.
     pub bootloader: Option<Bootloader>,
+    /// The kernel, when the image has a readable boot configuration record.
     pub kernel: Option<Kernel>,
     /// Empty when this is a sound bootpack image.
     pub problems: Vec<String>,
 }
 
 impl Inspection {
+    /// Whether the image is one bootpack wrote and every checksum holds (no problems found).
     pub fn is_sound(&self) -> bool {
         self.problems.is_empty()
     }

@@ -9,6 +9,8 @@
 //! # Ok::<(), bootpack::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -23,39 +25,84 @@ pub mod reader;
 pub mod run;
 
 pub use formats::Format;
+
+// The README's examples run as doctests: its library example builds a
+// real image.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
 pub use image::ImageError;
 pub use kernel::{KernelError, KernelFormat, LoadPlan, Protocol};
 
 /// Everything that can stop a build.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The kernel file could not be read.
     #[error("{path}: cannot read the kernel: {source}")]
     ReadKernel {
+        /// The kernel file.
         path: PathBuf,
+        /// Why it could not be read.
         source: std::io::Error,
     },
+    /// The kernel is not one bootpack can boot.
     #[error("{path}: {source}")]
-    Kernel { path: PathBuf, source: KernelError },
+    Kernel {
+        /// The kernel file (or the demo kernel's name).
+        path: PathBuf,
+        /// What is wrong with it.
+        source: KernelError,
+    },
+    /// The image cannot be laid out or written.
     #[error("{path}: {source}")]
-    Image { path: PathBuf, source: ImageError },
+    Image {
+        /// The kernel file, or the output when writing failed.
+        path: PathBuf,
+        /// What went wrong.
+        source: ImageError,
+    },
+    /// The output is the kernel file itself.
     #[error("{out}: refusing to write the image over the kernel file itself; choose another output path")]
-    OutputIsKernel { out: PathBuf },
+    OutputIsKernel {
+        /// The output path.
+        out: PathBuf,
+    },
+    /// The output exists and is not a regular file (a device, a directory, ...).
     #[error("{out}: is {kind}; bootpack writes image files and will not replace it (write a file, then copy it with dd if a device is meant)")]
-    OutputNotAFile { out: PathBuf, kind: &'static str },
+    OutputNotAFile {
+        /// The output path.
+        out: PathBuf,
+        /// What it is ("a directory", "a block device", ...).
+        kind: &'static str,
+    },
+    /// A module file could not be read.
     #[error("{path}: cannot read module {index}: {source}")]
     ReadModule {
+        /// The module's number, from 1.
         index: usize,
+        /// The module file.
         path: PathBuf,
+        /// Why it could not be read.
         source: std::io::Error,
     },
     #[error(
         "{out}: refusing to write the image over module {index} itself; choose another output path"
     )]
-    OutputIsModule { out: PathBuf, index: usize },
+    /// The output is one of the module files.
+    OutputIsModule {
+        /// The output path.
+        out: PathBuf,
+        /// The module's number, from 1.
+        index: usize,
+    },
+    /// The format asked for contradicts the output's file name.
     #[error("{out}: --format {format} contradicts the file name, which says {extension}; change one of them")]
     FormatMismatch {
+        /// The output path.
         out: PathBuf,
+        /// The format asked for.
         format: Format,
+        /// The format the file name says.
         extension: Format,
     },
 }
@@ -63,10 +110,15 @@ pub enum Error {
 /// What a build produced.
 #[derive(Clone, Debug)]
 pub struct Report {
+    /// How the kernel is loaded (segments, entry, format).
     pub plan: LoadPlan,
+    /// The image format written.
     pub format: Format,
+    /// The kernel's command line, without its terminating NUL.
     pub cmdline: Vec<u8>,
+    /// The size of the disk the image holds, in bytes.
     pub disk_bytes: u64,
+    /// The checksum of the kernel and modules as stored (what `inspect` verifies).
     pub payload_sum: u64,
 }
 
