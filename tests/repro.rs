@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 
-#[allow(dead_code)]
 #[path = "../packager/build_support/stages.rs"]
 mod stages;
 

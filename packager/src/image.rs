@@ -462,7 +462,7 @@ pub fn layout_with_modules(
     }
     let disk_sectors = size / SECTOR;
     let partition_sectors = disk_sectors - PARTITION_START_LBA as u64;
-    if disk_sectors > u32::MAX as u64 {
+    if size > MAX_DISK_BYTES {
         return Err(ImageError::TooLarge {
             sectors: disk_sectors,
         });
@@ -545,6 +545,10 @@ fn build_mbr(
     Ok(sector.into_inner())
 }
 
+/// The largest disk an MBR partition table describes: sector counts are 32
+/// bits.
+pub const MAX_DISK_BYTES: u64 = u32::MAX as u64 * SECTOR;
+
 /// Runs `fill` on a fresh temporary file beside `out` and renames it to
 /// `out` if `fill` succeeds; removes it otherwise.
 pub fn write_atomically(
@@ -564,11 +568,15 @@ pub fn write_atomically(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.bootpack-{}.tmp", std::process::id()));
+    // Announced before it exists, so an interrupt at any point removes it.
+    crate::interrupt::set_temporary(Some(&tmp));
     let result = File::create(&tmp).and_then(|mut f| {
         fill(&mut f)?;
         f.flush()
     });
-    match result.and_then(|()| std::fs::rename(&tmp, out)) {
+    let result = result.and_then(|()| std::fs::rename(&tmp, out));
+    crate::interrupt::set_temporary(None);
+    match result {
         Ok(()) => Ok(()),
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);

@@ -166,7 +166,7 @@ pub enum InspectError {
 /// A partition table entry.
 #[derive(Clone, Debug, Serialize)]
 pub struct Partition {
-    /// Its slot in the table, from 0.
+    /// Its number, from 1 (its slot in the table plus one, as in sda1).
     pub index: usize,
     /// Whether it is marked bootable.
     pub active: bool,
@@ -207,7 +207,7 @@ pub struct Segment {
 /// The kernel as the image's boot configuration record describes it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Kernel {
-    /// The partition holding it, from 0.
+    /// The number of the partition holding it, from 1.
     pub partition: usize,
     /// The entry address.
     pub entry: u32,
@@ -348,7 +348,7 @@ fn inspect_disk(image: String, format: &'static str, disk: &mut dyn DiskReader) 
         let sectors = u32::from_le_bytes(e[12..16].try_into().unwrap());
         if e[4] != 0 && sectors != 0 {
             ins.partitions.push(Partition {
-                index: i,
+                index: i + 1,
                 active: e[0] == 0x80,
                 kind: e[4],
                 start_lba: u32::from_le_bytes(e[8..12].try_into().unwrap()),
@@ -447,12 +447,12 @@ fn read_kernel(p: &Partition, disk: &mut dyn DiskReader) -> Result<Kernel, Strin
     disk.read_at(base, &mut first)
         .map_err(|e| format!("cannot read the kernel partition: {e}"))?;
     let len = record::peek_len(&first)
-        .map_err(|e| format!("kernel partition {}: {}", p.index + 1, e.describe()))?;
+        .map_err(|e| format!("kernel partition {}: {}", p.index, e.describe()))?;
     let mut rec_bytes = vec![0u8; len.div_ceil(512) * 512];
     disk.read_at(base, &mut rec_bytes)
         .map_err(|e| format!("cannot read the configuration record: {e}"))?;
     let rec = Record::parse(&rec_bytes)
-        .map_err(|e| format!("kernel partition {}: {}", p.index + 1, e.describe()))?;
+        .map_err(|e| format!("kernel partition {}: {}", p.index, e.describe()))?;
     let mut sum = Fletcher64::new();
     let mut size = 0;
     let mut segments = Vec::new();

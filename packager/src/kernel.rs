@@ -132,7 +132,7 @@ pub enum KernelError {
         len: usize,
     },
     /// Multiboot 1 was asked for and there is only a Multiboot 2 header.
-    #[error("Multiboot 1 was asked for, but there is no Multiboot 1 header in the first 8 KiB ({len} bytes searched), only a Multiboot 2 one; use --protocol multiboot2")]
+    #[error("Multiboot 1 was asked for, but there is no Multiboot 1 header in the first 8 KiB ({len} bytes searched), only a Multiboot 2 one; boot it with Multiboot 2")]
     NoHeader1 {
         /// The bytes searched.
         len: usize,
@@ -364,6 +364,29 @@ pub fn plan_for(image: &[u8], protocol: Option<Protocol>) -> Result<LoadPlan, Ke
         }
         None if has2 => plan2(image),
         _ => plan1(image),
+    }
+}
+
+/// How many bytes at the start of a kernel file [`header_check`] needs: the
+/// larger of the two Multiboot header search windows.
+pub const HEADER_WINDOW: usize = multiboot2::SEARCH_LEN;
+
+/// Whether the start of a kernel file (its first [`HEADER_WINDOW`] bytes,
+/// or all of it when shorter) has the Multiboot header `protocol` needs;
+/// the same error [`plan_for`] gives when it has not. This lets a caller
+/// refuse a file that is no kernel (a disk image, a 10 GiB sparse file)
+/// before reading or mapping the rest.
+pub fn header_check(prefix: &[u8], protocol: Option<Protocol>) -> Result<(), KernelError> {
+    let has1 = multiboot::find(prefix) != Err(HeaderError::NotFound);
+    let has2 = multiboot2::present(prefix);
+    let len1 = prefix.len().min(multiboot::SEARCH_LEN);
+    match protocol {
+        Some(Protocol::Multiboot2) if !has2 => Err(KernelError::NoHeader2 {
+            len: prefix.len().min(multiboot2::SEARCH_LEN),
+        }),
+        Some(Protocol::Multiboot1) if !has1 && has2 => Err(KernelError::NoHeader1 { len: len1 }),
+        _ if !has1 && !has2 => Err(KernelError::NoHeader { len: len1 }),
+        _ => Ok(()),
     }
 }
 

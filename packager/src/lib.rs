@@ -20,11 +20,13 @@ pub mod formats;
 pub mod image;
 mod input;
 pub mod inspect;
+mod interrupt;
 pub mod kernel;
 pub mod reader;
 pub mod run;
 
 pub use formats::Format;
+pub use interrupt::remove_temporary_on_signal;
 
 // The README's examples run as doctests: its library example builds a
 // real image.
@@ -95,8 +97,30 @@ pub enum Error {
         /// The module's number, from 1.
         index: usize,
     },
+    /// The disk size asked for does not suit the contents or the format.
+    #[error("{source}; the {format} disk size must be {} to {}{}", human(*min), human(*max), granularity_note(*format))]
+    Size {
+        /// The size asked for, in bytes.
+        size: u64,
+        /// The smallest size allowed for these contents and format.
+        min: u64,
+        /// The largest size allowed for this format.
+        max: u64,
+        /// The format.
+        format: Format,
+        /// What is wrong with it.
+        source: ImageError,
+    },
+    /// The output's directory does not exist.
+    #[error("{dir}: no such directory (for the image {out}); create it first")]
+    NoOutputDirectory {
+        /// The output path.
+        out: PathBuf,
+        /// Its directory.
+        dir: PathBuf,
+    },
     /// The format asked for contradicts the output's file name.
-    #[error("{out}: --format {format} contradicts the file name, which says {extension}; change one of them")]
+    #[error("{out}: the format asked for ({format}) contradicts the file name, which says {extension}; change one of them")]
     FormatMismatch {
         /// The output path.
         out: PathBuf,
@@ -105,6 +129,15 @@ pub enum Error {
         /// The format the file name says.
         extension: Format,
     },
+}
+
+impl Error {
+    /// Whether the error is a bad value the caller gave (a disk size that
+    /// does not suit, a format that contradicts the file name) rather than
+    /// a problem with the files: the command line exits 2 for these.
+    pub fn is_bad_value(&self) -> bool {
+        matches!(self, Error::Size { .. } | Error::FormatMismatch { .. })
+    }
 }
 
 /// What a build produced.
@@ -310,6 +343,14 @@ impl Build {
     ) -> Result<Report, Error> {
         let out = out.as_ref();
         refuse_special_output(out)?;
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(Error::NoOutputDirectory {
+                    out: out.to_path_buf(),
+                    dir: dir.to_path_buf(),
+                });
+            }
+        }
         let format = self.format_for(out)?;
         let label = self.kernel_label();
         let owned;
@@ -320,6 +361,19 @@ impl Build {
                         out: out.to_path_buf(),
                     });
                 }
+                // A file without a Multiboot header (a disk image, a huge
+                // sparse file) is refused from its first bytes, before the
+                // rest is mapped.
+                let prefix = input::read_prefix(p, kernel::HEADER_WINDOW).map_err(|source| {
+                    Error::ReadKernel {
+                        path: p.clone(),
+                        source,
+                    }
+                })?;
+                kernel::header_check(&prefix, self.protocol).map_err(|source| Error::Kernel {
+                    path: label.clone(),
+                    source,
+                })?;
                 owned = input::read(p).map_err(|source| Error::ReadKernel {
                     path: p.clone(),
                     source,
@@ -338,13 +392,32 @@ impl Build {
             Some((stage1, stage2)) => image::Bootloader { stage1, stage2 },
             None => bootloader::embedded(),
         };
+        let mut min_size = 0;
         let mut layout =
             image::layout_with_modules(&boot, bytes, &plan, &cmdline, modules, |min| {
+                min_size = min;
                 choose_size(format, self.size, min)
             })
-            .map_err(|source| Error::Image {
-                path: label.clone(),
-                source,
+            .map_err(|source| match (self.size, &source) {
+                (
+                    Some(size),
+                    ImageError::DiskTooSmall { .. }
+                    | ImageError::SizeGranularity { .. }
+                    | ImageError::TooLarge { .. },
+                ) => {
+                    let g = format.size_granularity();
+                    Error::Size {
+                        size,
+                        min: format.default_size(min_size).max(min_size.div_ceil(g) * g),
+                        max: image::MAX_DISK_BYTES / g * g,
+                        format,
+                        source,
+                    }
+                }
+                _ => Error::Image {
+                    path: label.clone(),
+                    source,
+                },
             })?;
         if !self.fast_read {
             layout.set_record_flags(bootpack_proto::record::FLAG_NO_FAST_READ);
@@ -417,10 +490,45 @@ fn choose_size(format: Format, requested: Option<u64>, min: u64) -> Result<u64, 
     Ok(size)
 }
 
+/// Whether the file at `path` starts like a Multiboot kernel (a Multiboot 1
+/// or 2 header in its search window); only its first bytes are read.
+pub fn looks_like_kernel(path: &Path) -> bool {
+    input::read_prefix(path, kernel::HEADER_WINDOW)
+        .is_ok_and(|prefix| kernel::header_check(&prefix, None).is_ok())
+}
+
+/// A byte count as people write it: "64 MiB", "2 TiB", else bytes.
+fn human(bytes: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{} {unit}", bytes >> shift);
+        }
+    }
+    if bytes >= 1 << 40 {
+        return format!("{bytes} bytes (just under {} TiB)", bytes.div_ceil(1 << 40));
+    }
+    format!("{bytes} bytes")
+}
+
+/// What a format asks of a size beyond its bounds.
+fn granularity_note(format: Format) -> &'static str {
+    match format {
+        Format::Gce => ", a whole number of GiB",
+        Format::Vhd => ", a whole number of MiB",
+        Format::Vmdk => ", a whole number of 64 KiB grains",
+        Format::Raw | Format::Qcow2 => ", a whole number of 512-byte sectors",
+    }
+}
+
 /// Parses a size such as `4096`, `64M`, `64MiB`, `1G`, `1.5G` (binary
 /// units: K = 1024).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
+    if t.starts_with('-') {
+        return Err(format!(
+            "{s:?}: a disk size cannot be negative; give the size in bytes or with K, M, G or T (binary units), e.g. 64M or 1G"
+        ));
+    }
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
@@ -440,6 +548,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let value: f64 = num
         .parse()
         .map_err(|_| format!("{s:?} is not a size; try 64M or 1G"))?;
+    if value == 0.0 {
+        return Err(format!(
+            "{s:?}: a disk size must be more than 0; e.g. 64M or 1G (or leave the size out for a disk just big enough)"
+        ));
+    }
     let bytes = value * (1u64 << shift) as f64;
     if !(1.0..=u64::MAX as f64).contains(&bytes) || bytes.fract() != 0.0 {
         return Err(format!("{s:?} is not a whole number of bytes"));
