@@ -315,9 +315,9 @@ fn format_and_size_rules() {
     let dir = scratch("format-rules");
     let (out, r) = build_into(&dir, "disk.vhd", &["--format", "qcow2"]);
     let err = String::from_utf8_lossy(&r.stderr);
-    assert_eq!(r.status.code(), Some(1));
+    assert_eq!(r.status.code(), Some(2), "a bad value");
     assert!(
-        err.contains("--format qcow2 contradicts the file name, which says vhd"),
+        err.contains("the format asked for (qcow2) contradicts the file name, which says vhd"),
         "{err}"
     );
     assert!(!out.exists());
