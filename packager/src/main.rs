@@ -408,6 +408,8 @@ fn man(subcommand: Option<&str>, dir: Option<&Path>) -> ExitCode {
     };
     match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
         Ok(()) => ExitCode::SUCCESS,
+        // `bootpack man | head`: the reader has seen enough.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => error(format!("cannot write the man page: {e}")),
     }
 }
