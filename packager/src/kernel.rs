@@ -711,6 +711,43 @@ mod tests {
     use super::*;
     use bootpack_proto::multiboot::write;
 
+    /// `header_check` on a file's first bytes refuses exactly what
+    /// `plan_for` on the whole file refuses for lack of a header, with the
+    /// same words, and lets through every file that has one.
+    #[test]
+    fn header_check_agrees_with_plan_for() {
+        let demo = crate::bootloader::DEMO_KERNEL;
+        let mut zeros_then_demo = vec![0u8; 40 << 10];
+        zeros_then_demo.extend_from_slice(demo);
+        let files: [&[u8]; 5] = [&[], &[0u8; 100], &[0xA5; 64 << 10], demo, &zeros_then_demo];
+        for (i, file) in files.iter().enumerate() {
+            for protocol in [None, Some(Protocol::Multiboot1), Some(Protocol::Multiboot2)] {
+                let prefix = &file[..file.len().min(HEADER_WINDOW)];
+                let whole = plan_for(file, protocol);
+                match header_check(prefix, protocol) {
+                    Err(e) => assert_eq!(
+                        whole.unwrap_err().to_string(),
+                        e.to_string(),
+                        "file {i}, {protocol:?}"
+                    ),
+                    Ok(()) => assert!(
+                        !matches!(
+                            whole,
+                            Err(KernelError::NoHeader { .. }
+                                | KernelError::NoHeader1 { .. }
+                                | KernelError::NoHeader2 { .. })
+                        ),
+                        "file {i}, {protocol:?}"
+                    ),
+                }
+            }
+        }
+        // The demo kernel has a header; a file with its header beyond the
+        // search window has none.
+        assert!(header_check(demo, None).is_ok());
+        assert!(header_check(&zeros_then_demo[..HEADER_WINDOW], None).is_err());
+    }
+
     /// A flat kludge kernel: header at `off`, loaded from 1 MiB.
     fn flat(len: usize, off: usize, k: Kludge) -> Vec<u8> {
         let mut img: Vec<u8> = (0..len).map(|i| (i % 251) as u8 | 1).collect();
