@@ -7,7 +7,8 @@ use crate::image::Bootloader;
 pub const STAGE1: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/stage1.bin"));
 /// Stage 2, written to the gap before the first partition.
 pub const STAGE2: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/stage2.bin"));
-/// Where the bootloader's ELF (with symbols, for gdb) was built.
+/// Where the bootloader's ELF (with symbols, for gdb) was built; empty
+/// when the committed stages (packager/prebuilt) are embedded.
 pub const LOADER_ELF_PATH: &str = env!("BOOTPACK_LOADER_ELF");
 
 /// The demo kernel: a Multiboot ELF64 kernel in the Solo5 shape that prints

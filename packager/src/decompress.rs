@@ -38,8 +38,11 @@ pub const LIMIT: u64 = 4 << 30;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
+    /// gzip (RFC 1952), one member.
     Gzip,
+    /// xz (the .xz container, LZMA2 with optional BCJ filters), one stream.
     Xz,
+    /// zstd (RFC 8878), one frame.
     Zstd,
 }
 
@@ -115,24 +118,51 @@ const LZOP_MAGIC: &[u8] = &[0x89, b'L', b'Z', b'O', 0, 0x0d, 0x0a, 0x1a, 0x0a];
 /// compressed file; the caller adds its name.
 #[derive(Debug, thiserror::Error)]
 pub enum DecompressError {
+    /// The data ends before the stream does.
     #[error("is {format}-compressed but its data ends early, at offset {offset:#x} (the file's end): the file is truncated or damaged; copy or download it again")]
-    Truncated { format: Compression, offset: u64 },
+    Truncated {
+        /// The format.
+        format: Compression,
+        /// Where the data ends.
+        offset: u64,
+    },
+    /// The data or a checksum is damaged.
     #[error("is {format}-compressed but its data is damaged at or before offset {offset:#x} ({detail}); copy or download it again ({tool} checks it)", tool = format.tool())]
     Corrupt {
+        /// The format.
         format: Compression,
+        /// Where the damage was found (it may lie before).
         offset: u64,
+        /// What the decoder said.
         detail: String,
     },
+    /// A second member, stream or frame follows the first.
     #[error("is {format}-compressed and a second {format} {unit} starts at offset {offset:#x}; GRUB reads only one, so bootpack does not guess: decompress it yourself ({tool} FILE > OUT) and pack that", unit = format.unit(), tool = format.tool())]
-    SecondStream { format: Compression, offset: u64 },
+    SecondStream {
+        /// The format.
+        format: Compression,
+        /// Where the second one starts.
+        offset: u64,
+    },
+    /// Bytes that are not compressed data follow the stream.
     #[error("is {format}-compressed but {len} bytes that are not {format} data follow its end at offset {offset:#x}: the file is damaged or more than one file; decompress it yourself ({tool} FILE > OUT) and pack that", tool = format.tool())]
     Trailing {
+        /// The format.
         format: Compression,
+        /// Where the compressed data ends.
         offset: u64,
+        /// How many bytes follow it.
         len: u64,
     },
+    /// It decompresses to more than bootpack can load.
     #[error("is {format}-compressed and decompresses to more than {} GiB, the limit (nothing larger can be loaded below 4 GiB): it is not a kernel or module, or a decompression bomb", limit >> 30)]
-    TooLarge { format: Compression, limit: u64 },
+    TooLarge {
+        /// The format.
+        format: Compression,
+        /// The most bytes bootpack decompresses.
+        limit: u64,
+    },
+    /// lzop, which bootpack recognises but does not decompress.
     #[error("is lzop-compressed, which bootpack does not decompress; decompress it first (lzop -dc FILE > OUT) and pack that")]
     Lzop,
 }
@@ -140,6 +170,7 @@ pub enum DecompressError {
 /// What was decompressed at pack time: the format and both sizes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decompressed {
+    /// The format it was in.
     pub format: Compression,
     /// Bytes of the compressed file.
     pub compressed_bytes: u64,
@@ -164,6 +195,7 @@ impl std::fmt::Display for Decompressed {
 /// What [`unpack`] found and did.
 #[derive(Clone, Debug)]
 pub struct Unpacked {
+    /// The format it was in.
     pub format: Compression,
     /// Bytes of the compressed file.
     pub compressed_len: u64,
@@ -187,6 +219,12 @@ pub fn detect(bytes: &[u8]) -> Option<Compression> {
     [Compression::Gzip, Compression::Xz, Compression::Zstd]
         .into_iter()
         .find(|c| bytes.starts_with(c.magic()))
+}
+
+/// Whether `bytes` start like a compressed file, of a format bootpack
+/// decompresses or of one it recognises to refuse (lzop).
+pub fn looks_compressed(bytes: &[u8]) -> bool {
+    detect(bytes).is_some() || bytes.starts_with(LZOP_MAGIC)
 }
 
 /// Decompresses `bytes` if they start with a known compression magic

@@ -5,11 +5,14 @@
 /// Bytes at an offset of the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Extent<'a> {
+    /// Where the data starts on the disk, in bytes.
     pub offset: u64,
+    /// The bytes.
     pub data: &'a [u8],
 }
 
 impl Extent<'_> {
+    /// The disk offset just past the data.
     pub fn end(&self) -> u64 {
         self.offset + self.data.len() as u64
     }
@@ -19,7 +22,9 @@ impl Extent<'_> {
 /// overlapping.
 #[derive(Clone, Debug)]
 pub struct Disk<'a> {
+    /// The disk size in bytes.
     pub size: u64,
+    /// The data, by increasing offset, not overlapping; the rest of the disk is zero.
     pub extents: Vec<Extent<'a>>,
 }
 

@@ -18,57 +18,129 @@ pub use crate::layout::{
 /// Why an image could not be laid out or written.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    /// The command line does not fit the kernel's buffer.
     #[error("the command line is {len} bytes; with its terminating NUL it must fit in {max} bytes (Solo5's buffer)")]
-    CmdlineTooLong { len: usize, max: usize },
+    CmdlineTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The most bytes allowed, NUL included.
+        max: usize,
+    },
+    /// The boot configuration record does not fit its sectors.
     #[error("the configuration record would need {len} bytes ({segments} segments, {modules} modules with their strings, the command line and {sections} bytes of ELF section headers) but at most {max} fit")]
     RecordTooLarge {
+        /// The bytes it would need.
         len: usize,
+        /// The kernel's load segments.
         segments: usize,
+        /// The modules.
         modules: usize,
+        /// The bytes of ELF section headers it carries.
         sections: usize,
+        /// The most bytes that fit.
         max: usize,
     },
+    /// More modules than the loader takes.
     #[error("{count} modules; bootpack loads at most {max}")]
-    TooManyModules { count: usize, max: usize },
+    TooManyModules {
+        /// The modules given.
+        count: usize,
+        /// The most the loader takes.
+        max: usize,
+    },
+    /// A module of 4 GiB or more.
     #[error("module {index} ({path}) is {size} bytes; a module must be smaller than 4 GiB")]
     ModuleTooLarge {
+        /// The module's number, from 1.
         index: usize,
+        /// The module file.
         path: PathBuf,
+        /// Its size in bytes.
         size: u64,
     },
+    /// A module's string is too long.
     #[error("module {index} ({path}): its string is {len} bytes; with its terminating NUL it must fit in {max} bytes")]
     ModuleStringTooLong {
+        /// The module's number, from 1.
         index: usize,
+        /// The module file.
         path: PathBuf,
+        /// The string's length in bytes.
         len: usize,
+        /// The most bytes allowed, NUL included.
         max: usize,
     },
+    /// A module's string contains a NUL byte.
     #[error("module {index} ({path}): its string contains a NUL byte at offset {offset}")]
     ModuleStringNul {
+        /// The module's number, from 1.
         index: usize,
+        /// The module file.
         path: PathBuf,
+        /// Where the NUL is in the string.
         offset: usize,
     },
+    /// The modules do not fit between the kernel's end and 4 GiB.
     #[error("the kernel ends at {kernel_end:#x} and the modules need {bytes:#x} bytes after it (page-aligned): that does not fit below 4 GiB")]
-    ModulesBeyond4G { kernel_end: u64, bytes: u64 },
-    #[error("the disk would need {sectors} sectors; MBR partitions end at 2 TiB: use --table gpt for a bigger disk")]
-    TooLarge { sectors: u64 },
+    ModulesBeyond4G {
+        /// The address just past the kernel.
+        kernel_end: u64,
+        /// The bytes the modules need, page-aligned.
+        bytes: u64,
+    },
+    /// The disk would be larger than an MBR partition table can describe.
+    #[error("the disk would need {sectors} sectors; MBR partitions end at 2 TiB, a GPT has no such limit")]
+    TooLarge {
+        /// The sectors it would need.
+        sectors: u64,
+    },
+    /// The size asked for is smaller than the contents.
     #[error("a disk of {size} bytes is too small: the bootloader and kernel need at least {min} bytes ({} MiB)", min.div_ceil(1 << 20))]
-    DiskTooSmall { size: u64, min: u64 },
+    DiskTooSmall {
+        /// The size asked for, in bytes.
+        size: u64,
+        /// The smallest size that holds the contents, in bytes.
+        min: u64,
+    },
+    /// The size asked for is not a whole number of the format's unit.
     #[error("a {format} image must be a whole number of {unit}; {size} bytes is not")]
     SizeGranularity {
+        /// The format.
         format: String,
+        /// Its unit ("1 GiB", "1 MiB", ...).
         unit: String,
+        /// The size asked for, in bytes.
         size: u64,
     },
+    /// The size asked for is more than the format can hold.
     #[error("a {format} image can hold at most {max} bytes ({} GiB); {size} bytes is more", max >> 30)]
-    FormatTooSmall { format: String, max: u64, size: u64 },
+    FormatTooSmall {
+        /// The format.
+        format: String,
+        /// The most bytes it holds.
+        max: u64,
+        /// The size asked for, in bytes.
+        size: u64,
+    },
+    /// The embedded stage 1 lacks its patch fields (a broken build).
     #[error("internal: stage 1 lacks its patch placeholders (stale bootloader build)")]
     Stage1Layout,
+    /// The embedded stage 2 is larger than stage 1 can load (a broken build).
     #[error("internal: stage 2 is {sectors} sectors; stage 1 loads at most {max}")]
-    Stage2TooLarge { sectors: u64, max: u16 },
+    Stage2TooLarge {
+        /// Its size in sectors.
+        sectors: u64,
+        /// The most sectors stage 1 loads.
+        max: u16,
+    },
+    /// Writing the image failed.
     #[error("cannot write {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    Io {
+        /// The file being written.
+        path: PathBuf,
+        /// Why it failed.
+        source: io::Error,
+    },
 }
 
 /// A module to pack: its bytes and string.
@@ -76,6 +148,7 @@ pub enum ImageError {
 pub struct ModuleInput {
     /// Where the bytes came from (for messages).
     pub path: PathBuf,
+    /// The module's contents.
     pub bytes: Vec<u8>,
     /// The string the kernel gets with it, without NUL.
     pub string: Vec<u8>,
@@ -110,11 +183,15 @@ pub fn write_atomically(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.bootpack-{}.tmp", std::process::id()));
+    // Announced before it exists, so an interrupt at any point removes it.
+    crate::interrupt::set_temporary(Some(&tmp));
     let result = File::create(&tmp).and_then(|mut f| {
         fill(&mut f)?;
         f.flush()
     });
-    match result.and_then(|()| std::fs::rename(&tmp, out)) {
+    let result = result.and_then(|()| std::fs::rename(&tmp, out));
+    crate::interrupt::set_temporary(None);
+    match result {
         Ok(()) => Ok(()),
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);

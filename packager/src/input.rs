@@ -55,6 +55,13 @@ pub fn read(path: &Path) -> io::Result<Input> {
     Ok(Input::Read(bytes))
 }
 
+/// Reads at most the first `n` bytes of the file at `path`.
+pub fn read_prefix(path: &Path, n: usize) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(n);
+    File::open(path)?.take(n as u64).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -164,69 +164,111 @@ impl SectorReader for Sectors<'_> {
     }
 }
 
+/// What stops an inspection (a damaged or foreign image is not an error: it is reported in [`Inspection::problems`]).
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
+    /// The image could not be read.
     #[error("{path}: cannot read: {source}")]
-    Io { path: String, source: io::Error },
+    Io {
+        /// The image file.
+        path: String,
+        /// Why it could not be read.
+        source: io::Error,
+    },
+    /// A .tar.gz that holds no `disk.raw`.
     #[error("{path}: a .tar.gz without a disk.raw entry: not a Google Compute Engine image")]
-    NoDiskRaw { path: String },
+    NoDiskRaw {
+        /// The archive.
+        path: String,
+    },
 }
 
+/// A partition table entry.
 #[derive(Clone, Debug, Serialize)]
 pub struct Partition {
+    /// Its number, from 1 (its slot in the table plus one, as in sda1).
     pub index: usize,
+    /// Whether it is marked bootable.
     pub active: bool,
+    /// Its MBR type byte.
     pub kind: u8,
+    /// Its first sector.
     pub start_lba: u32,
+    /// Its length in sectors.
     pub sectors: u32,
 }
 
 /// The GPT and its bootpack partition.
 #[derive(Clone, Debug, Serialize)]
 pub struct Gpt {
+    /// The disk's GUID.
     pub disk_guid: String,
-    /// 0-based entry index of the kernel partition.
+    /// The kernel partition's entry number, from 1 (as sgdisk numbers them).
     pub index: u32,
+    /// The kernel partition's type GUID (bootpack's own).
     pub type_guid: String,
+    /// The kernel partition's unique GUID.
     pub partition_guid: String,
+    /// The kernel partition's name.
     pub name: String,
+    /// Where the kernel partition starts.
     pub start_lba: u64,
+    /// Its length in sectors.
     pub sectors: u64,
+    /// The first sector partitions may use.
     pub first_usable_lba: u64,
+    /// The last sector partitions may use.
     pub last_usable_lba: u64,
     /// Where the header says the backup header is.
     pub backup_lba: u64,
 }
 
+/// bootpack's bootloader as found in the image.
 #[derive(Clone, Debug, Serialize)]
 pub struct Bootloader {
     /// "0.1.0 (this bootpack)" or "another bootpack version".
     pub version: String,
+    /// Where stage 2 starts (the sector stage 1 reads it from).
     pub stage2_lba: u32,
+    /// Stage 2's length in sectors.
     pub stage2_sectors: u16,
+    /// Whether stage 2's bytes match the checksum stage 1 carries.
     pub stage2_checksum_ok: bool,
 }
 
+/// A memory range the kernel is loaded into.
 #[derive(Clone, Debug, Serialize)]
 pub struct Segment {
+    /// The first address.
     pub start: u64,
+    /// The address just past it.
     pub end: u64,
+    /// Bytes copied from the image.
     pub file_size: u64,
+    /// Bytes in memory (the rest after the file bytes is zeroed).
     pub mem_size: u64,
 }
 
+/// The kernel as the image's boot configuration record describes it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Kernel {
+    /// The number of the partition holding it, from 1.
     pub partition: usize,
+    /// The entry address.
     pub entry: u32,
+    /// The Multiboot header's flags.
     pub multiboot_flags: u32,
+    /// Where it is loaded.
     pub segments: Vec<Segment>,
     /// Bytes of kernel data stored in the image.
     pub size: u64,
+    /// The checksum of the kernel and modules as stored, in hex.
     pub checksum: String,
+    /// Whether the stored bytes match it.
     pub checksum_ok: bool,
     /// The command line as bytes, and as text where it is UTF-8.
     pub cmdline: String,
+    /// The command line's exact bytes (without the NUL).
     pub cmdline_bytes: Vec<u8>,
     /// "multiboot1" or "multiboot2": what the kernel is entered with.
     pub protocol: &'static str,
@@ -241,7 +283,9 @@ pub struct Kernel {
     pub modules_decompressed: bool,
     /// The configuration record's format version (2 or 3).
     pub record_version: u16,
+    /// The video request the record carries.
     pub video: Video,
+    /// The modules, in the order the kernel gets them.
     pub modules: Vec<Module>,
 }
 
@@ -258,10 +302,14 @@ pub struct Video {
     pub graphics_ok: bool,
 }
 
+/// A Multiboot module stored in the image.
 #[derive(Clone, Debug, Serialize)]
 pub struct Module {
+    /// Its size in bytes.
     pub size: u64,
+    /// Its string (command line), lossily decoded.
     pub string: String,
+    /// Whether its stored bytes match its checksum.
     pub checksum_ok: bool,
     /// The compression the stored bytes are in ("gzip", "xz", "zstd"):
     /// a module kept compressed on request (`--module-raw`); null if none.
@@ -271,22 +319,28 @@ pub struct Module {
 /// Everything found, and what is wrong.
 #[derive(Clone, Debug, Serialize)]
 pub struct Inspection {
+    /// The image file, as given.
     pub image: String,
+    /// The image format ("raw", "vhd", "vmdk", "qcow2", "gce").
     pub format: &'static str,
     /// "mbr", or "gpt" when a protective MBR announces a GPT.
     pub table: &'static str,
+    /// The MBR disk signature in hex (empty when there is no MBR).
     pub disk_signature: String,
-    /// The MBR's entries (for a GPT, the protective one).
+    /// The MBR's used entries (for a GPT, the protective one).
     pub partitions: Vec<Partition>,
     /// The GPT, when it was read.
     pub gpt: Option<Gpt>,
+    /// bootpack's bootloader, when the image has it.
     pub bootloader: Option<Bootloader>,
+    /// The kernel, when the image has a readable boot configuration record.
     pub kernel: Option<Kernel>,
     /// Empty when this is a sound bootpack image.
     pub problems: Vec<String>,
 }
 
 impl Inspection {
+    /// Whether the image is one bootpack wrote and every checksum holds (no problems found).
     pub fn is_sound(&self) -> bool {
         self.problems.is_empty()
     }
@@ -371,7 +425,7 @@ fn inspect_disk(image: String, format: &'static str, disk: &mut dyn DiskReader) 
         let sectors = u32::from_le_bytes(e[12..16].try_into().unwrap());
         if e[4] != 0 && sectors != 0 {
             ins.partitions.push(Partition {
-                index: i,
+                index: i + 1,
                 active: e[0] == 0x80,
                 kind: e[4],
                 start_lba: u32::from_le_bytes(e[8..12].try_into().unwrap()),
@@ -419,7 +473,7 @@ fn inspect_disk(image: String, format: &'static str, disk: &mut dyn DiskReader) 
                         .collect();
                 ins.gpt = Some(Gpt {
                     disk_guid: g.disk_guid.to_string(),
-                    index: found.partition.index,
+                    index: found.partition.index + 1,
                     type_guid: ptable::BOOTPACK_TYPE_GUID.to_string(),
                     partition_guid: g.partition_guid.to_string(),
                     name,
@@ -587,7 +641,7 @@ fn read_kernel(p: &ptable::Partition, disk: &mut dyn DiskReader) -> Result<Kerne
         });
     }
     Ok(Kernel {
-        partition: p.index as usize,
+        partition: p.index as usize + 1,
         entry: rec.entry(),
         multiboot_flags: rec.mb_flags(),
         segments,

@@ -48,9 +48,11 @@ pub struct LoadSegment {
 }
 
 impl LoadSegment {
+    /// Bytes copied from the file.
     pub fn file_size(&self) -> u64 {
         self.file.len() as u64
     }
+    /// The address just past the segment in memory.
     pub fn end(&self) -> u64 {
         self.dest + self.mem_size
     }
@@ -59,11 +61,14 @@ impl LoadSegment {
 /// How the kernel file was understood.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelFormat {
+    /// An ELF32 file, loaded by its program headers.
     Elf32,
+    /// An ELF64 file, loaded by its program headers.
     Elf64,
     /// Loaded by the header's address fields; `elf` says whether the file is
     /// also an ELF (Solo5) or a flat binary.
     AoutKludge {
+        /// Whether the file is an ELF all the same.
         elf: bool,
     },
 }
@@ -82,8 +87,11 @@ impl std::fmt::Display for KernelFormat {
 /// The ELF section header table, for the Multiboot 2 ELF symbols tag.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SectionHeaders {
+    /// The number of section headers.
     pub num: u32,
+    /// The size of one section header.
     pub entsize: u32,
+    /// The index of the section name string table.
     pub shstrndx: u32,
     /// num * entsize bytes, as in the file.
     pub bytes: Vec<u8>,
@@ -92,7 +100,9 @@ pub struct SectionHeaders {
 /// A kernel ready to be packed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoadPlan {
+    /// What kind of file the kernel is.
     pub format: KernelFormat,
+    /// The Multiboot version it is booted with.
     pub protocol: Protocol,
     /// The kernel's Multiboot 1 header flags, whichever protocol boots it
     /// (informative; 0 for a kernel without a valid Multiboot 1 header).
@@ -120,101 +130,224 @@ pub struct LoadPlan {
 /// file name.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KernelError {
+    /// No Multiboot header of either version.
     #[error("no Multiboot header in the first 8 KiB ({len} bytes searched) and no Multiboot 2 header in the first 32 KiB: this is not a Multiboot kernel; link a Multiboot header (magic 0x1BADB002, or 0xE85250D6 for Multiboot 2) into the start of the image")]
-    NoHeader { len: usize },
-    #[error("Multiboot 1 was asked for, but there is no Multiboot 1 header in the first 8 KiB ({len} bytes searched), only a Multiboot 2 one; use --protocol multiboot2")]
-    NoHeader1 { len: usize },
+    NoHeader {
+        /// The bytes searched.
+        len: usize,
+    },
+    /// Multiboot 1 was asked for and there is only a Multiboot 2 header.
+    #[error("Multiboot 1 was asked for, but there is no Multiboot 1 header in the first 8 KiB ({len} bytes searched), only a Multiboot 2 one; boot it with Multiboot 2")]
+    NoHeader1 {
+        /// The bytes searched.
+        len: usize,
+    },
+    /// Multiboot 2 was asked for and there is no Multiboot 2 header.
     #[error("Multiboot 2 was asked for, but there is no Multiboot 2 header (magic 0xE85250D6, 8-byte aligned) in the first 32 KiB ({len} bytes searched)")]
-    NoHeader2 { len: usize },
+    NoHeader2 {
+        /// The bytes searched.
+        len: usize,
+    },
+    /// The Multiboot 2 header's checksum is wrong.
     #[error("the Multiboot 2 header at offset {offset:#x} has a bad checksum: magic + architecture + header_length + checksum is not 0")]
-    BadHeader2Checksum { offset: usize },
+    BadHeader2Checksum {
+        /// Where the header is in the file.
+        offset: usize,
+    },
+    /// The Multiboot 2 header is cut off or has no end tag.
     #[error("the Multiboot 2 header at offset {offset:#x} is cut off (by its header_length, the 32 KiB search window or the end of the file) or has no end tag")]
-    TruncatedHeader2 { offset: usize },
+    TruncatedHeader2 {
+        /// Where the header is in the file.
+        offset: usize,
+    },
+    /// The Multiboot 2 header is for another architecture than i386.
     #[error("the Multiboot 2 header at offset {offset:#x} is for architecture {arch}; bootpack boots i386 (0) kernels")]
-    Header2Architecture { offset: usize, arch: u32 },
+    Header2Architecture {
+        /// Where the header is in the file.
+        offset: usize,
+        /// The architecture it names.
+        arch: u32,
+    },
+    /// A Multiboot 2 header tag has an invalid size.
     #[error("the Multiboot 2 header's {name} tag (type {tag}) at offset {offset:#x} has an invalid size {size}")]
     BadHeader2Tag {
+        /// Where the tag is in the file.
         offset: usize,
+        /// The tag type.
         tag: u16,
+        /// The tag's name in the specification.
         name: &'static str,
+        /// The size it gives.
         size: u32,
     },
+    /// A required Multiboot 2 header tag bootpack cannot honour.
     #[error("the Multiboot 2 header's {name} tag (type {tag}) at offset {offset:#x} is required (not marked optional) and bootpack cannot honour it")]
     UnsupportedHeader2Tag {
+        /// Where the tag is in the file.
         offset: usize,
+        /// The tag type.
         tag: u16,
+        /// The tag's name in the specification.
         name: &'static str,
     },
+    /// The kernel requires an information tag bootpack does not provide.
     #[error("the Multiboot 2 header (offset {offset:#x}) requires the {name} information tag (type {info}), which bootpack does not provide")]
     UnsupportedInfoRequest {
+        /// Where the request tag is in the file.
         offset: usize,
+        /// The information tag type requested.
         info: u32,
+        /// Its name in the specification.
         name: &'static str,
     },
+    /// A Multiboot 2 address tag without an entry address tag.
     #[error("the Multiboot 2 header (offset {offset:#x}) has an address tag but no entry address tag: bootpack cannot tell where to enter")]
-    AddressWithoutEntry { offset: usize },
+    AddressWithoutEntry {
+        /// Where the header is in the file.
+        offset: usize,
+    },
+    /// Not an ELF and the Multiboot 2 header has no address tag.
     #[error("not an ELF file and the Multiboot 2 header (offset {offset:#x}) has no address tag: bootpack cannot tell where to load it")]
-    NotElfNoAddressTag { offset: usize },
+    NotElfNoAddressTag {
+        /// Where the header is in the file.
+        offset: usize,
+    },
+    /// The ELF section header table lies past the end of the file.
     #[error("the ELF section header table ({start:#x}..{end:#x}) lies beyond the end of the file ({len:#x} bytes)")]
-    SectionHeadersTruncated { start: u64, end: u64, len: usize },
+    SectionHeadersTruncated {
+        /// Where the table starts in the file.
+        start: u64,
+        /// Where it ends.
+        end: u64,
+        /// The file's length.
+        len: usize,
+    },
+    /// The Multiboot 1 header's checksum is wrong.
     #[error("the Multiboot header at offset {offset:#x} has a bad checksum: magic 0x1BADB002 + flags {flags:#010x} + checksum {checksum:#010x} is not 0")]
     BadHeaderChecksum {
+        /// Where the header is in the file.
         offset: usize,
+        /// Its flags.
         flags: u32,
+        /// Its checksum field.
         checksum: u32,
     },
+    /// The Multiboot 1 header is cut off.
     #[error("the Multiboot header at offset {offset:#x} is cut off by the 8 KiB search window or the end of the file")]
-    TruncatedHeader { offset: usize },
+    TruncatedHeader {
+        /// Where the header is in the file.
+        offset: usize,
+    },
+    /// The Multiboot 1 header requires something bootpack cannot honour.
     #[error("the Multiboot header at offset {offset:#x} sets flag bit {bit} ({what}), a requirement bootpack cannot honour")]
     UnsupportedFlag {
+        /// Where the header is in the file.
         offset: usize,
+        /// The flag bit.
         bit: u32,
+        /// What it asks for.
         what: &'static str,
     },
+    /// The Multiboot 1 header asks for a video mode type Multiboot 1 does
+    /// not define.
     #[error("the Multiboot header at offset {offset:#x} asks for video mode_type {mode_type}; Multiboot 1 defines 0 (linear graphics) and 1 (EGA text)")]
-    BadModeType { offset: usize, mode_type: u32 },
+    BadModeType {
+        /// Where the header is in the file.
+        offset: usize,
+        /// The mode type it asks for.
+        mode_type: u32,
+    },
+    /// Not an ELF and the Multiboot 1 header has no address fields.
     #[error("not an ELF file and the Multiboot header (offset {offset:#x}) has no address fields (flag bit 16): bootpack cannot tell where to load it")]
-    NotElfNoKludge { offset: usize },
+    NotElfNoKludge {
+        /// Where the header is in the file.
+        offset: usize,
+    },
+    /// The ELF file does not parse (the parser's message).
     #[error("invalid ELF: {0}")]
     BadElf(String),
     #[error(
         "ELF for machine {machine} ({class}-bit); a Multiboot kernel is x86 (EM_386 or EM_X86_64)"
     )]
-    WrongMachine { machine: u16, class: u8 },
+    /// An ELF for another machine than x86.
+    WrongMachine {
+        /// Its e_machine.
+        machine: u16,
+        /// Its class (1 ELF32, 2 ELF64).
+        class: u8,
+    },
+    /// An ELF with nothing to load.
     #[error("ELF has no loadable segment (PT_LOAD) with a size")]
     NoSegments,
+    /// A segment needs bytes past the end of the file.
     #[error("segment {index} is truncated: it needs file bytes {start:#x}..{end:#x}, but the file is only {len:#x} bytes long")]
     Truncated {
+        /// The segment's number.
         index: usize,
+        /// The first file byte it needs.
         start: u64,
+        /// The file offset just past the bytes it needs.
         end: u64,
+        /// The file's length.
         len: usize,
     },
     #[error(
         "segment {index} has {file_size:#x} file bytes but only {mem_size:#x} bytes in memory"
     )]
+    /// A segment with more file bytes than memory bytes.
     FileLargerThanMemory {
+        /// The segment's number.
         index: usize,
+        /// Its file size.
         file_size: u64,
+        /// Its memory size.
         mem_size: u64,
     },
+    /// A segment would load over the interrupt vector table and BIOS data area.
     #[error("segment {index} would load at {start:#x}..{end:#x}, over the real-mode interrupt vector table and BIOS data area (0x0..0x500), which the BIOS and the loader need until the kernel runs; link the kernel at 0x500 or above")]
-    BelowFloor { index: usize, start: u64, end: u64 },
+    BelowFloor {
+        /// The segment's number.
+        index: usize,
+        /// Its first address.
+        start: u64,
+        /// The address just past it.
+        end: u64,
+    },
+    /// A segment would load beyond 4 GiB.
     #[error("segment {index} would load at {start:#x}..{end:#x}, beyond 4 GiB; a Multiboot 1 kernel must load below 4 GiB")]
-    AboveCeiling { index: usize, start: u64, end: u64 },
+    AboveCeiling {
+        /// The segment's number.
+        index: usize,
+        /// Its first address.
+        start: u64,
+        /// The address just past it.
+        end: u64,
+    },
+    /// Two segments overlap in memory.
     #[error("segments {a} ({a_start:#x}..{a_end:#x}) and {b} ({b_start:#x}..{b_end:#x}) overlap in memory")]
     Overlap {
+        /// The first segment's number.
         a: usize,
+        /// Its first address.
         a_start: u64,
+        /// The address just past it.
         a_end: u64,
+        /// The second segment's number.
         b: usize,
+        /// Its first address.
         b_start: u64,
+        /// The address just past it.
         b_end: u64,
     },
+    /// The Multiboot 1 address fields contradict each other or the file.
     #[error("the Multiboot header's address fields are inconsistent: {0}")]
     BadKludge(String),
+    /// The entry point lies outside every loaded segment.
     #[error("the entry point {entry:#x} is not inside any loaded segment")]
-    EntryOutside { entry: u64 },
+    EntryOutside {
+        /// The entry point.
+        entry: u64,
+    },
 }
 
 fn flag_name(_bit: u32) -> &'static str {
@@ -287,6 +420,29 @@ pub fn plan_for(image: &[u8], protocol: Option<Protocol>) -> Result<LoadPlan, Ke
         }
         None if has2 => plan2(image),
         _ => plan1(image),
+    }
+}
+
+/// How many bytes at the start of a kernel file [`header_check`] needs: the
+/// larger of the two Multiboot header search windows.
+pub const HEADER_WINDOW: usize = multiboot2::SEARCH_LEN;
+
+/// Whether the start of a kernel file (its first [`HEADER_WINDOW`] bytes,
+/// or all of it when shorter) has the Multiboot header `protocol` needs;
+/// the same error [`plan_for`] gives when it has not. This lets a caller
+/// refuse a file that is no kernel (a disk image, a 10 GiB sparse file)
+/// before reading or mapping the rest.
+pub fn header_check(prefix: &[u8], protocol: Option<Protocol>) -> Result<(), KernelError> {
+    let has1 = multiboot::find(prefix) != Err(HeaderError::NotFound);
+    let has2 = multiboot2::present(prefix);
+    let len1 = prefix.len().min(multiboot::SEARCH_LEN);
+    match protocol {
+        Some(Protocol::Multiboot2) if !has2 => Err(KernelError::NoHeader2 {
+            len: prefix.len().min(multiboot2::SEARCH_LEN),
+        }),
+        Some(Protocol::Multiboot1) if !has1 && has2 => Err(KernelError::NoHeader1 { len: len1 }),
+        _ if !has1 && !has2 => Err(KernelError::NoHeader { len: len1 }),
+        _ => Ok(()),
     }
 }
 
@@ -622,6 +778,43 @@ fn check_segments(segments: &mut [LoadSegment]) -> Result<(), KernelError> {
 mod tests {
     use super::*;
     use bootpack_proto::multiboot::write;
+
+    /// `header_check` on a file's first bytes refuses exactly what
+    /// `plan_for` on the whole file refuses for lack of a header, with the
+    /// same words, and lets through every file that has one.
+    #[test]
+    fn header_check_agrees_with_plan_for() {
+        let demo = crate::bootloader::DEMO_KERNEL;
+        let mut zeros_then_demo = vec![0u8; 40 << 10];
+        zeros_then_demo.extend_from_slice(demo);
+        let files: [&[u8]; 5] = [&[], &[0u8; 100], &[0xA5; 64 << 10], demo, &zeros_then_demo];
+        for (i, file) in files.iter().enumerate() {
+            for protocol in [None, Some(Protocol::Multiboot1), Some(Protocol::Multiboot2)] {
+                let prefix = &file[..file.len().min(HEADER_WINDOW)];
+                let whole = plan_for(file, protocol);
+                match header_check(prefix, protocol) {
+                    Err(e) => assert_eq!(
+                        whole.unwrap_err().to_string(),
+                        e.to_string(),
+                        "file {i}, {protocol:?}"
+                    ),
+                    Ok(()) => assert!(
+                        !matches!(
+                            whole,
+                            Err(KernelError::NoHeader { .. }
+                                | KernelError::NoHeader1 { .. }
+                                | KernelError::NoHeader2 { .. })
+                        ),
+                        "file {i}, {protocol:?}"
+                    ),
+                }
+            }
+        }
+        // The demo kernel has a header; a file with its header beyond the
+        // search window has none.
+        assert!(header_check(demo, None).is_ok());
+        assert!(header_check(&zeros_then_demo[..HEADER_WINDOW], None).is_err());
+    }
 
     /// A flat kludge kernel: header at `off`, loaded from 1 MiB.
     fn flat(len: usize, off: usize, k: Kludge) -> Vec<u8> {

@@ -9,6 +9,8 @@
 //! # Ok::<(), bootpack::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +21,7 @@ pub mod formats;
 pub mod image;
 mod input;
 pub mod inspect;
+mod interrupt;
 pub mod kernel;
 pub mod layout;
 pub mod reader;
@@ -26,6 +29,13 @@ pub mod run;
 pub mod video;
 
 pub use formats::Format;
+pub use interrupt::remove_temporary_on_signal;
+
+// The README's examples run as doctests: its library example builds a
+// real image.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
 pub use image::ImageError;
 pub use kernel::{KernelError, KernelFormat, LoadPlan, Protocol};
 pub use layout::Table;
@@ -34,63 +44,156 @@ pub use video::{VideoError, VideoOption};
 /// Everything that can stop a build.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The kernel file could not be read.
     #[error("{path}: cannot read the kernel: {source}")]
     ReadKernel {
+        /// The kernel file.
         path: PathBuf,
+        /// Why it could not be read.
         source: std::io::Error,
     },
+    /// The kernel is not one bootpack can boot.
     #[error("{path}: {source}")]
-    Kernel { path: PathBuf, source: KernelError },
-    #[error("{path} (decompressed from {format}; offsets are in the decompressed data): {source}")]
-    DecompressedKernel {
+    Kernel {
+        /// The kernel file (or the demo kernel's name).
         path: PathBuf,
-        format: decompress::Compression,
+        /// What is wrong with it.
         source: KernelError,
     },
+    /// The kernel file was compressed, and what it held is not a kernel
+    /// bootpack can load.
+    #[error("{path} (decompressed from {format}; offsets are in the decompressed data): {source}")]
+    DecompressedKernel {
+        /// The kernel file.
+        path: PathBuf,
+        /// How it was compressed.
+        format: decompress::Compression,
+        /// What is wrong with what it held.
+        source: KernelError,
+    },
+    /// The kernel file looks compressed but cannot be decompressed.
     #[error("{path}: {source}")]
     Decompress {
+        /// The kernel file.
         path: PathBuf,
+        /// What is wrong with the compressed data.
         source: decompress::DecompressError,
     },
+    /// A module file looks compressed but cannot be decompressed.
     #[error("{path}: module {index} {source}")]
     DecompressModule {
+        /// The module's number, from 1.
         index: usize,
+        /// The module file.
         path: PathBuf,
+        /// What is wrong with the compressed data.
         source: decompress::DecompressError,
     },
+    /// The image cannot be laid out or written.
     #[error("{path}: {source}")]
-    Image { path: PathBuf, source: ImageError },
-    #[error("{path}: {source}")]
-    Video { path: PathBuf, source: VideoError },
+    Image {
+        /// The kernel file, or the output when writing failed.
+        path: PathBuf,
+        /// What went wrong.
+        source: ImageError,
+    },
+    /// The video mode asked for cannot be given to this kernel.
+    #[error("{path}: video mode {source}")]
+    Video {
+        /// The kernel file.
+        path: PathBuf,
+        /// Why not.
+        source: VideoError,
+    },
+    /// The output is the kernel file itself.
     #[error("{out}: refusing to write the image over the kernel file itself; choose another output path")]
-    OutputIsKernel { out: PathBuf },
+    OutputIsKernel {
+        /// The output path.
+        out: PathBuf,
+    },
+    /// The output exists and is not a regular file (a device, a directory, ...).
     #[error("{out}: is {kind}; bootpack writes image files and will not replace it (write a file, then copy it with dd if a device is meant)")]
-    OutputNotAFile { out: PathBuf, kind: &'static str },
+    OutputNotAFile {
+        /// The output path.
+        out: PathBuf,
+        /// What it is ("a directory", "a block device", ...).
+        kind: &'static str,
+    },
+    /// A module file could not be read.
     #[error("{path}: cannot read module {index}: {source}")]
     ReadModule {
+        /// The module's number, from 1.
         index: usize,
+        /// The module file.
         path: PathBuf,
+        /// Why it could not be read.
         source: std::io::Error,
     },
     #[error(
         "{out}: refusing to write the image over module {index} itself; choose another output path"
     )]
-    OutputIsModule { out: PathBuf, index: usize },
-    #[error("{out}: --format {format} contradicts the file name, which says {extension}; change one of them")]
-    FormatMismatch {
+    /// The output is one of the module files.
+    OutputIsModule {
+        /// The output path.
         out: PathBuf,
+        /// The module's number, from 1.
+        index: usize,
+    },
+    /// The disk size asked for does not suit the contents or the format.
+    #[error("{source}; the {format} disk size must be {} to {}{}", human(*min), human(*max), granularity_note(*format))]
+    Size {
+        /// The size asked for, in bytes.
+        size: u64,
+        /// The smallest size allowed for these contents and format.
+        min: u64,
+        /// The largest size allowed for this format.
+        max: u64,
+        /// The format.
         format: Format,
+        /// What is wrong with it.
+        source: ImageError,
+    },
+    /// The output's directory does not exist.
+    #[error("{dir}: no such directory (for the image {out}); create it first")]
+    NoOutputDirectory {
+        /// The output path.
+        out: PathBuf,
+        /// Its directory.
+        dir: PathBuf,
+    },
+    /// The format asked for contradicts the output's file name.
+    #[error("{out}: the format asked for ({format}) contradicts the file name, which says {extension}; change one of them")]
+    FormatMismatch {
+        /// The output path.
+        out: PathBuf,
+        /// The format asked for.
+        format: Format,
+        /// The format the file name says.
         extension: Format,
     },
+}
+
+impl Error {
+    /// Whether the error is a bad value the caller gave (a disk size that
+    /// does not suit, a format that contradicts the file name) rather than
+    /// a problem with the files: the command line exits 2 for these.
+    pub fn is_bad_value(&self) -> bool {
+        matches!(self, Error::Size { .. } | Error::FormatMismatch { .. })
+    }
 }
 
 /// What a build produced.
 #[derive(Clone, Debug)]
 pub struct Report {
+    /// How the kernel is loaded (segments, entry, format).
     pub plan: LoadPlan,
+    /// The image format written.
     pub format: Format,
+    /// The kernel's command line, without its terminating NUL.
     pub cmdline: Vec<u8>,
+    /// The size of the disk the image holds, in bytes.
     pub disk_bytes: u64,
+    /// The checksum of the kernel and modules as stored (what `inspect` verifies).
     pub payload_sum: u64,
     /// How the kernel file was decompressed, if it was compressed.
     pub kernel_decompressed: Option<decompress::Decompressed>,
@@ -118,8 +221,10 @@ pub struct Build {
     fast_read: bool,
     /// The partition table.
     table: Table,
-    /// `--video`: replaces the kernel's video request.
+    /// The video request that replaces the kernel's, if any.
     video: Option<VideoOption>,
+    /// Stage 1 and stage 2 to use instead of the embedded ones.
+    stages: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 #[derive(Clone, Debug)]
@@ -155,6 +260,7 @@ impl Build {
             fast_read: true,
             table: Table::Mbr,
             video: None,
+            stages: None,
         }
     }
 
@@ -173,6 +279,14 @@ impl Build {
     /// fails with [`Error::Video`].
     pub fn video(mut self, video: VideoOption) -> Self {
         self.video = Some(video);
+        self
+    }
+
+    /// Uses this stage 1 and stage 2 instead of the bootloader bootpack
+    /// embeds (e.g. a loader built with time marks, or one built from other
+    /// sources to compare).
+    pub fn bootloader(mut self, stage1: Vec<u8>, stage2: Vec<u8>) -> Self {
+        self.stages = Some((stage1, stage2));
         self
     }
 
@@ -310,6 +424,14 @@ impl Build {
     ) -> Result<Report, Error> {
         let out = out.as_ref();
         refuse_special_output(out)?;
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(Error::NoOutputDirectory {
+                    out: out.to_path_buf(),
+                    dir: dir.to_path_buf(),
+                });
+            }
+        }
         let format = self.format_for(out)?;
         let label = self.kernel_label();
         let owned;
@@ -319,6 +441,24 @@ impl Build {
                     return Err(Error::OutputIsKernel {
                         out: out.to_path_buf(),
                     });
+                }
+                // A file without a Multiboot header (a disk image, a huge
+                // sparse file) is refused from its first bytes, before the
+                // rest is mapped. A compressed kernel's header shows only
+                // once it is decompressed (below).
+                let prefix = input::read_prefix(p, kernel::HEADER_WINDOW).map_err(|source| {
+                    Error::ReadKernel {
+                        path: p.clone(),
+                        source,
+                    }
+                })?;
+                if !decompress::looks_compressed(&prefix) {
+                    kernel::header_check(&prefix, self.protocol).map_err(|source| {
+                        Error::Kernel {
+                            path: label.clone(),
+                            source,
+                        }
+                    })?;
                 }
                 owned = input::read(p).map_err(|source| Error::ReadKernel {
                     path: p.clone(),
@@ -354,18 +494,42 @@ impl Build {
         })?;
         let (modules, modules_decompressed) = self.read_modules(out)?;
         let cmdline = self.cmdline();
-        let mut layout = image::layout_for(
-            self.table,
-            &bootloader::embedded(),
-            bytes,
-            &plan,
-            &cmdline,
-            modules,
-            |min| choose_size(format, self.size, min),
-        )
-        .map_err(|source| Error::Image {
-            path: label.clone(),
-            source,
+        let boot = match &self.stages {
+            Some((stage1, stage2)) => image::Bootloader { stage1, stage2 },
+            None => bootloader::embedded(),
+        };
+        let table = self.table;
+        let mut min_size = 0;
+        let mut layout = image::layout_for(table, &boot, bytes, &plan, &cmdline, modules, |min| {
+            min_size = min;
+            choose_size(format, self.size, min)
+        })
+        .map_err(|source| match (self.size, &source) {
+            (
+                Some(size),
+                ImageError::DiskTooSmall { .. }
+                | ImageError::SizeGranularity { .. }
+                | ImageError::FormatTooSmall { .. }
+                | ImageError::TooLarge { .. },
+            ) => {
+                let g = format.size_granularity();
+                let max = [format.max_size(), table.max_disk_bytes()]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(u64::MAX);
+                Error::Size {
+                    size,
+                    min: format.default_size(min_size).max(min_size.div_ceil(g) * g),
+                    max: max / g * g,
+                    format,
+                    source,
+                }
+            }
+            _ => Error::Image {
+                path: label.clone(),
+                source,
+            },
         })?;
         let kept_compressed = self
             .modules
@@ -497,10 +661,56 @@ fn choose_size(format: Format, requested: Option<u64>, min: u64) -> Result<u64, 
     Ok(size)
 }
 
+/// Whether the file at `path` starts like a Multiboot kernel (a Multiboot 1
+/// or 2 header in its search window; only its first bytes are read), or is
+/// a compressed file holding one.
+pub fn looks_like_kernel(path: &Path) -> bool {
+    let Ok(prefix) = input::read_prefix(path, kernel::HEADER_WINDOW) else {
+        return false;
+    };
+    if !decompress::looks_compressed(&prefix) {
+        return kernel::header_check(&prefix, None).is_ok();
+    }
+    // A compressed file is a kernel if what it holds is one (a disk image
+    // is never compressed; one that is gets refused as no kernel).
+    input::read(path).is_ok_and(|file| match decompress::unpack(&file) {
+        Ok(Some(u)) => kernel::plan(&u.bytes).is_ok(),
+        _ => false,
+    })
+}
+
+/// A byte count as people write it: "64 MiB", "2 TiB", else bytes.
+fn human(bytes: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{} {unit}", bytes >> shift);
+        }
+    }
+    if bytes >= 1 << 40 {
+        return format!("{bytes} bytes (just under {} TiB)", bytes.div_ceil(1 << 40));
+    }
+    format!("{bytes} bytes")
+}
+
+/// What a format asks of a size beyond its bounds.
+fn granularity_note(format: Format) -> &'static str {
+    match format {
+        Format::Gce => ", a whole number of GiB",
+        Format::Vhd => ", a whole number of MiB",
+        Format::Vmdk => ", a whole number of 64 KiB grains",
+        Format::Raw | Format::Qcow2 => ", a whole number of 512-byte sectors",
+    }
+}
+
 /// Parses a size such as `4096`, `64M`, `64MiB`, `1G`, `1.5G` (binary
 /// units: K = 1024).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
+    if t.starts_with('-') {
+        return Err(format!(
+            "{s:?}: a disk size cannot be negative; give the size in bytes or with K, M, G or T (binary units), e.g. 64M or 1G"
+        ));
+    }
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
@@ -520,6 +730,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let value: f64 = num
         .parse()
         .map_err(|_| format!("{s:?} is not a size; try 64M or 1G"))?;
+    if value == 0.0 {
+        return Err(format!(
+            "{s:?}: a disk size must be more than 0; e.g. 64M or 1G (or leave the size out for a disk just big enough)"
+        ));
+    }
     let bytes = value * (1u64 << shift) as f64;
     if !(1.0..=u64::MAX as f64).contains(&bytes) || bytes.fract() != 0.0 {
         return Err(format!("{s:?} is not a whole number of bytes"));

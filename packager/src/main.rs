@@ -1,8 +1,8 @@
 //! The `bootpack` command line: a thin layer over the library.
 //!
 //! Exit status: 0 success; 1 an error (bad input, I/O, a damaged or foreign
-//! image for `inspect`); 2 a usage error; `run` exits with the kernel's
-//! status (see `bootpack run --help`).
+//! image for `inspect`); 2 a usage error or bad value; `run` exits with the
+//! kernel's status (see `bootpack run --help`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -13,10 +13,11 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod progress;
 
-/// Turn a Multiboot kernel into a bootable MBR-partitioned disk image.
+/// Turn a Multiboot kernel into a bootable disk image.
 ///
 /// bootpack carries its own BIOS bootloader and needs no other program to
-/// build an image. Exit status: 0 success, 1 error, 2 usage error.
+/// build an image (raw, gce, vhd, vmdk or qcow2); `run` boots one in QEMU.
+/// Exit status: 0 success, 1 error, 2 usage error or bad value.
 #[derive(Parser)]
 #[command(version, about, long_about, after_help = EXAMPLES)]
 struct Cli {
@@ -32,7 +33,8 @@ const EXAMPLES: &str = "Examples:
 
 #[derive(Subcommand)]
 enum Command {
-    /// Pack KERNEL into a raw disk image that boots with any PC BIOS.
+    /// Pack KERNEL into a disk image (raw, gce, vhd, vmdk or qcow2) that
+    /// boots with any PC BIOS.
     ///
     /// The kernel gets the command line "NAME ARGS": NAME is the kernel's
     /// file name unless --name says otherwise (Solo5 and GRUB-era kernels
@@ -93,8 +95,8 @@ enum Command {
         /// Disk size, e.g. 64M, 1G, 10G (binary units). Default: just big
         /// enough (raw, vhd, vmdk, qcow2) or 1 GiB (gce). gce needs whole
         /// GiB, vhd whole MiB; the kernel partition fills the disk.
-        #[arg(short, long, value_name = "SIZE", value_parser = bootpack::parse_size)]
-        size: Option<u64>,
+        #[arg(short, long, value_name = "SIZE", value_parser = size_arg, allow_hyphen_values = true)]
+        size: Option<SizeArg>,
         /// Partition table: mbr (disks up to 2 TiB) or gpt (a protective
         /// MBR, then a GPT; any size). Both boot with a PC BIOS.
         #[arg(long, value_name = "TABLE", default_value = "mbr")]
@@ -111,10 +113,14 @@ enum Command {
     /// disk is attached to the q35 machine's AHCI controller; --disk and
     /// --net devices are virtio. Ctrl-A X quits QEMU.
     ///
-    /// Exit status: the kernel's, when it exits through an isa-debug-exit
+    /// An image must carry bootpack's boot code with sound checksums (what
+    /// `bootpack inspect` checks); anything else is refused unless --force.
+    ///
+    /// Exit status: 0 when the machine powers off (the demo kernel's end);
+    /// the kernel's own status when it exits through an isa-debug-exit
     /// device (port 0x501 as Solo5 uses, or 0xf4): QEMU's (value << 1) | 1
-    /// is mapped back to value. 0 when the machine powers off; 1 when QEMU
-    /// or bootpack fails.
+    /// is mapped back to value, so a Solo5 unikernel's exit(0) is 0; 1 when
+    /// QEMU or bootpack fails or the image is refused.
     #[command(after_help = "Examples:
   bootpack run disk.img
   bootpack run unikernel.virtio --net tap100 --disk data.img -- --ipv4=10.0.0.2/24
@@ -142,6 +148,10 @@ enum Command {
         /// Print the QEMU command line instead of running it.
         #[arg(long)]
         dry_run: bool,
+        /// Boot an image even if it lacks bootpack's boot code or a
+        /// checksum fails.
+        #[arg(long)]
+        force: bool,
         /// Kernel arguments when TARGET is a kernel, after `--`.
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<OsString>,
@@ -156,6 +166,7 @@ enum Command {
   bootpack inspect disk.img
   bootpack inspect --json disk.img | jq .kernel.cmdline")]
     Inspect {
+        /// The image: raw, .vhd, .vmdk, .qcow2 or a gce .tar.gz.
         image: PathBuf,
         /// Print JSON (stable field names) instead of text.
         #[arg(long)]
@@ -183,14 +194,36 @@ enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    #[command(after_help = "Example:\n  bootpack man > bootpack.1 && man ./bootpack.1")]
-    Man,
+    /// Print a man page (roff), or write them all to a directory.
+    ///
+    /// Without SUBCOMMAND, the page of bootpack itself (bootpack.1); with
+    /// one, that subcommand's page (bootpack-build.1, ...) with all its
+    /// options. --dir writes every page into DIR, for packagers.
+    #[command(after_help = "Examples:
+  bootpack man > bootpack.1 && man ./bootpack.1
+  bootpack man build | man -l -
+  bootpack man --dir /usr/share/man/man1")]
+    Man {
+        /// The subcommand whose page to print (build, run, inspect, demo,
+        /// completions, man).
+        subcommand: Option<String>,
+        /// Write bootpack.1 and every subcommand's page into DIR instead.
+        #[arg(long, value_name = "DIR", conflicts_with = "subcommand")]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // The parsed matches keep --module and --module-raw in their order.
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return usage_error(e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    bootpack::remove_temporary_on_signal();
     let result = match cli.command {
         Command::Build { kernel, output, name, module: _, module_raw: _, protocol, no_fast_read, video, format, size, table, args } => {
             let mut b = bootpack::Build::new(kernel).args(args).fast_read(!no_fast_read).table(table);
@@ -210,13 +243,19 @@ fn main() -> ExitCode {
             if let Some(f) = format {
                 b = b.format(f);
             }
-            if let Some(s) = size {
-                b = b.size(s);
+            if let Some(s) = &size {
+                b = b.size(s.bytes);
             }
             let mut bar = progress::Bar::new();
             let r = b.write_with_progress(&output, &mut |done, total| bar.update(done, total));
             bar.finish();
-            r.map(|r| summary(&output, &r)).map_err(|e| e.to_string())
+            match r {
+                Ok(r) => {
+                    summary(&output, &r);
+                    Ok(())
+                }
+                Err(e) => return build_error(e, size.as_ref()),
+            }
         }
         Command::Demo { output, args } => bootpack::Build::demo()
             .args(args)
@@ -230,17 +269,15 @@ fn main() -> ExitCode {
                 );
             })
             .map_err(|e| e.to_string()),
-        Command::Run { target, mem, net, disk, accel, gdb, dry_run, args } => {
-            return run_target(&target, RunSpec { mem, net, disk, accel, gdb, dry_run, args });
+        Command::Run { target, mem, net, disk, accel, gdb, dry_run, force, args } => {
+            return run_target(&target, RunSpec { mem, net, disk, accel, gdb, dry_run, force, args });
         }
         Command::Inspect { image, json } => return inspect(&image, json),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "bootpack", &mut std::io::stdout());
             Ok(())
         }
-        Command::Man => clap_mangen::Man::new(Cli::command())
-            .render(&mut std::io::stdout())
-            .map_err(|e| format!("cannot write the man page: {e}")),
+        Command::Man { subcommand, dir } => return man(subcommand.as_deref(), dir.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -298,6 +335,135 @@ fn error(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// Exit status for a usage error or a bad value.
+const USAGE: u8 = 2;
+
+/// Prints a command-line parse error as clap words it (with its usage
+/// line and hint), under the same `bootpack: error:` prefix as every other
+/// error; help and version requests print normally.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.use_stderr() {
+            ExitCode::from(USAGE)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let text = e.render().to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    eprint!("bootpack: error: {text}");
+    ExitCode::from(USAGE)
+}
+
+/// `--size` as given and in bytes.
+#[derive(Clone)]
+struct SizeArg {
+    text: String,
+    bytes: u64,
+}
+
+fn size_arg(s: &str) -> Result<SizeArg, String> {
+    bootpack::parse_size(s).map(|bytes| SizeArg {
+        text: s.to_string(),
+        bytes,
+    })
+}
+
+/// Reports a failed build: a bad value (size, format) blames the option
+/// and exits 2; anything else exits 1.
+fn build_error(e: bootpack::Error, size: Option<&SizeArg>) -> ExitCode {
+    match (&e, size) {
+        (bootpack::Error::Size { source, .. }, Some(s)) => {
+            let hint = match source {
+                bootpack::ImageError::TooLarge { .. } => " (--table gpt has no 2 TiB limit)",
+                _ => "",
+            };
+            eprintln!("bootpack: error: --size {}: {e}{hint}", s.text);
+            ExitCode::from(USAGE)
+        }
+        (
+            bootpack::Error::Kernel {
+                source: bootpack::KernelError::NoHeader1 { .. },
+                ..
+            },
+            _,
+        ) => error(format!("{e} (--protocol multiboot2)")),
+        // The library names the mode; on the command line it came from
+        // --video.
+        (bootpack::Error::Video { path, source }, _) => {
+            error(format!("{}: --video {source}", path.display()))
+        }
+        _ if e.is_bad_value() => {
+            eprintln!("bootpack: error: {e}");
+            ExitCode::from(USAGE)
+        }
+        _ => error(e),
+    }
+}
+
+/// `bootpack man [SUBCOMMAND] [--dir DIR]`.
+fn man(subcommand: Option<&str>, dir: Option<&Path>) -> ExitCode {
+    let cli = Cli::command();
+    // Every page: bootpack itself, then each subcommand under the name
+    // `bootpack-SUBCOMMAND` (as git and cargo name theirs), so its page
+    // lists all its options and the top page's SEE ALSO refers to pages
+    // that exist.
+    let pages: Vec<(String, clap::Command)> =
+        std::iter::once(("bootpack".to_string(), cli.clone()))
+            .chain(
+                cli.get_subcommands()
+                    .filter(|c| c.get_name() != "help")
+                    .map(|c| {
+                        let name = format!("bootpack-{}", c.get_name());
+                        (
+                            name.clone(),
+                            c.clone()
+                                .name(&*Box::leak(name.clone().into_boxed_str()))
+                                .version(env!("CARGO_PKG_VERSION")),
+                        )
+                    }),
+            )
+            .collect();
+    if let Some(dir) = dir {
+        for (name, cmd) in pages {
+            let path = dir.join(format!("{name}.1"));
+            let mut out = Vec::new();
+            if let Err(e) = clap_mangen::Man::new(cmd).render(&mut out) {
+                return error(format!("cannot render {name}.1: {e}"));
+            }
+            if let Err(e) = std::fs::write(&path, out) {
+                return error(format!("{}: cannot write: {e}", path.display()));
+            }
+            println!("{}", path.display());
+        }
+        return ExitCode::SUCCESS;
+    }
+    let wanted = match subcommand {
+        None => "bootpack".to_string(),
+        Some(s) => format!("bootpack-{s}"),
+    };
+    let Some((_, cmd)) = pages.into_iter().find(|(n, _)| *n == wanted) else {
+        eprintln!(
+            "bootpack: error: no subcommand {:?}; the pages are for build, run, inspect, demo, completions and man",
+            subcommand.unwrap_or_default()
+        );
+        return ExitCode::from(USAGE);
+    };
+    match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // `bootpack man | head`: the reader has seen enough.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => error(format!("cannot write the man page: {e}")),
+    }
+}
+
 fn summary(out: &Path, r: &bootpack::Report) {
     let (lo, hi) = (
         r.plan.segments.first().unwrap().dest,
@@ -347,20 +513,15 @@ struct RunSpec {
     accel: Accel,
     gdb: bool,
     dry_run: bool,
+    force: bool,
     args: Vec<OsString>,
 }
 
-/// Whether `path` holds a Multiboot kernel (as opposed to a disk image),
-/// compressed or not.
+/// Whether `path` holds a Multiboot kernel (as opposed to a disk image):
+/// a Multiboot header near its start, which only its first bytes show, or
+/// a compressed file that holds one.
 fn is_kernel(path: &Path) -> bool {
-    let Ok(b) = std::fs::read(path) else {
-        return false;
-    };
-    match bootpack::decompress::unpack(&b) {
-        Ok(None) => bootpack::kernel::plan(&b).is_ok(),
-        Ok(Some(u)) => bootpack::kernel::plan(&u.bytes).is_ok(),
-        Err(_) => false,
-    }
+    bootpack::looks_like_kernel(path)
 }
 
 fn run_target(target: &Path, spec: RunSpec) -> ExitCode {
@@ -394,10 +555,28 @@ fn run_target(target: &Path, spec: RunSpec) -> ExitCode {
                 target.display()
             ));
         }
-        match run::qemu_format_of(target) {
-            Ok(f) => (target.to_path_buf(), f),
+        let format = match run::qemu_format_of(target) {
+            Ok(f) => f,
             Err(e) => return error(e),
+        };
+        // An image without bootpack's boot code (random bytes, another
+        // loader's MBR) would hang or fail silently in QEMU: refuse it with
+        // what `inspect` finds.
+        if !spec.force && !spec.dry_run {
+            match bootpack::inspect::inspect(target) {
+                Ok(ins) if ins.is_sound() => {}
+                Ok(ins) => {
+                    return error(format!(
+                        "{}: not a bootable bootpack image: {}; `bootpack inspect {}` shows what it holds, --force boots it anyway",
+                        target.display(),
+                        ins.problems.join("; "),
+                        target.display()
+                    ))
+                }
+                Err(e) => return error(e),
+            }
         }
+        (target.to_path_buf(), format)
     };
     let cmd = run::qemu_command(&RunOptions {
         image: image.clone(),
@@ -481,7 +660,7 @@ fn print_inspection(i: &bootpack::inspect::Inspection) {
     for p in i.partitions.iter().filter(|_| i.table != "gpt") {
         println!(
             "  {}: type {:#04x}{}, LBA {}..{} ({:.1} MiB)",
-            p.index + 1,
+            p.index,
             p.kind,
             if p.active { ", active" } else { "" },
             p.start_lba,
@@ -501,7 +680,7 @@ fn print_inspection(i: &bootpack::inspect::Inspection) {
     if let Some(k) = &i.kernel {
         println!(
             "kernel:      partition {}, {}, entry {:#x}, Multiboot flags {:#010x}, {} bytes, checksum {} {}",
-            k.partition + 1,
+            k.partition,
             k.protocol,
             k.entry,
             k.multiboot_flags,

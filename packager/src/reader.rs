@@ -89,6 +89,7 @@ pub struct Vmdk {
 }
 
 impl Vmdk {
+    /// Opens a stream-optimized VMDK, reading its grain directory.
     pub fn open(file: File) -> io::Result<Vmdk> {
         let mut header = [0u8; 512];
         file.read_exact_at(&mut header, 0)?;
@@ -140,6 +141,7 @@ impl Vmdk {
         })
     }
 
+    /// The virtual disk's size in bytes.
     pub fn size(&self) -> u64 {
         self.capacity
     }
@@ -178,6 +180,7 @@ impl Vmdk {
         Ok(Some(data))
     }
 
+    /// Reads virtual disk bytes at `at` into `buf` (unallocated grains read as zeros).
     pub fn read_at(&mut self, at: u64, buf: &mut [u8]) -> io::Result<()> {
         let (grain, size) = (self.grain, self.capacity);
         read_blocks(at, buf, grain, size, |i| self.grain(i))
@@ -198,6 +201,7 @@ const COMPRESSED: u64 = 1 << 62;
 const ZERO: u64 = 1;
 
 impl Qcow2 {
+    /// Opens a qcow2 image, reading its header and L1 table.
     pub fn open(file: File) -> io::Result<Qcow2> {
         let mut h = [0u8; 104];
         file.read_exact_at(&mut h[..72], 0)?;
@@ -226,6 +230,7 @@ impl Qcow2 {
         })
     }
 
+    /// The virtual disk's size in bytes.
     pub fn size(&self) -> u64 {
         self.size
     }
@@ -257,6 +262,7 @@ impl Qcow2 {
         Ok(Some(data))
     }
 
+    /// Reads virtual disk bytes at `at` into `buf` (unallocated clusters read as zeros).
     pub fn read_at(&mut self, at: u64, buf: &mut [u8]) -> io::Result<()> {
         let (cluster, size) = (1u64 << self.cluster_bits, self.size);
         read_blocks(at, buf, cluster, size, |i| self.cluster(i))

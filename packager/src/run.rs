@@ -7,6 +7,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+/// The QEMU program `run` starts.
 pub const QEMU: &str = "qemu-system-x86_64";
 
 /// Port of the isa-debug-exit device Solo5 writes its exit status to.
@@ -14,9 +15,12 @@ pub const SOLO5_EXIT_PORT: u16 = 0x501;
 /// Port the bootpack test kernel writes its exit status to.
 pub const TEST_EXIT_PORT: u16 = 0xf4;
 
+/// Which QEMU accelerator to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Accel {
+    /// KVM (needs /dev/kvm).
     Kvm,
+    /// TCG, QEMU's emulator (works everywhere, slower).
     Tcg,
     /// KVM when /dev/kvm can be opened read-write, TCG otherwise.
     Auto,
@@ -64,6 +68,7 @@ impl Accel {
 /// How to run the machine.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
+    /// The disk image to boot.
     pub image: PathBuf,
     /// QEMU's name for the image format: raw, vpc, vmdk, qcow2.
     pub image_format: &'static str,
@@ -73,7 +78,9 @@ pub struct RunOptions {
     pub net: Vec<String>,
     /// Extra block devices, each a virtio-blk device.
     pub disks: Vec<PathBuf>,
+    /// The accelerator.
     pub accel: Accel,
+    /// Start the gdb stub on localhost:1234 and wait for the debugger.
     pub gdb: bool,
 }
 

@@ -20,9 +20,14 @@ impl std::str::FromStr for VideoOption {
 /// A `--video` request the kernel cannot take.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum VideoError {
-    #[error("--video {mode}: the kernel accepts no graphics mode (it has no Multiboot 1 video flag, bit 2, and no Multiboot 2 framebuffer tag), so a loader leaves it in text mode; drop --video or use --video text")]
-    NoGraphics { mode: String },
-    #[error("--video text: the kernel does not accept the EGA text console (its console flags tag leaves out bit 1, EGA text supported, and its framebuffer tag is required); drop --video or give a graphics mode")]
+    /// A graphics mode for a kernel that asks for none.
+    #[error("{mode}: the kernel accepts no graphics mode (it has no Multiboot 1 video flag, bit 2, and no Multiboot 2 framebuffer tag), so a loader leaves it in text mode; ask for no video mode or for text")]
+    NoGraphics {
+        /// The mode asked for ("1024x768x32").
+        mode: String,
+    },
+    /// EGA text for a kernel that refuses it.
+    #[error("text: the kernel does not accept the EGA text console (its console flags tag leaves out bit 1, EGA text supported, and its framebuffer tag is required); ask for no video mode or for a graphics mode")]
     NoText,
 }
 

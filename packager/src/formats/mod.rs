@@ -39,10 +39,15 @@ const GIB: u64 = 1024 * MIB;
 /// An output image format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Format {
+    /// The disk as it is, sparse.
     Raw,
+    /// Google Compute Engine: `disk.raw` in a gzip-compressed GNU tar.
     Gce,
+    /// A fixed VHD (Azure).
     Vhd,
+    /// A stream-optimized VMDK (AWS VM Import, VMware, VirtualBox).
     Vmdk,
+    /// qcow2 version 3 (QEMU, OpenStack).
     Qcow2,
 }
 

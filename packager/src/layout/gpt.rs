@@ -14,8 +14,9 @@ use bootpack_proto::ptable::{
     Guid, BOOTPACK_TYPE_GUID, GPT_HEADER_SIZE, GPT_REVISION, GPT_SIGNATURE,
 };
 
-/// Entries in the array, and bytes per entry: the standard 16 KiB array.
+/// Entries in the array: the standard 16 KiB array.
 pub const ENTRIES: u32 = 128;
+/// Bytes per entry.
 pub const ENTRY_SIZE: u32 = 128;
 /// Sectors of the entry array.
 pub const ARRAY_SECTORS: u64 = (ENTRIES as u64 * ENTRY_SIZE as u64) / SECTOR;
@@ -33,7 +34,9 @@ pub struct Gpt {
     pub backup: Vec<u8>,
     /// Where `backup` starts (LBA).
     pub backup_lba: u64,
+    /// The disk's GUID (derived from the content).
     pub disk_guid: Guid,
+    /// The kernel partition's unique GUID (derived from the content).
     pub partition_guid: Guid,
 }
 

@@ -55,6 +55,15 @@ impl Table {
             Table::Gpt => "gpt",
         }
     }
+
+    /// The largest disk the table describes, if it limits the size: an MBR
+    /// counts sectors in 32 bits (2 TiB); a GPT in 64.
+    pub fn max_disk_bytes(self) -> Option<u64> {
+        match self {
+            Table::Mbr => Some(u32::MAX as u64 * SECTOR),
+            Table::Gpt => None,
+        }
+    }
 }
 
 impl std::fmt::Display for Table {
@@ -82,12 +91,14 @@ impl std::str::FromStr for Table {
 pub struct Bootloader<'a> {
     /// At least the 440 bytes of MBR boot code, with the patch placeholders.
     pub stage1: &'a [u8],
+    /// Stage 2, written to the gap before the first partition.
     pub stage2: &'a [u8],
 }
 
 /// Everything about the image that is decided before writing it.
 #[derive(Clone, Debug)]
 pub struct Layout {
+    /// The partition table.
     pub table: Table,
     /// Sector 0, complete.
     pub mbr: [u8; 512],
@@ -103,8 +114,11 @@ pub struct Layout {
     /// The modules, in order, and where their bytes go on disk (absolute
     /// byte offset).
     pub modules: Vec<(ModuleInput, u64)>,
+    /// The kernel partition's size in sectors.
     pub partition_sectors: u64,
+    /// The disk's size in sectors.
     pub disk_sectors: u64,
+    /// The checksum of the kernel's loaded bytes (the record's payload sum).
     pub payload_sum: u64,
 }
 
@@ -116,6 +130,7 @@ impl Layout {
         record::set_flags(&mut self.record[..len], flags);
     }
 
+    /// The disk's size in bytes.
     pub fn disk_bytes(&self) -> u64 {
         self.disk_sectors * SECTOR
     }
@@ -502,7 +517,7 @@ fn disk_sectors(
     let disk_sectors = size / SECTOR;
     let partition_sectors = match table {
         Table::Mbr => {
-            if disk_sectors > u32::MAX as u64 {
+            if size > Table::Mbr.max_disk_bytes().unwrap_or(u64::MAX) {
                 return Err(ImageError::TooLarge {
                     sectors: disk_sectors,
                 });
@@ -590,7 +605,8 @@ mod tests {
         let e = lay(Table::Mbr, Some(3 << 40)).unwrap_err();
         assert!(matches!(e, ImageError::TooLarge { .. }));
         assert!(
-            e.to_string().ends_with("use --table gpt for a bigger disk"),
+            e.to_string()
+                .ends_with("MBR partitions end at 2 TiB, a GPT has no such limit"),
             "{e}"
         );
         let l = lay(Table::Gpt, Some(3 << 40)).unwrap();

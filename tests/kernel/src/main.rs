@@ -631,15 +631,20 @@ pub const EXIT_FAULT: u8 = 0x11;
 /// After a Rust panic: status 37.
 pub const EXIT_PANIC: u8 = 0x12;
 
-/// Leaves: QEMU's isa-debug-exit first, then ACPI power-off, then halts for
-/// ever.
+/// Leaves: QEMU's isa-debug-exit first (Solo5's port 0x501, where `bootpack
+/// run` has one, with 0 for a normal end so `run` exits 0 like a unikernel's
+/// exit(0); then the tests' port 0xf4 with `code`), then ACPI power-off,
+/// then halts for ever.
 pub fn exit(code: u8) -> ! {
-    // SAFETY: port 0xf4 is isa-debug-exit when QEMU has one and otherwise
-    // an unused ISA port (writes vanish). Port 0x604 is the PM1a control
-    // register of QEMU's pc (PIIX4) and q35 (ICH9) ACPI blocks; 0x2000 is
-    // SLP_EN with SLP_TYP 0 (S5 in QEMU's tables). Elsewhere nothing
-    // decodes it. Both only end or leave the machine untouched.
+    let solo5_status = if code == EXIT_OK { 0 } else { code };
+    // SAFETY: ports 0x501 and 0xf4 are isa-debug-exit when QEMU has one
+    // there and otherwise unused ISA ports (writes vanish). Port 0x604 is
+    // the PM1a control register of QEMU's pc (PIIX4) and q35 (ICH9) ACPI
+    // blocks; 0x2000 is SLP_EN with SLP_TYP 0 (S5 in QEMU's tables).
+    // Elsewhere nothing decodes it. All only end or leave the machine
+    // untouched.
     unsafe {
+        Port::<u8>::new(0x501).write(solo5_status);
         Port::<u8>::new(0xf4).write(code);
         Port::<u16>::new(0x604).write(0x2000);
     }
