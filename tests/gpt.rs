@@ -407,7 +407,7 @@ fn every_format_carries_gpt_images() {
         "--size",
         "1536M",
     ]);
-    assert_eq!(r.status.code(), Some(1), "gce needs whole GiB");
+    assert_eq!(r.status.code(), Some(2), "gce needs whole GiB");
     let out = dir.join("x");
     std::fs::create_dir_all(&out).unwrap();
     run(tool("tar", "tar").arg("-xzf").arg(&gz).arg("-C").arg(&out));

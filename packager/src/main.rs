@@ -644,7 +644,7 @@ fn print_inspection(i: &bootpack::inspect::Inspection) {
         );
         println!(
             "  {}: {:?}, type {}, GUID {}, LBA {}..{} ({:.1} MiB)",
-            g.index + 1,
+            g.index,
             g.name,
             g.type_guid,
             g.partition_guid,
