@@ -28,6 +28,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bootpack_proto::layout::{STAGE2_LBA, STAGE2_MAX_SECTORS};
+use support::asm_image::boot_sector as sector;
 use support::qemu::{self, Machine};
 use support::report::Report;
 use support::{bootpack, scratch};
@@ -140,18 +141,6 @@ extern "C" {
     static bootpack_test_chain_end: u8;
     static bootpack_test_s2load_start: u8;
     static bootpack_test_s2load_end: u8;
-}
-
-/// A 512-byte boot sector (0xAA55 at 510) from the code between two labels.
-fn sector(start: *const u8, end: *const u8) -> Vec<u8> {
-    // SAFETY: both labels are in the same read-only section of this binary,
-    // `end` after `start`, and the bytes between them are plain data.
-    let mut s =
-        unsafe { std::slice::from_raw_parts(start, end.offset_from(start) as usize).to_vec() };
-    assert!(s.len() <= 446, "boot sector code too long");
-    s.resize(512, 0);
-    s[510..].copy_from_slice(&[0x55, 0xAA]);
-    s
 }
 
 /// A 1.44 MB floppy image whose first sector is `boot` and whose sectors

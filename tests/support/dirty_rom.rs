@@ -9,7 +9,7 @@
 //! test binary (nothing in it runs on the host); [`rom`] copies the bytes
 //! out and adds the checksum byte the option ROM header needs.
 
-use std::slice;
+use super::asm_image::{boot_sector, option_rom};
 
 /// CR0 bits the ROM sets: CD (30) and NW (29).
 pub const CR0_BITS: u64 = 0x6000_0000;
@@ -148,34 +148,18 @@ extern "C" {
     static bootpack_test_cdnw_probe_end: u8;
 }
 
-/// The bytes between two labels of the assembly above.
-fn bytes(start: *const u8, end: *const u8) -> Vec<u8> {
-    // SAFETY: both labels are in the same read-only section of this binary,
-    // `end` after `start`, and the bytes between them are plain data.
-    unsafe { slice::from_raw_parts(start, end.offset_from(start) as usize).to_vec() }
-}
-
 /// A whole bootable sector (0xAA55 at 510) with the CR0 probe.
 pub fn cdnw_probe_sector() -> Vec<u8> {
-    let mut sector = bytes(
+    boot_sector(
         &raw const bootpack_test_cdnw_probe_start,
         &raw const bootpack_test_cdnw_probe_end,
-    );
-    assert!(sector.len() <= 446);
-    sector.resize(512, 0);
-    sector[510..].copy_from_slice(&[0x55, 0xAA]);
-    sector
+    )
 }
 
 /// The option ROM image: 512 bytes whose sum is 0 mod 256.
 pub fn rom() -> Vec<u8> {
-    let mut rom = bytes(
+    option_rom(
         &raw const bootpack_test_dirty_rom_start,
         &raw const bootpack_test_dirty_rom_end,
-    );
-    assert!(rom.len() < 512, "the ROM must fit its one block");
-    rom.resize(512, 0);
-    let sum = rom.iter().fold(0u8, |s, &b| s.wrapping_add(b));
-    rom[511] = 0u8.wrapping_sub(sum);
-    rom
+    )
 }

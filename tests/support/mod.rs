@@ -2,6 +2,7 @@
 //! runs and the test kernel's report.
 #![allow(dead_code)]
 
+pub mod asm_image;
 pub mod blkdebug;
 pub mod dirty_rom;
 pub mod elf;

@@ -11,7 +11,7 @@
 //! of the test binary (nothing in it ever runs on the host); [`rom`] copies
 //! the bytes out and adds the checksum byte the option ROM header needs.
 
-use std::slice;
+use crate::support::asm_image::{boot_sector, option_rom};
 
 core::arch::global_asm!(
     r#"
@@ -121,34 +121,18 @@ extern "C" {
     static bootpack_test_probe_end: u8;
 }
 
-/// The bytes between two labels of the assembly above.
-fn bytes(start: *const u8, end: *const u8) -> Vec<u8> {
-    // SAFETY: both labels are in the same read-only section of this binary,
-    // `end` after `start`, and the bytes between them are plain data.
-    unsafe { slice::from_raw_parts(start, end.offset_from(start) as usize).to_vec() }
-}
-
 /// The option ROM image: 512 bytes whose sum is 0 mod 256.
 pub fn rom() -> Vec<u8> {
-    let mut rom = bytes(
+    option_rom(
         &raw const bootpack_test_rom_start,
         &raw const bootpack_test_rom_end,
-    );
-    assert!(rom.len() < 512, "the ROM must fit its one block");
-    rom.resize(512, 0);
-    let sum = rom.iter().fold(0u8, |s, &b| s.wrapping_add(b));
-    rom[511] = 0u8.wrapping_sub(sum);
-    rom
+    )
 }
 
 /// A whole bootable sector (0xAA55 at 510) with the probe.
 pub fn probe_sector() -> Vec<u8> {
-    let mut sector = bytes(
+    boot_sector(
         &raw const bootpack_test_probe_start,
         &raw const bootpack_test_probe_end,
-    );
-    assert!(sector.len() <= 446);
-    sector.resize(512, 0);
-    sector[510..].copy_from_slice(&[0x55, 0xAA]);
-    sector
+    )
 }
