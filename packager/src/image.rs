@@ -209,14 +209,7 @@ mod tests {
     use bootpack_proto::record::Record;
     use bootpack_proto::stage1;
 
-    fn stage1() -> Vec<u8> {
-        let mut s = vec![0xEEu8; 512];
-        s[stage1::STAGE2_LBA_OFFSET..][..4].copy_from_slice(&stage1::PLACEHOLDER_LBA.to_le_bytes());
-        s[stage1::STAGE2_SECTORS_OFFSET..][..2]
-            .copy_from_slice(&stage1::PLACEHOLDER_SECTORS.to_le_bytes());
-        s[stage1::STAGE2_SUM_OFFSET..][..2].copy_from_slice(&stage1::PLACEHOLDER_SUM.to_le_bytes());
-        s
-    }
+    use crate::layout::tests::stage1;
 
     fn plan() -> LoadPlan {
         LoadPlan {

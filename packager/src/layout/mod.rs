@@ -530,12 +530,13 @@ fn disk_sectors(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::kernel::{KernelFormat, LoadSegment, Protocol};
     use bootpack_proto::stage1;
 
-    fn stage1() -> Vec<u8> {
+    /// A stand-in stage 1: filler with the patch placeholders in place.
+    pub(crate) fn stage1() -> Vec<u8> {
         let mut s = vec![0xEEu8; 512];
         s[stage1::STAGE2_LBA_OFFSET..][..4].copy_from_slice(&stage1::PLACEHOLDER_LBA.to_le_bytes());
         s[stage1::STAGE2_SECTORS_OFFSET..][..2]
