@@ -3,7 +3,7 @@
 //! staged (bootpack_proto::relocate).
 
 use crate::fail::{fail, Hex, Str};
-use bootpack_proto::e820::E820Entry;
+use bootpack_proto::memory::E820Entry;
 use bootpack_proto::record::{Record, Segment};
 use bootpack_proto::relocate::{self, Occupied, Trampoline, TRAMPOLINE_GDT_LEN};
 use core::ptr::addr_of;

@@ -7,12 +7,12 @@ use crate::fastdisk;
 use crate::ts;
 use bootpack_proto::bounds;
 use bootpack_proto::checksum::Fletcher64;
-use bootpack_proto::e820::{self, E820Entry};
 use bootpack_proto::layout::{
     BOUNCE_ADDR, BOUNCE_LEN, FAST_DMA_ADDR, FAST_DMA_LEN, FAST_VERIFY_LEN, LOADER_MEMORY,
     RECORD_BUF_ADDR, RECORD_BUF_LEN, SECTOR, SECTORS_PER_READ,
 };
-use bootpack_proto::mbinfo::ModuleInfo;
+use bootpack_proto::mb1_info::ModuleInfo;
+use bootpack_proto::memory::{self, E820Entry};
 use bootpack_proto::place;
 use bootpack_proto::ptable::{self, SectorReader, TableError, MAX_READ_SECTORS};
 use bootpack_proto::record::{self, Record, RecordError, FLAG_NO_FAST_READ, MAX_MODULES};
@@ -149,7 +149,7 @@ pub fn setup_fast_read(drive: u8, part: &Partition, rec: &Record, map: &[E820Ent
     let dma = FAST_DMA_ADDR as u64;
     if rec.flags() & FLAG_NO_FAST_READ != 0
         || rec.data_sectors() <= 2 * SECTORS_PER_READ as u32
-        || !e820::is_usable(map, dma, dma + FAST_DMA_LEN as u64)
+        || !memory::is_usable(map, dma, dma + FAST_DMA_LEN as u64)
     {
         return;
     }
@@ -174,7 +174,7 @@ pub fn setup_fast_read(drive: u8, part: &Partition, rec: &Record, map: &[E820Ent
 /// Checks that every segment's memory is usable RAM.
 pub fn check_memory(rec: &Record, map: &[E820Entry]) {
     for s in rec.segments() {
-        if !e820::is_usable(map, s.dest, s.end()) {
+        if !memory::is_usable(map, s.dest, s.end()) {
             fail(&[
                 Str("kernel needs "),
                 Hex(s.dest),

@@ -29,10 +29,10 @@ mod ts;
 mod vbe;
 
 use bootpack_proto::layout::{INFO_ARENA_ADDR, INFO_ARENA_LEN, KERNEL_FLOOR};
-use bootpack_proto::mbi2::{self, Mbi2Spec};
-use bootpack_proto::mbinfo::{self, ArenaFull, InfoSpec, ModuleInfo};
+use bootpack_proto::mb1_info::{self, ArenaFull, InfoSpec, ModuleInfo};
+use bootpack_proto::mb2_info::{self, Mbi2Spec};
 use bootpack_proto::record::{Protocol, MAX_MODULES};
-use bootpack_proto::{e820, multiboot2};
+use bootpack_proto::{mb2_header, memory};
 use fail::{fail, Hex, Str};
 
 /// `.set BOOTPACK_TS, 1` with the `timestamps` feature, else 0: the
@@ -121,7 +121,7 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     let map = memmap::read()
         .unwrap_or_else(|| fail(&[Str("the BIOS gave no memory map (INT 15h, EAX=E820h)")]));
     let arena_end = INFO_ARENA_ADDR as u64 + INFO_ARENA_LEN as u64;
-    if !e820::is_usable(map, INFO_ARENA_ADDR as u64, arena_end) {
+    if !memory::is_usable(map, INFO_ARENA_ADDR as u64, arena_end) {
         fail(&[
             Str("the BIOS memory map does not report "),
             Hex(INFO_ARENA_ADDR as u64),
@@ -191,7 +191,7 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     };
     let needed = mb2
         .as_ref()
-        .map_or_else(|| mbinfo::size(&common), mbi2::size);
+        .map_or_else(|| mb1_info::size(&common), mb2_info::size);
     if needed > INFO_ARENA_LEN {
         arena_full(ArenaFull { needed });
     }
@@ -204,12 +204,12 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     let arena = unsafe { core::slice::from_raw_parts_mut(at as usize as *mut u8, needed) };
     let (info, magic) = match &mb2 {
         None => {
-            let info = mbinfo::build(&common, arena, at as u32).unwrap_or_else(|e| arena_full(e));
-            (info.info, mbinfo::BOOTLOADER_MAGIC)
+            let info = mb1_info::build(&common, arena, at as u32).unwrap_or_else(|e| arena_full(e));
+            (info.info, mb1_info::BOOTLOADER_MAGIC)
         }
         Some(spec) => {
-            let info = mbi2::build(spec, arena, at as u32).unwrap_or_else(|e| arena_full(e));
-            (info, multiboot2::BOOTLOADER_MAGIC)
+            let info = mb2_info::build(spec, arena, at as u32).unwrap_or_else(|e| arena_full(e));
+            (info, mb2_header::BOOTLOADER_MAGIC)
         }
     };
 

@@ -2,8 +2,8 @@
 
 use crate::bios::{self, Regs};
 use crate::Global;
-use bootpack_proto::e820::E820Entry;
 use bootpack_proto::layout::BOUNCE_ADDR;
+use bootpack_proto::memory::E820Entry;
 use core::ptr;
 
 /// Most entries kept; real machines report a few dozen at most.

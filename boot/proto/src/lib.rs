@@ -13,27 +13,27 @@
 //! - [`crc32`]: the CRC-32 of GPT headers and entry arrays.
 //! - [`ptable`]: finding the bootpack partition in an MBR or a GPT.
 //! - [`bounds`]: whether the record and its data lie within the partition.
-//! - [`mbinfo`]: building the Multiboot 1 information structure.
-//! - [`mbi2`]: building the Multiboot 2 boot information.
-//! - [`e820`]: the BIOS memory map and what is derived from it.
+//! - [`mb1_info`]: building the Multiboot 1 information structure.
+//! - [`mb2_info`]: building the Multiboot 2 boot information.
+//! - [`memory`]: the machine's memory map and what is derived from it.
 //! - [`place`]: where modules go in memory (decided at boot).
 //! - [`relocate`]: kernels over the loader's memory: staging, where the
 //!   information and the final trampoline go.
 //! - [`acpi`]: finding the ACPI RSDP.
-//! - [`multiboot`]: finding and checking a Multiboot 1 header in a kernel.
-//! - [`multiboot2`]: finding and checking a Multiboot 2 header in a kernel.
+//! - [`mb1_header`]: finding and checking a Multiboot 1 header in a kernel.
+//! - [`mb2_header`]: finding and checking a Multiboot 2 header in a kernel.
 #![no_std]
 
 pub mod acpi;
 pub mod bounds;
 pub mod checksum;
 pub mod crc32;
-pub mod e820;
 pub mod layout;
-pub mod mbi2;
-pub mod mbinfo;
-pub mod multiboot;
-pub mod multiboot2;
+pub mod mb1_header;
+pub mod mb1_info;
+pub mod mb2_header;
+pub mod mb2_info;
+pub mod memory;
 pub mod place;
 pub mod ptable;
 pub mod record;

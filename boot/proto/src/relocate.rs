@@ -19,9 +19,9 @@
 //! keeps the information below 1 MiB whenever there is room (it must stay
 //! below [`INFO_CEILING`] and out of page 0 for Solo5).
 
-use crate::e820::E820Entry;
 use crate::layout::{INFO_ARENA_ADDR, INFO_CEILING, KERNEL_CEILING, LOADER_MEMORY};
 use crate::le;
+use crate::memory::E820Entry;
 use crate::place::{clash_with, place_in};
 use crate::record::Segment;
 

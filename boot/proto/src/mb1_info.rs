@@ -17,8 +17,8 @@
 //! framebuffer its palette (3 bytes per colour)
 //! ```
 
-use crate::e820::{mem_lower_kib, mem_upper_kib, E820Entry};
 use crate::le;
+use crate::memory::{mem_lower_kib, mem_upper_kib, E820Entry};
 use crate::video::{
     rebase_control_info, FbKind, VideoInfo, CONTROLLER_INFO_LEN, MODE_INFO_LEN, PALETTE,
 };

@@ -31,9 +31,9 @@
 //!  0 end
 //! ```
 
-use crate::e820::{mem_lower_kib, mem_upper_kib};
 use crate::le;
-use crate::mbinfo::{ArenaFull, InfoSpec};
+use crate::mb1_info::{ArenaFull, InfoSpec};
+use crate::memory::{mem_lower_kib, mem_upper_kib};
 use crate::record::ElfSections;
 use crate::video::{
     rebase_control_info, FbKind, VideoInfo, CONTROLLER_INFO_LEN, MODE_INFO_LEN, PALETTE,
@@ -281,8 +281,8 @@ fn video(w: &mut Writer, v: &VideoInfo, base: u32) {
 mod tests {
     extern crate std;
     use super::*;
-    use crate::e820::E820Entry;
-    use crate::mbinfo::ModuleInfo;
+    use crate::mb1_info::ModuleInfo;
+    use crate::memory::E820Entry;
     use std::vec::Vec;
 
     /// (type, offset, size) of each tag, walking the block as a kernel does.
