@@ -1,5 +1,6 @@
-//! Finding the kernel partition, reading the configuration record,
-//! loading the kernel's segments and placing and loading the modules.
+//! Finding the kernel partition, reading the configuration record, and the
+//! BIOS side of loading: the reader and memory that bootpack_proto::load's
+//! plan runs over (fast paths, bounce buffer) and its failure messages.
 
 use crate::disk::{self, sectors_for};
 use crate::fail::{self, fail, Dec, Hex, Hex2, Str};
@@ -8,15 +9,14 @@ use crate::ts;
 use bootpack_proto::bounds;
 use bootpack_proto::checksum::Fletcher64;
 use bootpack_proto::layout::{
-    BOUNCE_ADDR, BOUNCE_LEN, FAST_DMA_ADDR, FAST_DMA_LEN, FAST_VERIFY_LEN, LOADER_MEMORY,
-    RECORD_BUF_ADDR, RECORD_BUF_LEN, SECTOR, SECTORS_PER_READ,
+    BOUNCE_ADDR, BOUNCE_LEN, FAST_DMA_ADDR, FAST_DMA_LEN, FAST_VERIFY_LEN, RECORD_BUF_ADDR,
+    RECORD_BUF_LEN, SECTOR, SECTORS_PER_READ,
 };
-use bootpack_proto::mb1_info::ModuleInfo;
+use bootpack_proto::load::{LoadError, PartitionReader, PhysMemory};
 use bootpack_proto::memory::{self, E820Entry};
-use bootpack_proto::place;
 use bootpack_proto::ptable::{self, SectorReader, TableError, MAX_READ_SECTORS};
-use bootpack_proto::record::{self, Record, RecordError, FLAG_NO_FAST_READ, MAX_MODULES};
-use bootpack_proto::relocate::Stager;
+use bootpack_proto::record::{self, Record, RecordError, FLAG_NO_FAST_READ};
+use core::convert::Infallible;
 use core::{ptr, slice};
 
 /// The kernel partition, from the MBR or the GPT (proto::ptable).
@@ -169,27 +169,6 @@ pub fn setup_fast_read(drive: u8, part: &Partition, rec: &Record, map: &[E820Ent
         let first = unsafe { phys(BOUNCE_ADDR, (n * SECTOR) as usize) };
         fast.same_as(lba, first)
     });
-}
-
-/// Checks that every segment's memory is usable RAM.
-pub fn check_memory(rec: &Record, map: &[E820Entry]) {
-    for s in rec.segments() {
-        if !memory::is_usable(map, s.dest, s.end()) {
-            fail(&[
-                Str("kernel needs "),
-                Hex(s.dest),
-                Str("-"),
-                Hex(s.end() - 1),
-                // Below 1 MiB more memory would not help: the BIOS keeps
-                // that place (EBDA, video memory, ROMs).
-                Str(if s.dest < 0x10_0000 {
-                    " but the BIOS memory map does not report it as usable RAM: link the kernel elsewhere"
-                } else {
-                    " but that is not usable RAM: give the machine more memory"
-                }),
-            ]);
-        }
-    }
 }
 
 /// Reads `size` bytes from partition sector `sector` to physical `dest`,
@@ -355,116 +334,93 @@ struct Pending {
     staged: bool,
 }
 
-/// Loads every segment: file bytes through the bounce buffer to their
-/// destination, checksummed on the way, then the rest zeroed. A segment
-/// over stage 2's own memory (relocate::needs_staging) is read to its
-/// place in the staging area at `staging` instead, and its bss is left to
-/// the trampoline. Halts with a message if the payload checksum does not
-/// match the record.
-pub fn load_segments(drive: u8, part: &Partition, rec: &Record, staging: u64) {
-    let mut sum = Fletcher64::new();
-    let mut stager = Stager::new(staging);
-    for s in rec.segments() {
-        if let Some(at) = stager.next(&s) {
-            // SAFETY: relocate::place_staging put the staging area in
-            // usable RAM below 4 GiB clear of stage 2's memory, every
-            // segment and the modules; the Stager hands out disjoint
-            // ranges inside it.
-            unsafe { read_to(drive, part, s.data_sector, s.file_size, at, &mut sum) };
-            continue;
-        }
-        // SAFETY: [dest, dest + mem_size) was checked to be usable RAM
-        // (check_memory) below 4 GiB (Record::parse enforces
-        // KERNEL_CEILING) and overlaps none of stage 2's memory (else the
-        // Stager would have staged it).
-        unsafe { read_to(drive, part, s.data_sector, s.file_size, s.dest, &mut sum) };
-        // SAFETY: [dest + file_size, dest + mem_size) is inside the checked
-        // destination range (file_size <= mem_size, Record::parse).
-        unsafe {
-            ptr::write_bytes(
-                (s.dest + s.file_size) as usize as *mut u8,
-                0,
-                (s.mem_size - s.file_size) as usize,
-            );
-        }
+/// The BIOS side of the load plan (bootpack_proto::load): reads through
+/// the fast path or INT 13h ([`read_to`]), zeroing by plain stores.
+pub struct Bios<'p> {
+    pub drive: u8,
+    pub part: &'p Partition,
+}
+
+impl PartitionReader for Bios<'_> {
+    /// Read failures print their message and halt (read_or_fail).
+    type Error = Infallible;
+
+    fn read(
+        &mut self,
+        sector: u64,
+        size: u64,
+        dest: u64,
+        sum: &mut Fletcher64,
+    ) -> Result<(), Infallible> {
+        // SAFETY: only bootpack_proto::load calls this (stage2_main hands a
+        // Bios to nothing else), and it asks only for ranges it checked:
+        // segments checked usable below 4 GiB (check_memory; Record::parse
+        // enforces KERNEL_CEILING) and clear of stage 2's memory (else the
+        // Stager stages them), the staging area (relocate::place_staging:
+        // usable, below 4 GiB, clear of stage 2, every segment and the
+        // modules) and modules (place_modules with LOADER_MEMORY avoided).
+        unsafe { read_to(self.drive, self.part, sector, size, dest, sum) };
+        Ok(())
     }
-    let computed = sum.finish();
-    if computed != rec.payload_sum() {
-        fail(&[
+}
+
+impl PhysMemory for Bios<'_> {
+    fn zero(&mut self, addr: u64, len: u64) {
+        // SAFETY: bootpack_proto::load only zeroes a segment's bss, inside
+        // its checked destination range (file_size <= mem_size,
+        // Record::parse), for segments that are not staged.
+        unsafe { ptr::write_bytes(addr as usize as *mut u8, 0, len as usize) };
+    }
+}
+
+/// Prints why loading stopped, in the words docs/reliability.md lists,
+/// and halts.
+pub fn fail_load(e: LoadError<Infallible>) -> ! {
+    match e {
+        LoadError::NotUsable { start, end } => fail(&[
+            Str("kernel needs "),
+            Hex(start),
+            Str("-"),
+            Hex(end - 1),
+            // Below 1 MiB more memory would not help: the BIOS keeps
+            // that place (EBDA, video memory, ROMs).
+            Str(if start < 0x10_0000 {
+                " but the BIOS memory map does not report it as usable RAM: link the kernel elsewhere"
+            } else {
+                " but that is not usable RAM: give the machine more memory"
+            }),
+        ]),
+        LoadError::ModuleNoRoom { room, usable } => fail(&[
+            Str("module "),
+            Dec(room.index as u64 + 1),
+            Str(" ("),
+            Hex(room.size),
+            Str(" bytes) does not fit in usable RAM between "),
+            Hex(room.from),
+            Str(" and 4 GiB (usable RAM below 4 GiB: "),
+            Hex(usable),
+            Str(" bytes): give the machine more memory"),
+        ]),
+        LoadError::PayloadSum { stored, computed } => fail(&[
             Str("kernel payload checksum mismatch (stored "),
-            Hex(rec.payload_sum()),
+            Hex(stored),
             Str(", computed "),
             Hex(computed),
             Str("): the disk image is damaged, rebuild it"),
-        ]);
-    }
-}
-
-/// Places the modules (page-aligned, in order, above `kernel_end`, in
-/// usable RAM below 4 GiB, clear of stage 2's memory): writes their start
-/// addresses to `starts`. Halts with a message if a module finds no room.
-pub fn place_modules(
-    rec: &Record,
-    map: &[E820Entry],
-    kernel_end: u64,
-    starts: &mut [u64; MAX_MODULES],
-) {
-    let count = rec.module_count();
-    let mut sizes = [0u64; MAX_MODULES];
-    for (i, m) in rec.modules().enumerate() {
-        sizes[i] = m.size;
-    }
-    // Stage 2's memory (the info arena included); below 1 MiB only, so
-    // for a kernel at 1 MiB and above this is the old rule exactly.
-    let avoid = [LOADER_MEMORY];
-    if let Err(e) = place::place_modules(map, &avoid, kernel_end, &sizes[..count], starts) {
-        fail(&[
+        ]),
+        LoadError::ModuleSum {
+            index,
+            stored,
+            computed,
+        } => fail(&[
             Str("module "),
-            Dec(e.index as u64 + 1),
-            Str(" ("),
-            Hex(e.size),
-            Str(" bytes) does not fit in usable RAM between "),
-            Hex(e.from),
-            Str(" and 4 GiB (usable RAM below 4 GiB: "),
-            Hex(place::usable_below_4g(map)),
-            Str(" bytes): give the machine more memory"),
-        ]);
+            Dec(index as u64 + 1),
+            Str(" checksum mismatch (stored "),
+            Hex(stored),
+            Str(", computed "),
+            Hex(computed),
+            Str("): the disk image is damaged, rebuild it"),
+        ]),
+        LoadError::Read(never) => match never {},
     }
-}
-
-/// Loads each module at its place (`starts`, from [`place_modules`]),
-/// checking its checksum. Fills `out` and returns the module count. Halts
-/// with a message if a module arrives damaged.
-pub fn load_modules(
-    drive: u8,
-    part: &Partition,
-    rec: &Record<'static>,
-    starts: &[u64; MAX_MODULES],
-    out: &mut [ModuleInfo<'static>; MAX_MODULES],
-) -> usize {
-    for (i, m) in rec.modules().enumerate() {
-        let start = starts[i];
-        let mut sum = Fletcher64::new();
-        // SAFETY: place_modules put [start, start + size) in usable RAM at
-        // or above the kernel's end, below 4 GiB, clear of stage 2's
-        // memory and of the modules before it; the staging area avoids it.
-        unsafe { read_to(drive, part, m.data_sector, m.size, start, &mut sum) };
-        if sum.finish() != m.sum {
-            fail(&[
-                Str("module "),
-                Dec(i as u64 + 1),
-                Str(" checksum mismatch (stored "),
-                Hex(m.sum),
-                Str(", computed "),
-                Hex(sum.finish()),
-                Str("): the disk image is damaged, rebuild it"),
-            ]);
-        }
-        out[i] = ModuleInfo {
-            start: start as u32,
-            end: (start + m.size) as u32,
-            string: m.string,
-        };
-    }
-    rec.module_count()
 }

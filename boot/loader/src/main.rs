@@ -28,7 +28,8 @@ mod memmap;
 mod ts;
 mod vbe;
 
-use bootpack_proto::layout::{INFO_ARENA_ADDR, INFO_ARENA_LEN, KERNEL_FLOOR};
+use bootpack_proto::layout::{INFO_ARENA_ADDR, INFO_ARENA_LEN, LOADER_MEMORY};
+use bootpack_proto::load as core_load;
 use bootpack_proto::mb1_info::{self, ArenaFull, InfoSpec, ModuleInfo};
 use bootpack_proto::mb2_info::{self, Mbi2Spec};
 use bootpack_proto::record::{Protocol, MAX_MODULES};
@@ -138,14 +139,19 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     ts::mark("record", rec.data_sectors() as u64);
     load::setup_fast_read(drive, &part, &rec, map);
     ts::mark("fast-read", fastdisk::get().is_some() as u64);
-    load::check_memory(&rec, map);
-    let kernel_end = rec
-        .segments()
-        .map(|s| s.end())
-        .max()
-        .unwrap_or(KERNEL_FLOOR);
+    let mut bios = load::Bios { drive, part: &part };
+    core_load::check_memory(&rec, map).unwrap_or_else(|e| load::fail_load(e));
     let mut starts = [0u64; MAX_MODULES];
-    load::place_modules(&rec, map, kernel_end, &mut starts);
+    // Stage 2's memory (the info arena included); below 1 MiB only, so for
+    // a kernel at 1 MiB and above this is the old rule exactly.
+    core_load::place_modules(
+        &rec,
+        map,
+        &[LOADER_MEMORY],
+        core_load::kernel_end(&rec),
+        &mut starts,
+    )
+    .unwrap_or_else(|e| load::fail_load(e));
     let mut module_ranges = [(0u64, 0u64); MAX_MODULES];
     for (i, m) in rec.modules().enumerate() {
         module_ranges[i] = (starts[i], starts[i] + m.size);
@@ -153,14 +159,15 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     let module_ranges = &module_ranges[..rec.module_count()];
     // Nothing for a kernel clear of stage 2's memory (all at 1 MiB and up).
     let staging = handoff::place_staging(&rec, map, module_ranges);
-    load::load_segments(drive, &part, &rec, staging.base);
+    core_load::load_segments(&rec, staging.base, &mut bios).unwrap_or_else(|e| load::fail_load(e));
     ts::mark("segments", 0);
     let mut modules = [ModuleInfo {
         start: 0,
         end: 0,
         string: &[],
     }; MAX_MODULES];
-    let count = load::load_modules(drive, &part, &rec, &starts, &mut modules);
+    let count = core_load::load_modules(&rec, &starts, &mut bios, &mut modules)
+        .unwrap_or_else(|e| load::fail_load(e));
     let modules = &modules[..count];
     ts::mark("modules", count as u64);
     // Last, so every loading failure is still shown on the text screen;

@@ -16,6 +16,9 @@
 //! - [`mb1_info`]: building the Multiboot 1 information structure.
 //! - [`mb2_info`]: building the Multiboot 2 boot information.
 //! - [`memory`]: the machine's memory map and what is derived from it.
+//! - [`load`]: the load plan (check memory, place modules, read and
+//!   checksum segments and modules, zero the bss) over a reader and a
+//!   physical-memory trait the firmware implements.
 //! - [`place`]: where modules go in memory (decided at boot).
 //! - [`relocate`]: kernels over the loader's memory: staging, where the
 //!   information and the final trampoline go.
@@ -23,12 +26,14 @@
 //! - [`mb1_header`]: finding and checking a Multiboot 1 header in a kernel.
 //! - [`mb2_header`]: finding and checking a Multiboot 2 header in a kernel.
 #![no_std]
+#![forbid(unsafe_code)]
 
 pub mod acpi;
 pub mod bounds;
 pub mod checksum;
 pub mod crc32;
 pub mod layout;
+pub mod load;
 pub mod mb1_header;
 pub mod mb1_info;
 pub mod mb2_header;
