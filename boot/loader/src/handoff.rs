@@ -3,7 +3,7 @@
 //! staged (bootpack_proto::relocate).
 
 use crate::fail::{fail, Hex, Str};
-use bootpack_proto::memory::E820Entry;
+use bootpack_proto::memory::Region;
 use bootpack_proto::record::{Record, Segment};
 use bootpack_proto::relocate::{self, Occupied, Trampoline, TRAMPOLINE_GDT_LEN};
 use core::ptr::addr_of;
@@ -49,7 +49,7 @@ fn occupied<'a>(
 
 /// Where the segments over stage 2's memory are staged; halts with a
 /// message if usable RAM has no room for them.
-pub fn place_staging(rec: &Record, map: &[E820Entry], modules: &[(u64, u64)]) -> Staging {
+pub fn place_staging(rec: &Record, map: &[Region], modules: &[(u64, u64)]) -> Staging {
     let (len, count) = relocate::staging_need(rec.segments());
     if count == 0 {
         return Staging {
@@ -73,7 +73,7 @@ pub fn place_staging(rec: &Record, map: &[E820Entry], modules: &[(u64, u64)]) ->
 /// room.
 pub fn place_info(
     rec: &Record,
-    map: &[E820Entry],
+    map: &[Region],
     modules: &[(u64, u64)],
     staging: &Staging,
     len: u64,
@@ -99,7 +99,7 @@ fn no_room(what: &str, len: u64) -> ! {
 /// segments into place first.
 pub fn enter(
     rec: &Record,
-    map: &[E820Entry],
+    map: &[Region],
     modules: &[(u64, u64)],
     staging: &Staging,
     info_range: (u64, u64),

@@ -13,7 +13,7 @@ use bootpack_proto::layout::{
     RECORD_BUF_LEN, SECTOR, SECTORS_PER_READ,
 };
 use bootpack_proto::load::{LoadError, PartitionReader, PhysMemory};
-use bootpack_proto::memory::{self, E820Entry};
+use bootpack_proto::memory::{self, Region};
 use bootpack_proto::ptable::{self, SectorReader, TableError, MAX_READ_SECTORS};
 use bootpack_proto::record::{self, Record, RecordError, FLAG_NO_FAST_READ};
 use core::convert::Infallible;
@@ -145,7 +145,7 @@ pub fn read_record(drive: u8, part: &Partition) -> Record<'static> {
 /// the BIOS reads that faster than the fast path is set up and checked,
 /// 2-5 ms), or when the memory map does not say the AHCI and virtio paths'
 /// structures (layout::FAST_DMA_ADDR) are RAM.
-pub fn setup_fast_read(drive: u8, part: &Partition, rec: &Record, map: &[E820Entry]) {
+pub fn setup_fast_read(drive: u8, part: &Partition, rec: &Record, map: &[Region]) {
     let dma = FAST_DMA_ADDR as u64;
     if rec.flags() & FLAG_NO_FAST_READ != 0
         || rec.data_sectors() <= 2 * SECTORS_PER_READ as u32

@@ -30,7 +30,7 @@ mod vbe;
 
 use bootpack_proto::layout::{INFO_ARENA_ADDR, INFO_ARENA_LEN, LOADER_MEMORY};
 use bootpack_proto::load as core_load;
-use bootpack_proto::mb1_info::{self, ArenaFull, InfoSpec, ModuleInfo};
+use bootpack_proto::mb1_info::{self, ArenaFull, BiosBootDevice, InfoSpec, ModuleInfo};
 use bootpack_proto::mb2_info::{self, Mbi2Spec};
 use bootpack_proto::record::{Protocol, MAX_MODULES};
 use bootpack_proto::{mb2_header, memory};
@@ -177,11 +177,13 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     let mut name = [0u8; 32];
     let loader_name = loader_name(&mut name);
     let common = InfoSpec {
-        e820: map,
-        drive,
-        // Multiboot's boot_device has one byte per partition level; 0xFF
-        // means "none" (a GPT entry beyond 254 cannot be named).
-        partition: u8::try_from(part.index).unwrap_or(0xFF),
+        memory: map,
+        boot_device: Some(BiosBootDevice {
+            drive,
+            // Multiboot's boot_device has one byte per partition level;
+            // 0xFF means "none" (a GPT entry beyond 254 cannot be named).
+            partition: u8::try_from(part.index).unwrap_or(0xFF),
+        }),
         cmdline: rec.cmdline_with_nul(),
         loader_name,
         modules,

@@ -27,7 +27,7 @@
 use crate::checksum::Fletcher64;
 use crate::layout::KERNEL_FLOOR;
 use crate::mb1_info::ModuleInfo;
-use crate::memory::{self, E820Entry};
+use crate::memory::{self, Region};
 use crate::place::{self, NoRoom};
 use crate::record::{Record, MAX_MODULES};
 use crate::relocate::Stager;
@@ -83,7 +83,7 @@ pub enum LoadError<E> {
 }
 
 /// Checks that every segment's memory is usable RAM.
-pub fn check_memory<E>(rec: &Record, map: &[E820Entry]) -> Result<(), LoadError<E>> {
+pub fn check_memory<E>(rec: &Record, map: &[Region]) -> Result<(), LoadError<E>> {
     for s in rec.segments() {
         if !memory::is_usable(map, s.dest, s.end()) {
             return Err(LoadError::NotUsable {
@@ -108,7 +108,7 @@ pub fn kernel_end(rec: &Record) -> u64 {
 /// their start addresses to `starts`.
 pub fn place_modules<E>(
     rec: &Record,
-    map: &[E820Entry],
+    map: &[Region],
     own: &[(u64, u64)],
     kernel_end: u64,
     starts: &mut [u64; MAX_MODULES],
@@ -241,14 +241,14 @@ mod tests {
         }
     }
 
-    fn map(len: u64) -> [E820Entry; 2] {
+    fn map(len: u64) -> [Region; 2] {
         [
-            E820Entry {
+            Region {
                 base: 0,
                 len: 0x9_fc00,
                 kind: 1,
             },
-            E820Entry {
+            Region {
                 base: 0x10_0000,
                 len,
                 kind: 1,

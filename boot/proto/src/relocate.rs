@@ -21,7 +21,7 @@
 
 use crate::layout::{INFO_ARENA_ADDR, INFO_CEILING, KERNEL_CEILING, LOADER_MEMORY};
 use crate::le;
-use crate::memory::E820Entry;
+use crate::memory::Region;
 use crate::place::{clash_with, place_in};
 use crate::record::Segment;
 
@@ -139,7 +139,7 @@ impl<I: Iterator<Item = Segment> + Clone> Occupied<'_, I> {
 
     /// The lowest `len` bytes clear of everything, stage 2's memory
     /// included, below `ceiling`.
-    fn find(&self, map: &[E820Entry], len: u64, align: u64, ceiling: u64) -> Option<u64> {
+    fn find(&self, map: &[Region], len: u64, align: u64, ceiling: u64) -> Option<u64> {
         place_in(map, PLACE_FROM, len, align, ceiling, |s, e| {
             self.clash(s, e, true)
         })
@@ -150,7 +150,7 @@ impl<I: Iterator<Item = Segment> + Clone> Occupied<'_, I> {
 /// identity map) clear of stage 2, the segments and the modules (`placed`
 /// is ignored). None if there is no room.
 pub fn place_staging<I: Iterator<Item = Segment> + Clone>(
-    map: &[E820Entry],
+    map: &[Region],
     occupied: &Occupied<I>,
     len: u64,
 ) -> Option<u64> {
@@ -162,7 +162,7 @@ pub fn place_staging<I: Iterator<Item = Segment> + Clone>(
 /// the arena for it); otherwise the lowest usable RAM from 0x1000 up clear
 /// of everything, ending below [`INFO_CEILING`]. None if there is no room.
 pub fn place_info<I: Iterator<Item = Segment> + Clone>(
-    map: &[E820Entry],
+    map: &[Region],
     occupied: &Occupied<I>,
     len: u64,
 ) -> Option<u64> {
@@ -187,7 +187,7 @@ fn moves_offset(code_len: usize) -> usize {
 /// clear of everything (stage 2 writes it while it still runs; the moves
 /// must not overwrite it). None if there is no room.
 pub fn place_trampoline<I: Iterator<Item = Segment> + Clone>(
-    map: &[E820Entry],
+    map: &[Region],
     occupied: &Occupied<I>,
     len: u64,
 ) -> Option<u64> {
@@ -267,12 +267,12 @@ mod tests {
     use std::vec;
     use std::vec::Vec;
 
-    const fn e(base: u64, len: u64, kind: u32) -> E820Entry {
-        E820Entry { base, len, kind }
+    const fn e(base: u64, len: u64, kind: u32) -> Region {
+        Region { base, len, kind }
     }
 
     /// SeaBIOS, `pc`, 128 MiB: 0-0x9FBFF usable, the EBDA after it.
-    const PC_128M: [E820Entry; 5] = [
+    const PC_128M: [Region; 5] = [
         e(0, 0x9fc00, 1),
         e(0x9fc00, 0x400, 2),
         e(0xf0000, 0x10000, 2),
