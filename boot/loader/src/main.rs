@@ -71,7 +71,6 @@ macro_rules! asm_file {
 asm_file!("asm/stage1.s");
 asm_file!("asm/entry.s");
 asm_file!("asm/rmint.s");
-asm_file!("asm/handoff.s");
 asm_file!("asm/exceptions.s");
 
 /// A static that stage 2 mutates. Stage 2 runs on one CPU with interrupts
