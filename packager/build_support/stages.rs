@@ -26,6 +26,7 @@ pub const TARGET: &str = "x86_64-unknown-none";
 /// The files of the repository the stages are built from (relative to the
 /// repository root); a change to any of them can change the stages.
 pub const SOURCES: &[&str] = &[
+    "boot/handoff",
     "boot/loader",
     "boot/proto",
     "tests/kernel",

@@ -7,7 +7,7 @@
 //! (asm/rmint.s), loads the modules where the memory map has room, sets
 //! the video mode the kernel asked for (VBE), builds
 //! the Multiboot 1 or Multiboot 2 information and hands over in 32-bit
-//! protected mode (asm/handoff.s).
+//! protected mode (boot/handoff, shared with any other loader).
 //!
 //! On success nothing is printed: the kernel's serial output must be the
 //! only output. Every failure prints one plain line on COM1 and the screen
