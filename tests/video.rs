@@ -10,9 +10,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bootpack_proto::layout::{INFO_ARENA_ADDR, INFO_ARENA_LEN};
 use bootpack_proto::{mb1_header, mb2_header};
 use support::kernels::{self, Headers, Shape, Spec};
+use support::memplan::{INFO_ARENA_ADDR, INFO_ARENA_LEN};
 use support::qemu::{self, Machine};
 use support::report::Report;
 use support::{bootpack, scratch};

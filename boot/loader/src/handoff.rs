@@ -3,6 +3,7 @@
 //! staged (bootpack_proto::relocate).
 
 use crate::fail::{fail, Hex, Str};
+use crate::memplan::{INFO_ARENA_ADDR, LOADER_MEMORY};
 use bootpack_proto::memory::Region;
 use bootpack_proto::record::{Record, Segment};
 use bootpack_proto::relocate::{self, Occupied, Trampoline, TRAMPOLINE_GDT_LEN};
@@ -34,13 +35,14 @@ fn occupied<'a>(
         segments: rec.segments(),
         modules,
         placed,
+        own: LOADER_MEMORY,
     }
 }
 
 /// Where the segments over stage 2's memory are staged; halts with a
 /// message if usable RAM has no room for them.
 pub fn place_staging(rec: &Record, map: &[Region], modules: &[(u64, u64)]) -> Staging {
-    let (len, count) = relocate::staging_need(rec.segments());
+    let (len, count) = relocate::staging_need(rec.segments(), LOADER_MEMORY);
     if count == 0 {
         return Staging {
             base: 0,
@@ -69,7 +71,12 @@ pub fn place_info(
     len: u64,
 ) -> u64 {
     let placed = [staging.range()];
-    let at = relocate::place_info(map, &occupied(rec, modules, &placed), len);
+    let at = relocate::place_info(
+        map,
+        &occupied(rec, modules, &placed),
+        len,
+        INFO_ARENA_ADDR as u64,
+    );
     at.unwrap_or_else(|| no_room("the Multiboot information", len))
 }
 
@@ -124,7 +131,7 @@ pub fn enter(
         block,
         base as u32,
         &t,
-        relocate::moves(rec.segments(), staging.base),
+        relocate::moves(rec.segments(), staging.base, LOADER_MEMORY),
     );
     // SAFETY: as above; the block holds the trampoline, whose moves put
     // the staged (loaded and checksummed) segments in place: the handoff

@@ -5,13 +5,14 @@
 use crate::disk::{self, sectors_for};
 use crate::fail::{self, fail, Dec, Hex, Hex2, Str};
 use crate::fastdisk;
+use crate::memplan::{
+    BOUNCE_ADDR, BOUNCE_LEN, FAST_DMA_ADDR, FAST_DMA_LEN, FAST_VERIFY_LEN, RECORD_BUF_ADDR,
+    RECORD_BUF_LEN, SECTORS_PER_READ,
+};
 use crate::ts;
 use bootpack_proto::bounds;
 use bootpack_proto::checksum::Fletcher64;
-use bootpack_proto::layout::{
-    BOUNCE_ADDR, BOUNCE_LEN, FAST_DMA_ADDR, FAST_DMA_LEN, FAST_VERIFY_LEN, RECORD_BUF_ADDR,
-    RECORD_BUF_LEN, SECTOR, SECTORS_PER_READ,
-};
+use bootpack_proto::layout::SECTOR;
 use bootpack_proto::load::{LoadError, PartitionReader, PhysMemory};
 use bootpack_proto::memory::{self, Region};
 use bootpack_proto::ptable::{self, SectorReader, TableError, MAX_READ_SECTORS};
@@ -88,24 +89,24 @@ pub fn find_partition(drive: u8) -> Partition {
 fn record_fail(e: RecordError) -> ! {
     fail::begin();
     fail::put(&[Str("configuration record: "), Str(e.describe())]);
-    match e {
-        RecordError::BadChecksum { stored, computed } => fail::put(&[
-            Str(" (stored "),
-            Hex(stored),
-            Str(", computed "),
-            Hex(computed),
-            Str("): the disk image is damaged, rebuild it"),
-        ]),
-        RecordError::UnsupportedVersion(v) => {
-            fail::put(&[Str(" (version "), Dec(v as u64), Str(")")])
+    // " (what N)": one line shape for every value-carrying error.
+    let (what, n) = match e {
+        RecordError::BadChecksum { stored, computed } => {
+            damaged(stored, computed);
+            fail::end()
         }
-        RecordError::BadSegment(i) => fail::put(&[Str(" (segment "), Dec(i as u64), Str(")")]),
-        RecordError::BadModule(i) => fail::put(&[Str(" (module "), Dec(i as u64), Str(")")]),
-        RecordError::BadProtocol(p) => fail::put(&[Str(" ("), Dec(p as u64), Str(")")]),
-        _ => {}
-    }
+        RecordError::UnsupportedVersion(v) => ("version ", v as u64),
+        RecordError::BadSegment(i) => ("segment ", i as u64),
+        RecordError::BadModule(i) => ("module ", i as u64),
+        RecordError::BadProtocol(p) => ("", p as u64),
+        _ => fail::end(),
+    };
+    fail::put(&[Str(" ("), Str(what), Dec(n), Str(")")]);
     fail::end()
 }
+
+// The record buffer holds the largest record.
+const _: () = assert!(RECORD_BUF_LEN >= record::RECORD_MAX);
 
 /// Reads and checks the configuration record at the start of the partition.
 pub fn read_record(drive: u8, part: &Partition) -> Record<'static> {
@@ -144,7 +145,7 @@ pub fn read_record(drive: u8, part: &Partition) -> Record<'static> {
 /// what one or two BIOS calls fetch (the demo kernel, a small unikernel:
 /// the BIOS reads that faster than the fast path is set up and checked,
 /// 2-5 ms), or when the memory map does not say the AHCI and virtio paths'
-/// structures (layout::FAST_DMA_ADDR) are RAM.
+/// structures (memplan::FAST_DMA_ADDR) are RAM.
 pub fn setup_fast_read(drive: u8, part: &Partition, rec: &Record, map: &[Region]) {
     let dma = FAST_DMA_ADDR as u64;
     if rec.flags() & FLAG_NO_FAST_READ != 0
@@ -189,7 +190,7 @@ pub fn setup_fast_read(drive: u8, part: &Partition, rec: &Record, map: &[Region]
 /// # Safety
 /// `[dest, dest + size)` must be usable RAM below 4 GiB (identity-mapped)
 /// that nothing else uses and that overlaps none of stage 2's memory
-/// (layout::LOADER_MEMORY: this loader, its buffers, the information
+/// (memplan::LOADER_MEMORY: this loader, its buffers, the information
 /// arena).
 unsafe fn read_to(
     drive: u8,
@@ -261,7 +262,7 @@ unsafe fn read_to(
             // SAFETY: either [at, at + sectors * 512) lies inside the
             // caller's promised range (a straight read of whole sectors:
             // issued + len <= straight <= size), which is clear of stage
-            // 2's memory (layout::LOADER_MEMORY), so of its buffers and the
+            // 2's memory (memplan::LOADER_MEMORY), so of its buffers and the
             // controllers' structures, or it is the staging half not
             // holding the pending read (sectors * 512 <= HALF). Nothing
             // else touches it until finish returns.
@@ -375,9 +376,10 @@ impl PhysMemory for Bios<'_> {
 
 /// Prints why loading stopped, in the words docs/reliability.md lists,
 /// and halts.
-pub fn fail_load(e: LoadError<Infallible>) -> ! {
-    match e {
-        LoadError::NotUsable { start, end } => fail(&[
+pub fn fail_load(e: &LoadError<Infallible>) -> ! {
+    fail::begin();
+    match *e {
+        LoadError::NotUsable { start, end } => fail::put(&[
             Str("kernel needs "),
             Hex(start),
             Str("-"),
@@ -390,7 +392,7 @@ pub fn fail_load(e: LoadError<Infallible>) -> ! {
                 " but that is not usable RAM: give the machine more memory"
             }),
         ]),
-        LoadError::ModuleNoRoom { room, usable } => fail(&[
+        LoadError::ModuleNoRoom { room, usable } => fail::put(&[
             Str("module "),
             Dec(room.index as u64 + 1),
             Str(" ("),
@@ -401,26 +403,35 @@ pub fn fail_load(e: LoadError<Infallible>) -> ! {
             Hex(usable),
             Str(" bytes): give the machine more memory"),
         ]),
-        LoadError::PayloadSum { stored, computed } => fail(&[
-            Str("kernel payload checksum mismatch (stored "),
-            Hex(stored),
-            Str(", computed "),
-            Hex(computed),
-            Str("): the disk image is damaged, rebuild it"),
-        ]),
+        LoadError::PayloadSum { stored, computed } => {
+            fail::put(&[Str("kernel payload checksum mismatch")]);
+            damaged(stored, computed);
+        }
         LoadError::ModuleSum {
             index,
             stored,
             computed,
-        } => fail(&[
-            Str("module "),
-            Dec(index as u64 + 1),
-            Str(" checksum mismatch (stored "),
-            Hex(stored),
-            Str(", computed "),
-            Hex(computed),
-            Str("): the disk image is damaged, rebuild it"),
-        ]),
+        } => {
+            fail::put(&[
+                Str("module "),
+                Dec(index as u64 + 1),
+                Str(" checksum mismatch"),
+            ]);
+            damaged(stored, computed);
+        }
         LoadError::Read(never) => match never {},
     }
+    fail::end()
+}
+
+/// The end of every checksum failure's line (out of line: shared).
+#[inline(never)]
+fn damaged(stored: u64, computed: u64) {
+    fail::put(&[
+        Str(" (stored "),
+        Hex(stored),
+        Str(", computed "),
+        Hex(computed),
+        Str("): the disk image is damaged, rebuild it"),
+    ]);
 }

@@ -25,10 +25,11 @@ mod fastdisk;
 mod handoff;
 mod load;
 mod memmap;
+mod memplan;
 mod ts;
 mod vbe;
 
-use bootpack_proto::layout::{INFO_ARENA_ADDR, INFO_ARENA_LEN, LOADER_MEMORY};
+use crate::memplan::{INFO_ARENA_ADDR, INFO_ARENA_LEN, LOADER_MEMORY};
 use bootpack_proto::load as core_load;
 use bootpack_proto::mb1_info::{self, ArenaFull, BiosBootDevice, InfoSpec, ModuleInfo};
 use bootpack_proto::mb2_info::{self, Mbi2Spec};
@@ -139,34 +140,35 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     load::setup_fast_read(drive, &part, &rec, map);
     ts::mark("fast-read", fastdisk::get().is_some() as u64);
     let mut bios = load::Bios { drive, part: &part };
-    core_load::check_memory(&rec, map).unwrap_or_else(|e| load::fail_load(e));
     let mut starts = [0u64; MAX_MODULES];
-    // Stage 2's memory (the info arena included); below 1 MiB only, so for
-    // a kernel at 1 MiB and above this is the old rule exactly.
-    core_load::place_modules(
-        &rec,
-        map,
-        &[LOADER_MEMORY],
-        core_load::kernel_end(&rec),
-        &mut starts,
-    )
-    .unwrap_or_else(|e| load::fail_load(e));
     let mut module_ranges = [(0u64, 0u64); MAX_MODULES];
-    for (i, m) in rec.modules().enumerate() {
-        module_ranges[i] = (starts[i], starts[i] + m.size);
-    }
-    let module_ranges = &module_ranges[..rec.module_count()];
-    // Nothing for a kernel clear of stage 2's memory (all at 1 MiB and up).
-    let staging = handoff::place_staging(&rec, map, module_ranges);
-    core_load::load_segments(&rec, staging.base, &mut bios).unwrap_or_else(|e| load::fail_load(e));
-    ts::mark("segments", 0);
+    let module_count = rec.module_count();
     let mut modules = [ModuleInfo {
         start: 0,
         end: 0,
         string: &[],
     }; MAX_MODULES];
-    let count = core_load::load_modules(&rec, &starts, &mut bios, &mut modules)
-        .unwrap_or_else(|e| load::fail_load(e));
+    // The load plan (bootpack_proto::load), with one exit for its failures.
+    let loaded = (|| {
+        core_load::check_memory(&rec, map)?;
+        // Stage 2's memory (the info arena included); below 1 MiB only, so
+        // for a kernel at 1 MiB and above this is the old rule exactly.
+        let kernel_end = core_load::kernel_end(&rec);
+        core_load::place_modules(&rec, map, &[LOADER_MEMORY], kernel_end, &mut starts)?;
+        for (i, m) in rec.modules().enumerate() {
+            module_ranges[i] = (starts[i], starts[i] + m.size);
+        }
+        // Nothing for a kernel clear of stage 2's memory (all at 1 MiB and
+        // up).
+        let staging = handoff::place_staging(&rec, map, &module_ranges[..module_count]);
+        core_load::load_segments(&rec, staging.base, LOADER_MEMORY, &mut bios)?;
+        ts::mark("segments", 0);
+        core_load::load_modules(&rec, &starts, &mut bios, &mut modules)?;
+        Ok(staging)
+    })();
+    let staging = loaded.unwrap_or_else(|e| load::fail_load(&e));
+    let module_ranges = &module_ranges[..module_count];
+    let count = module_count;
     let modules = &modules[..count];
     ts::mark("modules", count as u64);
     // Last, so every loading failure is still shown on the text screen;

@@ -1,8 +1,8 @@
 //! The BIOS memory map: INT 15h, EAX=E820h.
 
 use crate::bios::{self, Regs};
+use crate::memplan::BOUNCE_ADDR;
 use crate::Global;
-use bootpack_proto::layout::BOUNCE_ADDR;
 use bootpack_proto::memory::{Region, E820_ENTRY_LEN};
 use core::ptr;
 
@@ -29,7 +29,7 @@ pub fn read() -> Option<&'static [Region]> {
     let mut n = 0;
     let mut cont = 0;
     loop {
-        // SAFETY: BUF is free RAM below 1 MiB (layout::BOUNCE_ADDR),
+        // SAFETY: BUF is free RAM below 1 MiB (memplan::BOUNCE_ADDR),
         // identity-mapped; the ACPI 3 attribute dword is preset to 1
         // ("valid") for BIOSes that return only 20 bytes.
         unsafe {

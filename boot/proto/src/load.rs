@@ -128,7 +128,7 @@ pub fn place_modules<E>(
 
 /// Loads every segment: its file bytes to their destination, checksummed
 /// on the way, then the rest zeroed. A segment over the loader's memory
-/// (relocate::needs_staging) is read to its place in the staging area at
+/// `own` (relocate::needs_staging) is read to its place in the staging area at
 /// `staging` instead, and its bss is left to the trampoline. Checks the
 /// payload sum.
 ///
@@ -137,10 +137,11 @@ pub fn place_modules<E>(
 pub fn load_segments<F: PartitionReader + PhysMemory>(
     rec: &Record,
     staging: u64,
+    own: (u64, u64),
     fw: &mut F,
 ) -> Result<(), LoadError<F::Error>> {
     let mut sum = Fletcher64::new();
-    let mut stager = Stager::new(staging);
+    let mut stager = Stager::new(staging, own);
     for s in rec.segments() {
         if let Some(at) = stager.next(&s) {
             fw.read(s.data_sector, s.file_size, at, &mut sum)
@@ -211,6 +212,8 @@ mod tests {
     }
 
     const MEM: usize = 0x40_0000;
+    /// The BIOS loader's own memory (its memory plan's LOADER_MEMORY).
+    const BIOS: (u64, u64) = (0x500, 0x9_0000);
 
     impl PartitionReader for Fake {
         type Error = u64;
@@ -334,7 +337,7 @@ mod tests {
         let rec = Record::parse(&rec).unwrap();
         let mut fw = fake(disk);
         check_memory::<u64>(&rec, &map(0x30_0000)).unwrap();
-        assert_eq!(load_segments(&rec, 0, &mut fw), Ok(()));
+        assert_eq!(load_segments(&rec, 0, BIOS, &mut fw), Ok(()));
         assert!(fw.mem[0x10_0000..0x10_1234].iter().all(|&b| b == 0x10));
         assert!(fw.mem[0x10_1234..0x10_3000].iter().all(|&b| b == 0));
         assert_eq!(fw.mem[0x10_3000], 0xEE, "nothing past the bss");
@@ -356,7 +359,7 @@ mod tests {
         let (rec, disk) = image(&[(0x10_0000, 0x200, 0x200)], &[], false);
         let rec = Record::parse(&rec).unwrap();
         let mut fw = fake(disk);
-        match load_segments(&rec, 0, &mut fw) {
+        match load_segments(&rec, 0, BIOS, &mut fw) {
             Err(LoadError::PayloadSum { stored, computed }) => {
                 assert_eq!(stored, rec.payload_sum());
                 assert_eq!(stored ^ 1, computed);
@@ -374,11 +377,11 @@ mod tests {
             true,
         );
         let rec = Record::parse(&rec).unwrap();
-        let (len, count) = staging_need(rec.segments());
+        let (len, count) = staging_need(rec.segments(), BIOS);
         assert_eq!(count, 1);
         let staging = 0x20_0000;
         let mut fw = fake(disk);
-        assert_eq!(load_segments(&rec, staging, &mut fw), Ok(()));
+        assert_eq!(load_segments(&rec, staging, BIOS, &mut fw), Ok(()));
         // Staged with the destination's offset in its page (0x8000: 0).
         assert!(fw.mem[0x20_0000..0x20_0300].iter().all(|&b| b == 0x10));
         assert!(len >= 0x300);
@@ -411,7 +414,7 @@ mod tests {
         let mut starts = [0u64; MAX_MODULES];
         let end = kernel_end(&rec);
         assert_eq!(end, 0x10_1800);
-        place_modules::<u64>(&rec, &m, &[(0x500, 0x9_0000)], end, &mut starts).unwrap();
+        place_modules::<u64>(&rec, &m, &[BIOS], end, &mut starts).unwrap();
         assert_eq!(starts[..2], [0x10_2000, 0x10_4000]);
         let mut fw = fake(disk);
         let mut out = [ModuleInfo {
@@ -433,13 +436,7 @@ mod tests {
         let rec = Record::parse(&rec).unwrap();
         let m = map(0x20_0000);
         let mut starts = [0u64; MAX_MODULES];
-        let err = place_modules::<u64>(
-            &rec,
-            &m,
-            &[(0x500, 0x9_0000)],
-            kernel_end(&rec),
-            &mut starts,
-        );
+        let err = place_modules::<u64>(&rec, &m, &[BIOS], kernel_end(&rec), &mut starts);
         assert_eq!(
             err,
             Err(LoadError::ModuleNoRoom {
@@ -486,6 +483,9 @@ mod tests {
         disk.truncate(SECTOR as usize);
         let rec = Record::parse(&rec).unwrap();
         let mut fw = fake(disk);
-        assert_eq!(load_segments(&rec, 0, &mut fw), Err(LoadError::Read(1)));
+        assert_eq!(
+            load_segments(&rec, 0, BIOS, &mut fw),
+            Err(LoadError::Read(1))
+        );
     }
 }

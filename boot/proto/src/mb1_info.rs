@@ -1,7 +1,7 @@
 //! Building the Multiboot 1 information structure.
 //!
-//! Everything is written into one arena (a byte slice that stage 2 places at
-//! [`crate::layout::INFO_ARENA_ADDR`]); pointers in the structure are
+//! Everything is written into one arena (a byte slice the loader places:
+//! the BIOS stage 2 at its memory plan's INFO_ARENA_ADDR); pointers in the structure are
 //! physical addresses computed from the arena's base. Layout inside the
 //! arena, in this order, each part 8-byte aligned:
 //!

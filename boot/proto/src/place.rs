@@ -167,7 +167,8 @@ mod tests {
     fn modules_of_a_kernel_below_1_mib_avoid_the_loader() {
         // Stage 2 passes its own memory as a range to avoid: modules of a
         // kernel ending at 0x30000 go after it, not over stage 2.
-        let avoid = [crate::layout::LOADER_MEMORY];
+        // The BIOS loader's memory (its memory plan's LOADER_MEMORY).
+        let avoid = [(0x500, 0x9_0000)];
         let got = place(&PC_6G, &avoid, 0x30000, &[0x8000, 0x10000]);
         assert_eq!(got, [0x90000, 0x100000]);
     }
