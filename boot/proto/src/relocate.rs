@@ -4,8 +4,9 @@
 //!
 //! A kernel may load anywhere from [`crate::layout::KERNEL_FLOOR`] up that the
 //! firmware reports usable, including over the loader's code, stack, page
-//! tables, buffers and information arena ([`LoaderMemory`]; for the BIOS
-//! stage 2 its memory plan's LOADER_MEMORY; e.g. kernels linked at
+//! tables, buffers and information arena (its own memory, which each
+//! loader passes in; for the BIOS stage 2 its memory plan's
+//! LOADER_MEMORY; e.g. kernels linked at
 //! 0x8000 or 0x9000). As GRUB's relocator and Limine do, such segments are
 //! read (and checksummed) into a staging area in free usable RAM instead;
 //! the information and modules go where no segment lies; and the very last
@@ -62,21 +63,11 @@ fn align_up(x: u64, align: u64) -> u64 {
     (x + align - 1) & !(align - 1)
 }
 
-/// What a loader keeps for itself below the kernel while it loads. Each
-/// loader has its own (the BIOS stage 2: its memory plan,
-/// boot/loader/src/memplan.rs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LoaderMemory {
-    /// `[start, end)` of the loader's own memory: a kernel segment over it
-    /// is staged, and nothing else is placed there.
-    pub own: (u64, u64),
-    /// Where the information goes unless a kernel segment, module or
-    /// placed range lies there.
-    pub info_arena: u64,
-}
-
 /// Whether segment `s` lies over the loader's memory `own` and so must be
-/// staged.
+/// staged. `own` is `[start, end)` of what the loader keeps for itself
+/// below the kernel while it loads (the BIOS stage 2: its memory plan's
+/// LOADER_MEMORY, boot/loader/src/memplan.rs); nothing else is placed
+/// there either ([`Occupied::own`]).
 pub fn needs_staging(s: &Segment, own: (u64, u64)) -> bool {
     s.mem_size > 0 && overlaps(s.dest, s.end(), own.0, own.1)
 }
@@ -129,7 +120,7 @@ pub struct Occupied<'a, I> {
     pub segments: I,
     pub modules: &'a [(u64, u64)],
     pub placed: &'a [(u64, u64)],
-    /// The loader's own memory ([`LoaderMemory::own`]).
+    /// The loader's own memory (see [`needs_staging`]).
     pub own: (u64, u64),
 }
 
