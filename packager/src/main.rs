@@ -644,7 +644,8 @@ fn print_inspection(i: &bootpack::inspect::Inspection) {
         );
         println!(
             "  {}: {:?}, type {}, GUID {}, LBA {}..{} ({:.1} MiB)",
-            g.index + 1,
+            // Already numbered from 1 (inspect::Gpt::index).
+            g.index,
             g.name,
             g.type_guid,
             g.partition_guid,
