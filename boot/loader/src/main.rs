@@ -31,10 +31,9 @@ mod vbe;
 
 use crate::memplan::{INFO_ARENA_ADDR, INFO_ARENA_LEN, LOADER_MEMORY};
 use bootpack_proto::load as core_load;
-use bootpack_proto::mb1_info::{self, ArenaFull, BiosBootDevice, InfoSpec, ModuleInfo};
-use bootpack_proto::mb2_info::{self, Mbi2Spec};
-use bootpack_proto::record::{Protocol, MAX_MODULES};
-use bootpack_proto::{mb2_header, memory};
+use bootpack_proto::mb1_info::{ArenaFull, BiosBootDevice, InfoSpec, ModuleInfo};
+use bootpack_proto::memory;
+use bootpack_proto::record::MAX_MODULES;
 use fail::{fail, Hex, Str};
 
 /// `.set BOOTPACK_TS, 1` with the `timestamps` feature, else 0: the
@@ -190,18 +189,8 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
         modules,
         video: video.as_ref(),
     };
-    let mb2 = match rec.protocol() {
-        Protocol::Multiboot1 => None,
-        Protocol::Multiboot2 => Some(Mbi2Spec {
-            common,
-            elf_sections: rec.elf_sections(),
-            load_base: rec.load_base(),
-            rsdp: acpi::find_rsdp(),
-        }),
-    };
-    let needed = mb2
-        .as_ref()
-        .map_or_else(|| mb1_info::size(&common), mb2_info::size);
+    let info = core_load::Info::new(&rec, common, acpi::find_rsdp);
+    let needed = info.size();
     if needed > INFO_ARENA_LEN {
         arena_full(ArenaFull { needed });
     }
@@ -212,16 +201,9 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     // stage 2 keeps it for this) or, if a kernel segment lies there, RAM
     // clear of stage 2, the segments, modules and staging area.
     let arena = unsafe { core::slice::from_raw_parts_mut(at as usize as *mut u8, needed) };
-    let (info, magic) = match &mb2 {
-        None => {
-            let info = mb1_info::build(&common, arena, at as u32).unwrap_or_else(|e| arena_full(e));
-            (info.info, mb1_info::BOOTLOADER_MAGIC)
-        }
-        Some(spec) => {
-            let info = mb2_info::build(spec, arena, at as u32).unwrap_or_else(|e| arena_full(e));
-            (info, mb2_header::BOOTLOADER_MAGIC)
-        }
-    };
+    let (info, magic) = info
+        .build(arena, at as u32)
+        .unwrap_or_else(|e| arena_full(e));
 
     ts::mark("handoff", 0);
     ts::flush();

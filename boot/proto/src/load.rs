@@ -1,7 +1,8 @@
 //! The load plan, carried out over what the firmware provides: check the
 //! memory the kernel needs, place the modules, read each segment (or its
 //! staged copy) while checksumming it, zero the bss, verify the payload
-//! sum, read the modules and verify theirs.
+//! sum, read the modules and verify theirs; then the information the
+//! kernel gets, in its protocol's format ([`Info`]).
 //!
 //! Why here and not in a loader: the steps and their order are the same
 //! whatever firmware reads the disk (BIOS INT 13h or the loader's own DMA
@@ -26,10 +27,12 @@
 
 use crate::checksum::Fletcher64;
 use crate::layout::KERNEL_FLOOR;
-use crate::mb1_info::ModuleInfo;
+use crate::mb1_info::{self, ArenaFull, InfoSpec, ModuleInfo};
+use crate::mb2_header;
+use crate::mb2_info::{self, Mbi2Spec};
 use crate::memory::{self, Region};
 use crate::place::{self, NoRoom};
-use crate::record::{Record, MAX_MODULES};
+use crate::record::{Protocol, Record, MAX_MODULES};
 use crate::relocate::Stager;
 
 /// Reads partition data into physical memory.
@@ -191,6 +194,64 @@ pub fn load_modules<'r, F: PartitionReader>(
     Ok(rec.module_count())
 }
 
+/// The information a kernel gets, in the format of the protocol the
+/// record names: Multiboot 1 from the firmware-neutral spec, or Multiboot 2
+/// with the record's ELF section headers and load base and the ACPI RSDP.
+#[derive(Clone, Copy, Debug)]
+pub enum Info<'a> {
+    Mb1(InfoSpec<'a>),
+    Mb2(Mbi2Spec<'a>),
+}
+
+impl<'a> Info<'a> {
+    /// The information for `rec`'s protocol. `rsdp` finds the ACPI RSDP's
+    /// bytes; it is called for Multiboot 2 only (a BIOS loader scans
+    /// memory for it). (Inlined: the loader calls each of these once, and
+    /// out of line they cost stage 2 bytes it does not have to spare.)
+    #[inline(always)]
+    pub fn new<'r: 'a>(
+        rec: &Record<'r>,
+        common: InfoSpec<'a>,
+        rsdp: impl FnOnce() -> Option<&'r [u8]>,
+    ) -> Self {
+        match rec.protocol() {
+            Protocol::Multiboot1 => Info::Mb1(common),
+            Protocol::Multiboot2 => Info::Mb2(Mbi2Spec {
+                common,
+                elf_sections: rec.elf_sections(),
+                load_base: rec.load_base(),
+                rsdp: rsdp(),
+            }),
+        }
+    }
+
+    /// Bytes it needs.
+    #[inline(always)]
+    pub fn size(&self) -> usize {
+        match self {
+            Info::Mb1(spec) => mb1_info::size(spec),
+            Info::Mb2(spec) => mb2_info::size(spec),
+        }
+    }
+
+    /// Writes it into `arena`, which lies at physical `base`, and returns
+    /// what the handoff puts in EBX and EAX: the information's address
+    /// and the protocol's bootloader magic.
+    #[inline(always)]
+    pub fn build(&self, arena: &mut [u8], base: u32) -> Result<(u32, u32), ArenaFull> {
+        Ok(match self {
+            Info::Mb1(spec) => (
+                mb1_info::build(spec, arena, base)?.info,
+                mb1_info::BOOTLOADER_MAGIC,
+            ),
+            Info::Mb2(spec) => (
+                mb2_info::build(spec, arena, base)?,
+                mb2_header::BOOTLOADER_MAGIC,
+            ),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -263,6 +324,15 @@ mod tests {
     /// it out) and `mods`, with the partition bytes the data comes from:
     /// segment i's bytes are all `0x10 + i`, module i's all `0xA0 + i`.
     fn image(segs: &[(u64, u64, u64)], mods: &[u64], payload_ok: bool) -> (Vec<u8>, Vec<u8>) {
+        image_for(Protocol::Multiboot1, segs, mods, payload_ok)
+    }
+
+    fn image_for(
+        protocol: Protocol,
+        segs: &[(u64, u64, u64)],
+        mods: &[u64],
+        payload_ok: bool,
+    ) -> (Vec<u8>, Vec<u8>) {
         let mut disk = vec![0u8; SECTOR as usize];
         let mut sum = Fletcher64::new();
         let mut segments = Vec::new();
@@ -295,7 +365,7 @@ mod tests {
             });
         }
         let spec = RecordSpec {
-            protocol: Protocol::Multiboot1,
+            protocol,
             entry: segs[0].0 as u32,
             mb_flags: 3,
             segments: &segments,
@@ -475,6 +545,58 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    fn spec<'a>(modules: &'a [ModuleInfo<'a>]) -> InfoSpec<'a> {
+        InfoSpec {
+            memory: &[],
+            boot_device: None,
+            cmdline: b"k\0",
+            loader_name: b"x",
+            modules,
+            video: None,
+        }
+    }
+
+    #[test]
+    fn the_information_follows_the_records_protocol() {
+        let (bytes, _) = image(&[(0x10_0000, 0x200, 0x200)], &[], true);
+        let rec = Record::parse(&bytes).unwrap();
+        // Multiboot 1 (what image() writes): the RSDP is not even looked for.
+        let info = Info::new(&rec, spec(&[]), || panic!("RSDP looked for"));
+        let mut arena = vec![0u8; 0x1000];
+        assert_eq!(info.size(), mb1_info::size(&spec(&[])));
+        assert_eq!(
+            info.build(&mut arena, 0x5_0000),
+            Ok((0x5_0000, mb1_info::BOOTLOADER_MAGIC))
+        );
+        // Multiboot 2: the record's load base and the RSDP go in.
+        let (bytes2, _) = image_for(
+            Protocol::Multiboot2,
+            &[(0x10_0000, 0x200, 0x200)],
+            &[],
+            true,
+        );
+        let rec2 = Record::parse(&bytes2).unwrap();
+        let rsdp = [0u8; 20];
+        let info = Info::new(&rec2, spec(&[]), || Some(&rsdp[..]));
+        let Info::Mb2(m) = info else {
+            panic!("not Multiboot 2")
+        };
+        assert_eq!(
+            (m.load_base, m.rsdp.map(|r| r.len())),
+            (0x10_0000, Some(20))
+        );
+        assert_eq!(
+            info.build(&mut arena, 0x5_0000),
+            Ok((0x5_0000, mb2_header::BOOTLOADER_MAGIC))
+        );
+        assert_eq!(
+            info.build(&mut arena[..16], 0x5_0000),
+            Err(ArenaFull {
+                needed: info.size()
+            })
+        );
     }
 
     #[test]
