@@ -1,4 +1,4 @@
-//! Stage 2's own read paths (boot/loader/src/fastdisk/), one per disk
+//! Stage 2's own read paths (boot/bios/src/fastdisk/), one per disk
 //! controller it recognises: PIIX IDE (`pc`), AHCI (`q35`), virtio-blk and
 //! virtio-scsi.
 //!

@@ -48,7 +48,7 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 const KERNEL_EXIT: i32 = 0x21;
 /// The largest read INT 13h makes (127 sectors per call).
 const BIOS_READ_MAX: u64 = SECTORS_PER_READ as u64 * SECTOR;
-/// The fast path's staged reads (boot/loader fastdisk::STAGE_LEN / 2) and
+/// The fast path's staged reads (boot/bios fastdisk::STAGE_LEN / 2) and
 /// its largest straight read (load.rs FAST_CHUNK_SECTORS).
 const STAGED: u64 = 16 << 10;
 const STRAIGHT_MAX: u64 = 1 << 20;

@@ -4,7 +4,7 @@
 //! Why a crate of its own: the handoff is the same for every firmware
 //! (leave long mode, load the GDT kernels expect, set the Multiboot
 //! registers, optionally run the relocation trampoline), and the
-//! BIOS loader (boot/loader) and a UEFI loader both link it. It relies on
+//! BIOS loader (boot/bios) and a UEFI loader both link it. It relies on
 //! nothing of its caller: it loads its own GDT before it leaves 64-bit
 //! mode, and the whole block ([`code`]) is position-independent, so a
 //! loader whose image may lie above 4 GiB (UEFI) copies it below 4 GiB and

@@ -3,7 +3,7 @@
 //!
 //! The BIOS loader's memory plan below 1 MiB (where stage 1 and stage 2,
 //! their buffers and the Multiboot information live while it loads) is
-//! that loader's own: boot/loader/src/memplan.rs. A UEFI loader gets its
+//! that loader's own: boot/bios/src/memplan.rs. A UEFI loader gets its
 //! memory from the firmware instead.
 
 /// Sector size of every disk bootpack writes and reads.

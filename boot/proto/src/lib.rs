@@ -1,6 +1,6 @@
 //! bootpack's boot core: everything about booting a Multiboot kernel that
 //! does not depend on the firmware, shared by the loaders (the BIOS stage 2
-//! in boot/loader today, a UEFI loader next) and the packager.
+//! in boot/bios today, a UEFI loader next) and the packager.
 //!
 //! Everything here is `no_std`, allocation-free, free of I/O and of
 //! `unsafe` (`#![forbid(unsafe_code)]`), so the same code runs inside a

@@ -66,7 +66,7 @@ fn align_up(x: u64, align: u64) -> u64 {
 /// Whether segment `s` lies over the loader's memory `own` and so must be
 /// staged. `own` is `[start, end)` of what the loader keeps for itself
 /// below the kernel while it loads (the BIOS stage 2: its memory plan's
-/// LOADER_MEMORY, boot/loader/src/memplan.rs); nothing else is placed
+/// LOADER_MEMORY, boot/bios/src/memplan.rs); nothing else is placed
 /// there either ([`Occupied::own`]).
 pub fn needs_staging(s: &Segment, own: (u64, u64)) -> bool {
     s.mem_size > 0 && overlaps(s.dest, s.end(), own.0, own.1)
