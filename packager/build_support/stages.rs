@@ -140,7 +140,7 @@ pub fn build(root: &Path, target_dir: &Path, features: &str) -> Result<Stages, S
     let loader = build_crate(
         root,
         &root.join("boot/bios"),
-        "bootpack-loader",
+        "bootpack-bios",
         target_dir,
         features,
     )?;
