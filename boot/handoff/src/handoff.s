@@ -20,7 +20,8 @@ bootpack_handoff_start:
 # section 3.2, Multiboot 2 spec section 3.3; the machine state is the same
 # for both).
 #
-# Relies on: 64-bit long mode at CPL 0; this code and the stack lying below
+# Relies on: 64-bit long mode at CPL 0 without CET shadow stacks (the far
+# return would need one; no bootpack loader turns them on); this code and the stack lying below
 # 4 GiB in identity-mapped memory (the 32-bit part runs at the same
 # addresses with paging off: a BIOS loader's image is below 1 MiB, a UEFI
 # loader runs under the firmware's identity map and copies this block
@@ -78,6 +79,11 @@ ek_compat32:
     # fetch is identity-mapped, see above), then EFER.LME off. CS is
     # already this GDT's flat 32-bit code, so no far jump is needed: from
     # here on linear = physical.
+    # CR4.PCIDE first: clearing PG with it set is a #GP. Neither a BIOS
+    # loader nor edk2 sets it, but a firmware may.
+    movl    %cr4, %eax
+    andl    $0xFFFDFFFF, %eax       # PCIDE (bit 17) off
+    movl    %eax, %cr4
     movl    %cr0, %eax
     andl    $0x7FFFFFFF, %eax       # PG off
     movl    %eax, %cr0
