@@ -167,9 +167,8 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     })();
     let staging = loaded.unwrap_or_else(|e| load::fail_load(&e));
     let module_ranges = &module_ranges[..module_count];
-    let count = module_count;
-    let modules = &modules[..count];
-    ts::mark("modules", count as u64);
+    let modules = &modules[..module_count];
+    ts::mark("modules", module_count as u64);
     // Last, so every loading failure is still shown on the text screen;
     // nothing for kernels that ask for no video mode.
     let video = vbe::setup(&rec.video());
