@@ -9,7 +9,7 @@
 #
 # --profile: instead of the tables, where bootpack's boot time goes (stage 1,
 # E820, each read, the copy, the handoff), from a loader built with time
-# marks (cargo feature `timestamps` of boot/loader).
+# marks (cargo feature `timestamps` of boot/bios).
 #
 # Installs what it needs with apt-get (as root, or through sudo) unless
 # --no-install is given or everything is there already: qemu-system-x86,
@@ -60,7 +60,7 @@ fi
 
 cargo build --quiet --release -p bootpack --bins --example bench_boot
 if [ "$profile" = 1 ]; then
-    # A bootpack whose loader prints time marks (boot/loader/src/ts.rs), in
+    # A bootpack whose loader prints time marks (boot/bios/src/ts.rs), in
     # its own target directory; the tables become the profile.
     BOOTPACK_LOADER_FEATURES=timestamps cargo build --quiet --release -p bootpack --bin bootpack \
         --target-dir target/timestamps

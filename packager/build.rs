@@ -22,7 +22,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build_support/stages.rs");
     println!("cargo:rerun-if-changed=prebuilt");
     // BOOTPACK_LOADER_FEATURES=timestamps embeds a loader that prints time
-    // marks (boot/loader/src/ts.rs), for profiling; build such a bootpack
+    // marks (boot/bios/src/ts.rs), for profiling; build such a bootpack
     // into its own target directory so the normal one stays silent.
     println!("cargo:rerun-if-env-changed=BOOTPACK_LOADER_FEATURES");
     println!("cargo:rerun-if-env-changed=BOOTPACK_PREBUILT");

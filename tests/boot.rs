@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR};
-use bootpack_proto::multiboot2;
+use bootpack_proto::mb2_header;
 use bootpack_proto::record::Record;
 use support::kernels::{self, Headers, Payload, Shape, Spec};
 use support::qemu::{self, Machine};
@@ -143,7 +143,7 @@ fn assert_handoff1(r: &Report, cmdline: &[u8], occupied: &[(u64, u64)]) {
         (
             "info",
             r.num("info"),
-            bootpack_proto::mbinfo::INFO_LEN as u64,
+            bootpack_proto::mb1_info::INFO_LEN as u64,
         ),
         ("cmdline", r.num("cmdline_addr"), cmdline.len() as u64 + 1),
         ("mmap", r.num("mmap_addr"), r.num("mmap_length")),
@@ -862,7 +862,7 @@ fn damaged_module_is_reported_not_entered() {
 /// with these tags (file offset 0x1000).
 fn mb2_elf(tags: &[(u16, u16, &[u8])]) -> Vec<u8> {
     let mut d = vec![0x90u8; 0x400];
-    multiboot2::write(&mut d, 0, tags);
+    mb2_header::write(&mut d, 0, tags);
     support::elf::write(
         false,
         0x100000,
@@ -910,7 +910,7 @@ fn multiboot2_header_errors_at_pack_time() {
             "noentry",
             {
                 let mut d = vec![0u8; 0x200];
-                multiboot2::write(&mut d, 0, &[(2, 0, &addr)]);
+                mb2_header::write(&mut d, 0, &[(2, 0, &addr)]);
                 d
             },
             vec!["address tag but no entry address tag"],

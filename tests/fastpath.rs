@@ -1,4 +1,4 @@
-//! Stage 2's own read paths (boot/loader/src/fastdisk/), one per disk
+//! Stage 2's own read paths (boot/bios/src/fastdisk/), one per disk
 //! controller it recognises: PIIX IDE (`pc`), AHCI (`q35`), virtio-blk and
 //! virtio-scsi.
 //!
@@ -22,9 +22,10 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR, SECTORS_PER_READ};
+use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR};
 use bootpack_proto::record::Record;
 use support::kernels::{self, Headers, Payload, Shape, Spec};
+use support::memplan::SECTORS_PER_READ;
 use support::qemu::{self, Machine};
 use support::report::Report;
 use support::{blkdebug, scratch, Scratch};

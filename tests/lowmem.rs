@@ -17,7 +17,7 @@ mod support;
 
 use std::time::Duration;
 
-use bootpack_proto::layout::{BOUNCE_ADDR, INFO_ARENA_ADDR};
+use support::memplan::{BOUNCE_ADDR, INFO_ARENA_ADDR};
 
 use support::kernels::{self, Headers, Payload, Shape, Spec};
 use support::qemu::{self, Machine};

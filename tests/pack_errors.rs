@@ -5,14 +5,14 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use bootpack_proto::multiboot;
+use bootpack_proto::mb1_header;
 use support::elf::{self, Seg};
 use support::{bootpack, scratch};
 
 /// Segment data that starts with a Multiboot header with `flags`.
 fn with_header(flags: u32, len: usize) -> Vec<u8> {
     let mut d = vec![0x90u8; len];
-    multiboot::write(&mut d, 0, flags, None);
+    mb1_header::write(&mut d, 0, flags, None);
     d
 }
 
@@ -105,7 +105,7 @@ fn no_header_in_first_8k() {
     // The header sits 0x1400 bytes into a segment stored at file offset
     // 0x1000: file offset 0x2400, past the 8 KiB window.
     let mut data = vec![0u8; 0x2000];
-    multiboot::write(&mut data, 0x1400, 0x3, None);
+    mb1_header::write(&mut data, 0x1400, 0x3, None);
     let k = elf32(&[Seg::load(0x100000, data, 0x2000)]);
     expect_failure(
         "noheader",

@@ -36,9 +36,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR, SECTORS_PER_READ};
+use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR};
 use bootpack_proto::record::Record;
 use support::kernels::{self, Payload};
+use support::memplan::SECTORS_PER_READ;
 use support::qemu::{self, Machine, Run};
 use support::report::Report;
 use support::{scratch, Scratch};
@@ -47,7 +48,7 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 const KERNEL_EXIT: i32 = 0x21;
 /// The largest read INT 13h makes (127 sectors per call).
 const BIOS_READ_MAX: u64 = SECTORS_PER_READ as u64 * SECTOR;
-/// The fast path's staged reads (boot/loader fastdisk::STAGE_LEN / 2) and
+/// The fast path's staged reads (boot/bios fastdisk::STAGE_LEN / 2) and
 /// its largest straight read (load.rs FAST_CHUNK_SECTORS).
 const STAGED: u64 = 16 << 10;
 const STRAIGHT_MAX: u64 = 1 << 20;

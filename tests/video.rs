@@ -10,9 +10,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bootpack_proto::layout::{INFO_ARENA_ADDR, INFO_ARENA_LEN};
-use bootpack_proto::{multiboot, multiboot2};
+use bootpack_proto::{mb1_header, mb2_header};
 use support::kernels::{self, Headers, Shape, Spec};
+use support::memplan::{INFO_ARENA_ADDR, INFO_ARENA_LEN};
 use support::qemu::{self, Machine};
 use support::report::Report;
 use support::{bootpack, scratch};
@@ -38,14 +38,14 @@ fn words(w: &[u32]) -> Vec<u8> {
 fn mb1_kernel(video: Option<[u32; 4]>) -> Vec<u8> {
     let mut file = kernels::build_spec(&Spec::new(Shape::Elf32, Headers::Mb1));
     if let Some(v) = video {
-        let off = multiboot::find(&file).unwrap().offset;
-        multiboot::write(&mut file, off, 0x3 | multiboot::FLAG_VIDEO_MODE, None);
+        let off = mb1_header::find(&file).unwrap().offset;
+        mb1_header::write(&mut file, off, 0x3 | mb1_header::FLAG_VIDEO_MODE, None);
         // The fields after the header's 32 bytes overlay the kernel's
         // payload descriptor's marker and address, which it ignores while
         // the length (the next word) is 0.
         file[off + 32..off + 48].copy_from_slice(&words(&v));
         if v[0] < 2 {
-            assert_eq!(multiboot::find(&file).unwrap().video.unwrap().width, v[1]);
+            assert_eq!(mb1_header::find(&file).unwrap().video.unwrap().width, v[1]);
         }
     }
     file
@@ -55,12 +55,12 @@ fn mb1_kernel(video: Option<[u32; 4]>) -> Vec<u8> {
 /// (width, height, depth; optional or not) and a console flags tag.
 fn mb2_kernel(fb: [u32; 3], optional: bool, console_flags: u32) -> Vec<u8> {
     let mut file = kernels::build_spec(&Spec::new(Shape::Elf32, Headers::Mb2));
-    let h = multiboot2::find(&file).unwrap();
+    let h = mb2_header::find(&file).unwrap();
     let required = words(&[1, 2, 3, 4, 5, 6, 21]);
     let optional_req = words(&[9, 14, 15]);
     let console = words(&[console_flags]);
     let fb_body = words(&fb);
-    let len = multiboot2::write(
+    let len = mb2_header::write(
         &mut file,
         h.offset,
         &[
@@ -73,14 +73,14 @@ fn mb2_kernel(fb: [u32; 3], optional: bool, console_flags: u32) -> Vec<u8> {
     );
     // The ELF shapes' header is shorter than the test kernel's own, whose
     // room (its .multiboot2 section) it still has.
-    let room = multiboot2::find(bootpack::bootloader::DEMO_KERNEL)
+    let room = mb2_header::find(bootpack::bootloader::DEMO_KERNEL)
         .unwrap()
         .length;
     assert!(
         len <= room as usize,
         "the new header fits the old one's room"
     );
-    assert!(multiboot2::find(&file).unwrap().framebuffer.is_some());
+    assert!(mb2_header::find(&file).unwrap().framebuffer.is_some());
     file
 }
 

@@ -1,5 +1,5 @@
 //! Builds bootpack's bare-metal parts from source: the bootloader
-//! (boot/loader, flattened into stage 1 and stage 2) and the demo kernel
+//! (boot/bios, flattened into stage 1 and stage 2) and the demo kernel
 //! (tests/kernel). Shared by packager/build.rs, `cargo run -p xtask --
 //! stages` (which refreshes packager/prebuilt/) and the reproducibility test,
 //! so all three build the same way.
@@ -8,7 +8,7 @@
 //! output depends only on the sources and the pinned toolchain: the paths
 //! of the checkout, the cargo home and the Rust sysroot are remapped to
 //! fixed names (`--remap-path-prefix`), so panic locations embedded in the
-//! binaries read `/bootpack/boot/loader/src/...`, `/cargo/registry/...`,
+//! binaries read `/bootpack/boot/bios/src/...`, `/cargo/registry/...`,
 //! whoever builds them and wherever.
 
 #![allow(dead_code)] // each includer uses a different part
@@ -26,7 +26,8 @@ pub const TARGET: &str = "x86_64-unknown-none";
 /// The files of the repository the stages are built from (relative to the
 /// repository root); a change to any of them can change the stages.
 pub const SOURCES: &[&str] = &[
-    "boot/loader",
+    "boot/handoff",
+    "boot/bios",
     "boot/proto",
     "tests/kernel",
     "linker",
@@ -48,7 +49,7 @@ pub struct Stages {
 /// Whether `root` is a bootpack repository with the boot sources beside the
 /// packager (false for the crate as published).
 pub fn is_repository(root: &Path) -> bool {
-    root.join("boot/loader/Cargo.toml").is_file() && root.join("tests/kernel/Cargo.toml").is_file()
+    root.join("boot/bios/Cargo.toml").is_file() && root.join("tests/kernel/Cargo.toml").is_file()
 }
 
 /// The sysroot of the toolchain `cargo` runs (the one rust-toolchain.toml
@@ -80,7 +81,7 @@ fn sysroot(cargo: &str, dir: &Path) -> Option<PathBuf> {
 /// using other stages.
 pub fn target_installed(root: &Path) -> bool {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    sysroot(&cargo, &root.join("boot/loader"))
+    sysroot(&cargo, &root.join("boot/bios"))
         .map(|s| s.join("lib/rustlib").join(TARGET).join("lib").is_dir())
         .unwrap_or(true)
 }
@@ -111,7 +112,7 @@ fn toml_string(s: &str) -> String {
 /// where the checkout, the cargo home and the toolchain lie.
 fn remap_flags(root: &Path, cargo: &str) -> Vec<String> {
     let mut pairs: Vec<(PathBuf, &str)> = Vec::new();
-    if let Some(s) = sysroot(cargo, &root.join("boot/loader")) {
+    if let Some(s) = sysroot(cargo, &root.join("boot/bios")) {
         pairs.push((s, "/rust"));
     }
     if let Some(h) = cargo_home() {
@@ -138,8 +139,8 @@ fn remap_flags(root: &Path, cargo: &str) -> Vec<String> {
 pub fn build(root: &Path, target_dir: &Path, features: &str) -> Result<Stages, String> {
     let loader = build_crate(
         root,
-        &root.join("boot/loader"),
-        "bootpack-loader",
+        &root.join("boot/bios"),
+        "bootpack-bios",
         target_dir,
         features,
     )?;

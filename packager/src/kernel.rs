@@ -27,9 +27,9 @@
 use std::ops::Range;
 
 use bootpack_proto::layout::{KERNEL_CEILING, KERNEL_FLOOR};
-use bootpack_proto::mbi2;
-use bootpack_proto::multiboot::{self, HeaderError, Kludge, FLAG_AOUT_KLUDGE};
-use bootpack_proto::multiboot2::{self, HeaderError as Header2Error};
+use bootpack_proto::mb1_header::{self, HeaderError, Kludge, FLAG_AOUT_KLUDGE};
+use bootpack_proto::mb2_header::{self, HeaderError as Header2Error};
+use bootpack_proto::mb2_info;
 pub use bootpack_proto::record::Protocol;
 use bootpack_proto::video::{self, Mode, Request};
 use goblin::elf::program_header::PT_LOAD;
@@ -357,7 +357,7 @@ fn flag_name(_bit: u32) -> &'static str {
 /// A Multiboot 1 kernel's video request, as GRUB reads flag bit 2: mode
 /// type 1 is EGA text, 0 a graphics mode; either way the kernel accepts
 /// both. Without the bit it gets the text console only.
-fn video1(v: Option<multiboot::VideoFields>) -> Request {
+fn video1(v: Option<mb1_header::VideoFields>) -> Request {
     match v {
         None => Request::NONE,
         Some(v) => Request {
@@ -380,7 +380,7 @@ fn video1(v: Option<multiboot::VideoFields>) -> Request {
 /// A Multiboot 2 kernel's video request: its framebuffer tag; EGA text is
 /// acceptable unless a console flags tag leaves it out and the tag is
 /// required.
-fn video2(h: &multiboot2::Header) -> Request {
+fn video2(h: &mb2_header::Header) -> Request {
     match h.framebuffer {
         None => Request {
             text_ok: h.accepts_text(),
@@ -408,14 +408,14 @@ pub fn plan(image: &[u8]) -> Result<LoadPlan, KernelError> {
 /// Parses `image` into a load plan for `protocol`, or without one:
 /// Multiboot 2 if the kernel has a Multiboot 2 header, else Multiboot 1.
 pub fn plan_for(image: &[u8], protocol: Option<Protocol>) -> Result<LoadPlan, KernelError> {
-    let has2 = multiboot2::present(image);
+    let has2 = mb2_header::present(image);
     match protocol {
         Some(Protocol::Multiboot2) => plan2(image),
         Some(Protocol::Multiboot1)
-            if has2 && multiboot::find(image) == Err(HeaderError::NotFound) =>
+            if has2 && mb1_header::find(image) == Err(HeaderError::NotFound) =>
         {
             Err(KernelError::NoHeader1 {
-                len: image.len().min(multiboot::SEARCH_LEN),
+                len: image.len().min(mb1_header::SEARCH_LEN),
             })
         }
         None if has2 => plan2(image),
@@ -425,7 +425,7 @@ pub fn plan_for(image: &[u8], protocol: Option<Protocol>) -> Result<LoadPlan, Ke
 
 /// How many bytes at the start of a kernel file [`header_check`] needs: the
 /// larger of the two Multiboot header search windows.
-pub const HEADER_WINDOW: usize = multiboot2::SEARCH_LEN;
+pub const HEADER_WINDOW: usize = mb2_header::SEARCH_LEN;
 
 /// Whether the start of a kernel file (its first [`HEADER_WINDOW`] bytes,
 /// or all of it when shorter) has the Multiboot header `protocol` needs;
@@ -433,12 +433,12 @@ pub const HEADER_WINDOW: usize = multiboot2::SEARCH_LEN;
 /// refuse a file that is no kernel (a disk image, a 10 GiB sparse file)
 /// before reading or mapping the rest.
 pub fn header_check(prefix: &[u8], protocol: Option<Protocol>) -> Result<(), KernelError> {
-    let has1 = multiboot::find(prefix) != Err(HeaderError::NotFound);
-    let has2 = multiboot2::present(prefix);
-    let len1 = prefix.len().min(multiboot::SEARCH_LEN);
+    let has1 = mb1_header::find(prefix) != Err(HeaderError::NotFound);
+    let has2 = mb2_header::present(prefix);
+    let len1 = prefix.len().min(mb1_header::SEARCH_LEN);
     match protocol {
         Some(Protocol::Multiboot2) if !has2 => Err(KernelError::NoHeader2 {
-            len: prefix.len().min(multiboot2::SEARCH_LEN),
+            len: prefix.len().min(mb2_header::SEARCH_LEN),
         }),
         Some(Protocol::Multiboot1) if !has1 && has2 => Err(KernelError::NoHeader1 { len: len1 }),
         _ if !has1 && !has2 => Err(KernelError::NoHeader { len: len1 }),
@@ -447,9 +447,9 @@ pub fn header_check(prefix: &[u8], protocol: Option<Protocol>) -> Result<(), Ker
 }
 
 fn plan1(image: &[u8]) -> Result<LoadPlan, KernelError> {
-    let header = multiboot::find(image).map_err(|e| match e {
+    let header = mb1_header::find(image).map_err(|e| match e {
         HeaderError::NotFound => KernelError::NoHeader {
-            len: image.len().min(multiboot::SEARCH_LEN),
+            len: image.len().min(mb1_header::SEARCH_LEN),
         },
         HeaderError::BadChecksum {
             offset,
@@ -501,9 +501,9 @@ fn plan1(image: &[u8]) -> Result<LoadPlan, KernelError> {
 }
 
 fn plan2(image: &[u8]) -> Result<LoadPlan, KernelError> {
-    let h = multiboot2::find(image).map_err(|e| match e {
+    let h = mb2_header::find(image).map_err(|e| match e {
         Header2Error::NotFound => KernelError::NoHeader2 {
-            len: image.len().min(multiboot2::SEARCH_LEN),
+            len: image.len().min(mb2_header::SEARCH_LEN),
         },
         Header2Error::BadChecksum { offset } => KernelError::BadHeader2Checksum { offset },
         Header2Error::Truncated { offset } => KernelError::TruncatedHeader2 { offset },
@@ -513,31 +513,31 @@ fn plan2(image: &[u8]) -> Result<LoadPlan, KernelError> {
         Header2Error::BadTagSize { offset, tag, size } => KernelError::BadHeader2Tag {
             offset,
             tag,
-            name: multiboot2::tag_name(tag),
+            name: mb2_header::tag_name(tag),
             size,
         },
         Header2Error::UnsupportedTag { offset, tag } => KernelError::UnsupportedHeader2Tag {
             offset,
             tag,
-            name: multiboot2::tag_name(tag),
+            name: mb2_header::tag_name(tag),
         },
         Header2Error::UnsupportedRequest { offset, info } => KernelError::UnsupportedInfoRequest {
             offset,
             info,
-            name: multiboot2::info_tag_name(info),
+            name: mb2_header::info_tag_name(info),
         },
     })?;
     let is_elf = image.starts_with(b"\x7fELF");
-    let provided = mbi2::PROVIDED
+    let provided = mb2_info::PROVIDED
         | if is_elf {
-            1 << mbi2::TAG_ELF_SECTIONS
+            1 << mb2_info::TAG_ELF_SECTIONS
         } else {
             0
         }
         // With a framebuffer tag: the framebuffer and VBE information (the
         // VBE tag with a graphics mode only, as GRUB).
         | if h.framebuffer.is_some() {
-            1 << mbi2::TAG_VBE | 1 << mbi2::TAG_FRAMEBUFFER
+            1 << mb2_info::TAG_VBE | 1 << mb2_info::TAG_FRAMEBUFFER
         } else {
             0
         };
@@ -547,7 +547,7 @@ fn plan2(image: &[u8]) -> Result<LoadPlan, KernelError> {
         return Err(KernelError::UnsupportedInfoRequest {
             offset: h.offset,
             info,
-            name: multiboot2::info_tag_name(info),
+            name: mb2_header::info_tag_name(info),
         });
     }
     let (format, entry, mut segments) = match h.address {
@@ -589,7 +589,7 @@ fn plan2(image: &[u8]) -> Result<LoadPlan, KernelError> {
     Ok(LoadPlan {
         format,
         protocol: Protocol::Multiboot2,
-        mb_flags: multiboot::find(image).map_or(0, |h1| h1.flags),
+        mb_flags: mb1_header::find(image).map_or(0, |h1| h1.flags),
         header_offset: h.offset,
         sections,
         load_base: segments[0].dest as u32,
@@ -777,7 +777,7 @@ fn check_segments(segments: &mut [LoadSegment]) -> Result<(), KernelError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bootpack_proto::multiboot::write;
+    use bootpack_proto::mb1_header::write;
 
     /// `header_check` on a file's first bytes refuses exactly what
     /// `plan_for` on the whole file refuses for lack of a header, with the
@@ -936,7 +936,7 @@ mod tests {
         let mut img = flat(0x3000, 0x10, kludge(0x102000, 0x105000, 0x100040));
         let addr = words(&[0x100040, 0x100000, 0x102000, 0x106000]);
         let entry = words(&[0x100100]);
-        multiboot2::write(&mut img, 0x40, &[(2, 0, &addr), (3, 0, &entry)]);
+        mb2_header::write(&mut img, 0x40, &[(2, 0, &addr), (3, 0, &entry)]);
         img
     }
 
@@ -972,7 +972,7 @@ mod tests {
 
     #[test]
     fn video_requests_as_grub_reads_them() {
-        use bootpack_proto::multiboot::VideoFields;
+        use bootpack_proto::mb1_header::VideoFields;
         assert_eq!(video1(None), Request::NONE);
         let v = |mode_type, width, height, depth| VideoFields {
             mode_type,
@@ -993,8 +993,8 @@ mod tests {
         );
         let mb2 = |tags: &[(u16, u16, &[u8])]| {
             let mut img = vec![0u8; 0x200];
-            multiboot2::write(&mut img, 8, tags);
-            video2(&multiboot2::find(&img).unwrap())
+            mb2_header::write(&mut img, 8, tags);
+            video2(&mb2_header::find(&img).unwrap())
         };
         let fb = words(&[800, 600, 16]);
         let no_ega = words(&[0]);
@@ -1008,7 +1008,7 @@ mod tests {
         // With the tag, the framebuffer information may be required.
         let mut img = vec![0u8; 0x200];
         let req = words(&[7, 8]);
-        multiboot2::write(&mut img, 8, &[(1, 0, &req), (5, 0, &fb)]);
+        mb2_header::write(&mut img, 8, &[(1, 0, &req), (5, 0, &fb)]);
         assert!(matches!(
             plan(&img),
             Err(KernelError::NotElfNoAddressTag { .. })
@@ -1018,7 +1018,7 @@ mod tests {
     #[test]
     fn multiboot2_refusals_name_the_tag() {
         let mut img = vec![0u8; 0x200];
-        multiboot2::write(&mut img, 8, &[(42, 0, &words(&[800, 600, 32]))]);
+        mb2_header::write(&mut img, 8, &[(42, 0, &words(&[800, 600, 32]))]);
         let e = plan(&img).unwrap_err();
         assert_eq!(
             e,
@@ -1032,7 +1032,7 @@ mod tests {
             .to_string()
             .contains("unknown tag (type 42) at offset 0x18"));
         let mut img = vec![0u8; 0x200];
-        multiboot2::write(&mut img, 8, &[(1, 0, &words(&[1, 13]))]);
+        mb2_header::write(&mut img, 8, &[(1, 0, &words(&[1, 13]))]);
         assert_eq!(
             plan(&img),
             Err(KernelError::UnsupportedInfoRequest {
@@ -1044,19 +1044,19 @@ mod tests {
         // ELF symbols can be provided only for ELF files.
         let mut img = vec![0u8; 0x200];
         let addr = words(&[0x100008, 0x100000, 0, 0]);
-        multiboot2::write(&mut img, 8, &[(1, 0, &words(&[9])), (2, 0, &addr)]);
+        mb2_header::write(&mut img, 8, &[(1, 0, &words(&[9])), (2, 0, &addr)]);
         assert!(matches!(
             plan(&img),
             Err(KernelError::UnsupportedInfoRequest { info: 9, .. })
         ));
         let mut img = vec![0u8; 0x200];
-        multiboot2::write(&mut img, 8, &[(2, 0, &addr)]);
+        mb2_header::write(&mut img, 8, &[(2, 0, &addr)]);
         assert_eq!(
             plan(&img),
             Err(KernelError::AddressWithoutEntry { offset: 8 })
         );
         let mut img = vec![0u8; 0x200];
-        multiboot2::write(&mut img, 8, &[]);
+        mb2_header::write(&mut img, 8, &[]);
         assert_eq!(
             plan(&img),
             Err(KernelError::NotElfNoAddressTag { offset: 8 })
@@ -1067,7 +1067,7 @@ mod tests {
     fn multiboot2_address_tag_minus_one_loads_from_the_file_start() {
         let mut img = vec![0x90u8; 0x1000];
         let addr = words(&[0x100040, u32::MAX, 0, 0]);
-        multiboot2::write(
+        mb2_header::write(
             &mut img,
             0x40,
             &[(2, 0, &addr), (3, 0, &words(&[0x100080]))],

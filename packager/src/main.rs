@@ -644,6 +644,7 @@ fn print_inspection(i: &bootpack::inspect::Inspection) {
         );
         println!(
             "  {}: {:?}, type {}, GUID {}, LBA {}..{} ({:.1} MiB)",
+            // Already numbered from 1 (inspect::Gpt::index).
             g.index,
             g.name,
             g.type_guid,

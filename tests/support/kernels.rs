@@ -9,7 +9,7 @@
 //! paths run the same checks.
 
 use bootpack::bootloader::DEMO_KERNEL;
-use bootpack_proto::{multiboot, multiboot2};
+use bootpack_proto::{mb1_header, mb2_header};
 
 use super::elf::{self, Seg};
 
@@ -127,8 +127,8 @@ pub fn loaded_image(payload: Option<&Payload>, zero: Option<(u64, u64)>) -> Imag
     patch_descriptor(&mut bytes, PAYLOAD_MARKER, &[addr, len, sum]);
     let (zero_addr, zero_len) = zero.unwrap_or((0, 0));
     patch_descriptor(&mut bytes, ZERO_MARKER, &[zero_addr, zero_len]);
-    let header = multiboot::find(&bytes).expect("Multiboot 1 header").offset;
-    let header2 = multiboot2::find(&bytes).expect("Multiboot 2 header").offset;
+    let header = mb1_header::find(&bytes).expect("Multiboot 1 header").offset;
+    let header2 = mb2_header::find(&bytes).expect("Multiboot 2 header").offset;
     Image {
         dest: seg.dest,
         bytes,
@@ -192,7 +192,7 @@ fn write_elf_header2(bytes: &mut [u8], offset: usize) {
     let required = words(&[1, 2, 3, 4, 5, 6, 21]);
     let optional = words(&[9, 14, 15]);
     let console = words(&[0]);
-    multiboot2::write(
+    mb2_header::write(
         bytes,
         offset,
         &[
@@ -223,7 +223,7 @@ pub fn build_spec(spec: &Spec) -> Vec<u8> {
     if elf_shape {
         // Without bit 16 the header's address fields are ignored and the
         // program headers rule; likewise without an address tag.
-        multiboot::write(&mut bytes, img.header, 0x3, None);
+        mb1_header::write(&mut bytes, img.header, 0x3, None);
         write_elf_header2(&mut bytes, img.header2);
     } else {
         assert!(spec.payload.is_none() && spec.bss.is_none());
@@ -288,7 +288,7 @@ pub fn build_pieces(
 ) -> Vec<u8> {
     let img = loaded_image(Some(payload), zero);
     let mut bytes = img.bytes;
-    multiboot::write(&mut bytes, img.header, 0x3, None);
+    mb1_header::write(&mut bytes, img.header, 0x3, None);
     bytes[img.header2..img.header2 + 4].fill(0);
     let mut segs = vec![Seg::load(img.dest, bytes, img.mem_size)];
     for &(off, len) in pieces {

@@ -7,6 +7,10 @@ pub mod blkdebug;
 pub mod dirty_rom;
 pub mod elf;
 pub mod kernels;
+/// The BIOS loader's memory plan (where stage 2 keeps its buffers and the
+/// Multiboot information), shared with the loader itself.
+#[path = "../../boot/bios/src/memplan.rs"]
+pub mod memplan;
 pub mod qemu;
 pub mod report;
 

@@ -1,11 +1,26 @@
-//! What the bootpack bootloader and the bootpack packager must agree on.
+//! bootpack's boot core: everything about booting a Multiboot kernel that
+//! does not depend on the firmware, shared by the loaders (the BIOS stage 2
+//! in boot/bios today, a UEFI loader next) and the packager.
 //!
-//! Everything here is `no_std`, allocation-free and free of I/O, so the same
-//! code runs inside stage 2 (bare metal, long mode) and inside the host
-//! packager, and is unit-tested on the host with plain `cargo test`.
+//! Everything here is `no_std`, allocation-free, free of I/O and of
+//! `unsafe` (`#![forbid(unsafe_code)]`), so the same code runs inside a
+//! loader (bare metal, long mode) and inside the host packager, and is
+//! unit-tested on the host with plain `cargo test`. What a firmware does
+//! (read sectors, write physical memory, report its memory map) comes in
+//! through small traits ([`ptable::SectorReader`],
+//! [`load::PartitionReader`], [`load::PhysMemory`]) or plain values (a map
+//! of [`memory::Region`]s, the loader's own memory as a range); the unsafe
+//! code behind them, and everything BIOS- or UEFI-specific (mode switches,
+//! BIOS calls, the low-memory plan, DMA paths), stays in the loaders. The
+//! handoff assembly is boot/handoff, which any loader links.
 //!
-//! - [`layout`]: the physical memory map the bootloader uses and the disk
-//!   layout (stage 2 location, partition type, stage 1 patch fields).
+//! Modules are named for what they are: the on-disk formats, the Multiboot
+//! headers a kernel carries (`mb*_header`) and the information a loader
+//! builds for it (`mb*_info`), the memory map, and the steps of loading.
+//!
+//! - [`layout`]: the disk layout (stage 2 location, partition type and
+//!   start) and the protocol limits every loader keeps (kernel floor and
+//!   ceiling, information ceiling, command line length).
 //! - [`record`]: the configuration record at the start of the kernel
 //!   partition: load plan, entry point, command line, checksums.
 //! - [`checksum`]: the Fletcher-style checksum used for the record and the
@@ -13,27 +28,37 @@
 //! - [`crc32`]: the CRC-32 of GPT headers and entry arrays.
 //! - [`ptable`]: finding the bootpack partition in an MBR or a GPT.
 //! - [`bounds`]: whether the record and its data lie within the partition.
-//! - [`mbinfo`]: building the Multiboot 1 information structure.
-//! - [`mbi2`]: building the Multiboot 2 boot information.
-//! - [`e820`]: the BIOS memory map and what is derived from it.
+//! - [`memory`]: the machine's memory map (regions with the E820/Multiboot
+//!   types, converted from E820 or another firmware's map) and what is
+//!   derived from it.
+//! - [`load`]: the load plan (check memory, place modules, read and
+//!   checksum segments and modules, zero the bss) over a reader and a
+//!   physical-memory trait the firmware implements.
 //! - [`place`]: where modules go in memory (decided at boot).
 //! - [`relocate`]: kernels over the loader's memory: staging, where the
-//!   information and the final trampoline go.
+//!   information and the final trampoline go, the trampoline block.
+//! - [`mb1_header`]: finding and checking a Multiboot 1 header in a kernel.
+//! - [`mb2_header`]: finding and checking a Multiboot 2 header in a kernel.
+//! - [`mb1_info`]: building the Multiboot 1 information structure (and the
+//!   firmware-neutral [`mb1_info::InfoSpec`] both versions start from).
+//! - [`mb2_info`]: building the Multiboot 2 boot information.
+//! - [`video`]: video requests and what a loader reports it set.
 //! - [`acpi`]: finding the ACPI RSDP.
-//! - [`multiboot`]: finding and checking a Multiboot 1 header in a kernel.
-//! - [`multiboot2`]: finding and checking a Multiboot 2 header in a kernel.
+//! - [`stage1`]: the fields the packager patches into the BIOS stage 1.
 #![no_std]
+#![forbid(unsafe_code)]
 
 pub mod acpi;
 pub mod bounds;
 pub mod checksum;
 pub mod crc32;
-pub mod e820;
 pub mod layout;
-pub mod mbi2;
-pub mod mbinfo;
-pub mod multiboot;
-pub mod multiboot2;
+pub mod load;
+pub mod mb1_header;
+pub mod mb1_info;
+pub mod mb2_header;
+pub mod mb2_info;
+pub mod memory;
 pub mod place;
 pub mod ptable;
 pub mod record;

@@ -7,8 +7,8 @@
 //! wholly in usable RAM per the E820 map, overlaps none of the `avoid`
 //! ranges, and ends at or below 4 GiB (Multiboot addresses are 32 bits).
 
-use crate::e820::{is_usable, E820Entry, USABLE};
 use crate::layout::KERNEL_CEILING;
+use crate::memory::{is_usable, Region, USABLE};
 
 /// Modules start on page boundaries (Multiboot 1 header flag bit 0,
 /// Multiboot 2 module alignment tag): bootpack always aligns them.
@@ -29,7 +29,7 @@ fn align_up(x: u64, align: u64) -> Option<u64> {
 
 /// The lowest boundary in the map above `at`: the next place where
 /// usability can change.
-fn next_boundary(map: &[E820Entry], at: u64) -> Option<u64> {
+fn next_boundary(map: &[Region], at: u64) -> Option<u64> {
     map.iter()
         .filter(|e| e.len > 0)
         .flat_map(|e| [e.base, e.end()])
@@ -42,7 +42,7 @@ fn next_boundary(map: &[E820Entry], at: u64) -> Option<u64> {
 /// and clash with nothing: `clash(start, end)` returns the end of the
 /// furthest-reaching occupied range overlapping `[start, end)`, or None.
 pub fn place_in(
-    map: &[E820Entry],
+    map: &[Region],
     from: u64,
     size: u64,
     align: u64,
@@ -79,7 +79,7 @@ pub fn clash_with(ranges: &[(u64, u64)], start: u64, end: u64) -> Option<u64> {
 }
 
 /// Places one block of `size` bytes at the lowest aligned address >= `from`.
-fn place_one(map: &[E820Entry], avoid: &[(u64, u64)], from: u64, size: u64) -> Option<u64> {
+fn place_one(map: &[Region], avoid: &[(u64, u64)], from: u64, size: u64) -> Option<u64> {
     place_in(map, from, size, MODULE_ALIGN, KERNEL_CEILING, |s, e| {
         clash_with(avoid, s, e)
     })
@@ -88,7 +88,7 @@ fn place_one(map: &[E820Entry], avoid: &[(u64, u64)], from: u64, size: u64) -> O
 /// Places modules of the given `sizes` in order; writes their start
 /// addresses to `out` (which must be at least as long as `sizes`).
 pub fn place_modules(
-    map: &[E820Entry],
+    map: &[Region],
     avoid: &[(u64, u64)],
     floor: u64,
     sizes: &[u64],
@@ -104,7 +104,7 @@ pub fn place_modules(
 }
 
 /// Bytes of usable RAM below 4 GiB in the map (for messages).
-pub fn usable_below_4g(map: &[E820Entry]) -> u64 {
+pub fn usable_below_4g(map: &[Region]) -> u64 {
     map.iter()
         .filter(|e| e.kind == USABLE)
         .map(|e| e.end().min(KERNEL_CEILING).saturating_sub(e.base))
@@ -117,12 +117,12 @@ mod tests {
     use super::*;
     use std::{vec, vec::Vec};
 
-    const fn e(base: u64, len: u64, kind: u32) -> E820Entry {
-        E820Entry { base, len, kind }
+    const fn e(base: u64, len: u64, kind: u32) -> Region {
+        Region { base, len, kind }
     }
 
     /// SeaBIOS on `pc` with 6 GiB: a hole from 3 GiB to 4 GiB.
-    const PC_6G: [E820Entry; 6] = [
+    const PC_6G: [Region; 6] = [
         e(0, 0x9fc00, 1),
         e(0x9fc00, 0x400, 2),
         e(0xf0000, 0x10000, 2),
@@ -131,7 +131,7 @@ mod tests {
         e(0x1_0000_0000, 0xc000_0000, 1),
     ];
 
-    fn place(map: &[E820Entry], avoid: &[(u64, u64)], floor: u64, sizes: &[u64]) -> Vec<u64> {
+    fn place(map: &[Region], avoid: &[(u64, u64)], floor: u64, sizes: &[u64]) -> Vec<u64> {
         let mut out = vec![0; sizes.len()];
         place_modules(map, avoid, floor, sizes, &mut out).unwrap();
         out
@@ -167,7 +167,8 @@ mod tests {
     fn modules_of_a_kernel_below_1_mib_avoid_the_loader() {
         // Stage 2 passes its own memory as a range to avoid: modules of a
         // kernel ending at 0x30000 go after it, not over stage 2.
-        let avoid = [crate::layout::LOADER_MEMORY];
+        // The BIOS loader's memory (its memory plan's LOADER_MEMORY).
+        let avoid = [(0x500, 0x9_0000)];
         let got = place(&PC_6G, &avoid, 0x30000, &[0x8000, 0x10000]);
         assert_eq!(got, [0x90000, 0x100000]);
     }

@@ -76,7 +76,7 @@
 //! depends on the machine's memory map.
 
 use crate::checksum::fletcher64;
-use crate::layout::{KERNEL_CEILING, KERNEL_FLOOR, RECORD_BUF_LEN};
+use crate::layout::{KERNEL_CEILING, KERNEL_FLOOR};
 use crate::le;
 use crate::video::{Request, REQUEST_LEN};
 
@@ -90,8 +90,9 @@ pub const MODULE_LEN: usize = 32;
 /// Most modules a record may carry (stage 2 keeps their places in a fixed
 /// array).
 pub const MAX_MODULES: usize = 128;
-/// The record must fit the buffer stage 2 reads it into.
-pub const RECORD_MAX: usize = RECORD_BUF_LEN;
+/// The largest record (64 KiB): a loader reads it whole into one buffer
+/// (the BIOS stage 2's RECORD_BUF holds exactly this).
+pub const RECORD_MAX: usize = 0x10000;
 
 const SUM_OFFSET: usize = 16;
 const FLAGS_OFFSET: usize = 84;

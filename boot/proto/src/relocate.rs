@@ -2,26 +2,28 @@
 //! are staged, where the Multiboot information and the final trampoline
 //! go, and the trampoline block's format.
 //!
-//! A kernel may load anywhere from [`crate::layout::KERNEL_FLOOR`] up that the BIOS
-//! reports usable, including over stage 2's code, stack, page tables,
-//! buffers and information arena ([`LOADER_MEMORY`]; e.g. kernels linked at
+//! A kernel may load anywhere from [`crate::layout::KERNEL_FLOOR`] up that the
+//! firmware reports usable, including over the loader's code, stack, page
+//! tables, buffers and information arena (its own memory, which each
+//! loader passes in; for the BIOS stage 2 its memory plan's
+//! LOADER_MEMORY; e.g. kernels linked at
 //! 0x8000 or 0x9000). As GRUB's relocator and Limine do, such segments are
 //! read (and checksummed) into a staging area in free usable RAM instead;
 //! the information and modules go where no segment lies; and the very last
 //! step, after stage 2 has left long mode, is a small position-independent
 //! routine (asm/handoff.s `bootpack_trampoline`) in a block of its own that
 //! moves the staged bytes into place, zeroes the bss behind them and jumps
-//! to the kernel. Kernels clear of [`LOADER_MEMORY`] (everything at 1 MiB
-//! and above) stage nothing: no staging, the information at
-//! [`INFO_ARENA_ADDR`], no trampoline, exactly the path they always took.
+//! to the kernel. Kernels clear of the loader's memory (with the BIOS
+//! loader, everything at 1 MiB and above) stage nothing: no staging, the
+//! information at the loader's arena, no trampoline.
 //!
 //! Every placement is the lowest address that fits ([`place_in`]), which
 //! keeps the information below 1 MiB whenever there is room (it must stay
 //! below [`INFO_CEILING`] and out of page 0 for Solo5).
 
-use crate::e820::E820Entry;
-use crate::layout::{INFO_ARENA_ADDR, INFO_CEILING, KERNEL_CEILING, LOADER_MEMORY};
+use crate::layout::{INFO_CEILING, KERNEL_CEILING};
 use crate::le;
+use crate::memory::Region;
 use crate::place::{clash_with, place_in};
 use crate::record::Segment;
 
@@ -61,9 +63,13 @@ fn align_up(x: u64, align: u64) -> u64 {
     (x + align - 1) & !(align - 1)
 }
 
-/// Whether segment `s` lies over the loader's memory and so must be staged.
-pub fn needs_staging(s: &Segment) -> bool {
-    s.mem_size > 0 && overlaps(s.dest, s.end(), LOADER_MEMORY.0, LOADER_MEMORY.1)
+/// Whether segment `s` lies over the loader's memory `own` and so must be
+/// staged. `own` is `[start, end)` of what the loader keeps for itself
+/// below the kernel while it loads (the BIOS stage 2: its memory plan's
+/// LOADER_MEMORY, boot/bios/src/memplan.rs); nothing else is placed
+/// there either ([`Occupied::own`]).
+pub fn needs_staging(s: &Segment, own: (u64, u64)) -> bool {
+    s.mem_size > 0 && overlaps(s.dest, s.end(), own.0, own.1)
 }
 
 /// Hands out staging addresses, in segment order, from a page-aligned base:
@@ -73,16 +79,18 @@ pub fn needs_staging(s: &Segment) -> bool {
 #[derive(Clone, Copy, Debug)]
 pub struct Stager {
     cursor: u64,
+    own: (u64, u64),
 }
 
 impl Stager {
-    pub fn new(base: u64) -> Self {
-        Stager { cursor: base }
+    /// Stages segments over `own` (the loader's memory) from `base` on.
+    pub fn new(base: u64, own: (u64, u64)) -> Self {
+        Stager { cursor: base, own }
     }
 
     /// Where `s`'s bytes are staged, or None if it loads in place.
     pub fn next(&mut self, s: &Segment) -> Option<u64> {
-        if !needs_staging(s) {
+        if !needs_staging(s, self.own) {
             return None;
         }
         let at = align_up(self.cursor, STAGE_ALIGN) + (s.dest & (STAGE_ALIGN - 1));
@@ -92,9 +100,9 @@ impl Stager {
 }
 
 /// Bytes of staging area the segments need (0: nothing is staged), and how
-/// many segments are staged.
-pub fn staging_need(segments: impl Iterator<Item = Segment>) -> (u64, usize) {
-    let mut st = Stager::new(0);
+/// many segments are staged, for a loader whose memory is `own`.
+pub fn staging_need(segments: impl Iterator<Item = Segment>, own: (u64, u64)) -> (u64, usize) {
+    let mut st = Stager::new(0, own);
     let mut count = 0;
     for s in segments {
         if st.next(&s).is_some() {
@@ -104,7 +112,7 @@ pub fn staging_need(segments: impl Iterator<Item = Segment>) -> (u64, usize) {
     (st.cursor, count)
 }
 
-/// What is occupied while stage 2 places things: its own memory, the
+/// What is occupied while the loader places things: its own memory, the
 /// kernel's segments (where they will finally lie), the modules and any
 /// other ranges already placed (staging area, information).
 #[derive(Clone, Copy, Debug)]
@@ -112,6 +120,8 @@ pub struct Occupied<'a, I> {
     pub segments: I,
     pub modules: &'a [(u64, u64)],
     pub placed: &'a [(u64, u64)],
+    /// The loader's own memory (see [`needs_staging`]).
+    pub own: (u64, u64),
 }
 
 impl<I: Iterator<Item = Segment> + Clone> Occupied<'_, I> {
@@ -124,8 +134,7 @@ impl<I: Iterator<Item = Segment> + Clone> Occupied<'_, I> {
             .filter(|s| s.mem_size > 0 && overlaps(s.dest, s.end(), start, end))
             .map(|s| s.end())
             .max();
-        let own = (loader && overlaps(start, end, LOADER_MEMORY.0, LOADER_MEMORY.1))
-            .then_some(LOADER_MEMORY.1);
+        let own = (loader && overlaps(start, end, self.own.0, self.own.1)).then_some(self.own.1);
         [
             segs,
             own,
@@ -139,7 +148,7 @@ impl<I: Iterator<Item = Segment> + Clone> Occupied<'_, I> {
 
     /// The lowest `len` bytes clear of everything, stage 2's memory
     /// included, below `ceiling`.
-    fn find(&self, map: &[E820Entry], len: u64, align: u64, ceiling: u64) -> Option<u64> {
+    fn find(&self, map: &[Region], len: u64, align: u64, ceiling: u64) -> Option<u64> {
         place_in(map, PLACE_FROM, len, align, ceiling, |s, e| {
             self.clash(s, e, true)
         })
@@ -150,23 +159,23 @@ impl<I: Iterator<Item = Segment> + Clone> Occupied<'_, I> {
 /// identity map) clear of stage 2, the segments and the modules (`placed`
 /// is ignored). None if there is no room.
 pub fn place_staging<I: Iterator<Item = Segment> + Clone>(
-    map: &[E820Entry],
+    map: &[Region],
     occupied: &Occupied<I>,
     len: u64,
 ) -> Option<u64> {
     occupied.find(map, len, STAGE_ALIGN, KERNEL_CEILING)
 }
 
-/// Where `len` bytes of Multiboot information go: the information arena as
-/// always if no segment, module or placed range lies there (stage 2 keeps
-/// the arena for it); otherwise the lowest usable RAM from 0x1000 up clear
+/// Where `len` bytes of Multiboot information go: the loader's information
+/// arena `arena` as always if no segment, module or placed range lies
+/// there (the loader keeps the arena for it); otherwise the lowest usable RAM from 0x1000 up clear
 /// of everything, ending below [`INFO_CEILING`]. None if there is no room.
 pub fn place_info<I: Iterator<Item = Segment> + Clone>(
-    map: &[E820Entry],
+    map: &[Region],
     occupied: &Occupied<I>,
     len: u64,
+    arena: u64,
 ) -> Option<u64> {
-    let arena = INFO_ARENA_ADDR as u64;
     if occupied.clash(arena, arena + len.max(1), false).is_none() {
         return Some(arena);
     }
@@ -187,7 +196,7 @@ fn moves_offset(code_len: usize) -> usize {
 /// clear of everything (stage 2 writes it while it still runs; the moves
 /// must not overwrite it). None if there is no room.
 pub fn place_trampoline<I: Iterator<Item = Segment> + Clone>(
-    map: &[E820Entry],
+    map: &[Region],
     occupied: &Occupied<I>,
     len: u64,
 ) -> Option<u64> {
@@ -204,10 +213,15 @@ pub struct Move {
     pub zero: u32,
 }
 
-/// The moves for the segments staged from `staging` on, in segment order.
-/// Every address is below 4 GiB (Record::parse, place_staging).
-pub fn moves(segments: impl Iterator<Item = Segment>, staging: u64) -> impl Iterator<Item = Move> {
-    let mut st = Stager::new(staging);
+/// The moves for the segments over `own` staged from `staging` on, in
+/// segment order. Every address is below 4 GiB (Record::parse,
+/// place_staging).
+pub fn moves(
+    segments: impl Iterator<Item = Segment>,
+    staging: u64,
+    own: (u64, u64),
+) -> impl Iterator<Item = Move> {
+    let mut st = Stager::new(staging, own);
     segments.filter_map(move |s| {
         st.next(&s).map(|src| Move {
             dst: s.dest as u32,
@@ -221,7 +235,7 @@ pub fn moves(segments: impl Iterator<Item = Segment>, staging: u64) -> impl Iter
 /// What goes into a trampoline block.
 #[derive(Clone, Copy, Debug)]
 pub struct Trampoline<'a> {
-    /// The handoff GDT (asm/handoff.s `bootpack_handoff_gdt`).
+    /// The handoff GDT (boot/handoff `bootpack_handoff_gdt`).
     pub gdt: &'a [u8; TRAMPOLINE_GDT_LEN],
     /// `bootpack_trampoline`'s bytes.
     pub code: &'a [u8],
@@ -267,12 +281,12 @@ mod tests {
     use std::vec;
     use std::vec::Vec;
 
-    const fn e(base: u64, len: u64, kind: u32) -> E820Entry {
-        E820Entry { base, len, kind }
+    const fn e(base: u64, len: u64, kind: u32) -> Region {
+        Region { base, len, kind }
     }
 
     /// SeaBIOS, `pc`, 128 MiB: 0-0x9FBFF usable, the EBDA after it.
-    const PC_128M: [E820Entry; 5] = [
+    const PC_128M: [Region; 5] = [
         e(0, 0x9fc00, 1),
         e(0x9fc00, 0x400, 2),
         e(0xf0000, 0x10000, 2),
@@ -289,6 +303,10 @@ mod tests {
         }
     }
 
+    /// The BIOS loader's memory and information arena (its memory plan).
+    const BIOS: (u64, u64) = (0x500, 0x9_0000);
+    const INFO_ARENA_ADDR: u64 = 0x50000;
+
     fn occ<'a>(
         segs: &'a [Segment],
         modules: &'a [(u64, u64)],
@@ -298,19 +316,20 @@ mod tests {
             segments: segs.iter().copied(),
             modules,
             placed,
+            own: BIOS,
         }
     }
 
     #[test]
     fn kernels_at_1_mib_and_above_stage_nothing() {
         let segs = [seg(0x100000, 0x5000, 0x8000), seg(0x90000, 0x100, 0x100)];
-        assert_eq!(staging_need(segs.iter().copied()), (0, 0));
+        assert_eq!(staging_need(segs.iter().copied(), BIOS), (0, 0));
         let o = occ(&segs, &[(0x200000, 0x300000)], &[]);
         assert_eq!(
-            place_info(&PC_128M, &o, 0x2000),
-            Some(INFO_ARENA_ADDR as u64)
+            place_info(&PC_128M, &o, 0x2000, INFO_ARENA_ADDR),
+            Some(INFO_ARENA_ADDR)
         );
-        assert_eq!(moves(segs.iter().copied(), 0x123000).count(), 0);
+        assert_eq!(moves(segs.iter().copied(), 0x123000, BIOS).count(), 0);
     }
 
     #[test]
@@ -323,13 +342,15 @@ mod tests {
             seg(0x90000, 0x10, 0x10),    // clear of it: loaded in place
         ];
         assert_eq!(
-            segs.iter().map(needs_staging).collect::<Vec<_>>(),
+            segs.iter()
+                .map(|s| needs_staging(s, BIOS))
+                .collect::<Vec<_>>(),
             [true, false, true, true, false]
         );
-        let (len, count) = staging_need(segs.iter().copied());
+        let (len, count) = staging_need(segs.iter().copied(), BIOS);
         assert_eq!(count, 3);
         assert_eq!(len, 0x3500);
-        let got: Vec<Move> = moves(segs.iter().copied(), 0x200000).collect();
+        let got: Vec<Move> = moves(segs.iter().copied(), 0x200000, BIOS).collect();
         assert_eq!(
             got,
             [
@@ -377,12 +398,18 @@ mod tests {
         let o = occ(&segs, &[], &[(0x90000, 0x98000)]);
         // The arena is the kernel's; 0x90000 is the staging area's: the
         // lowest room left is 0x98000.
-        assert_eq!(place_info(&PC_128M, &o, 0x3000), Some(0x98000));
+        assert_eq!(
+            place_info(&PC_128M, &o, 0x3000, INFO_ARENA_ADDR),
+            Some(0x98000)
+        );
         // Too big for below the EBDA: above 1 MiB.
-        assert_eq!(place_info(&PC_128M, &o, 0x8000), Some(0x100000));
+        assert_eq!(
+            place_info(&PC_128M, &o, 0x8000, INFO_ARENA_ADDR),
+            Some(0x100000)
+        );
         // Never at or above 1 GiB.
         let high = [e(0, 0x90000, 1), e(0x4000_0000, 0x1000_0000, 1)];
-        assert_eq!(place_info(&high, &o, 0x3000), None);
+        assert_eq!(place_info(&high, &o, 0x3000, INFO_ARENA_ADDR), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bootpack::bootloader::DEMO_KERNEL;
-use bootpack_proto::{multiboot, multiboot2};
+use bootpack_proto::{mb1_header, mb2_header};
 
 /// Where the payload of the large kernels loads: 16 MiB.
 const PAYLOAD_ADDR: u64 = 0x100_0000;
@@ -271,12 +271,12 @@ pub fn kernel_file(k: Kernel) -> (Vec<u8>, Option<u64>) {
     let seg = &plan.segments[0];
     let mut image = DEMO_KERNEL[seg.file.clone()].to_vec();
     // Flags 0x3: no a.out kludge, so every loader uses the program headers.
-    let header = multiboot::find(&image).expect("Multiboot header").offset;
-    multiboot::write(&mut image, header, 0x3, None);
+    let header = mb1_header::find(&image).expect("Multiboot header").offset;
+    mb1_header::write(&mut image, header, 0x3, None);
     // A Multiboot 1 kernel only: without this, a loader preferring
     // Multiboot 2 (bootpack's default) would load by the Multiboot 2
     // header's address tags, which describe the demo kernel's image alone.
-    if let Ok(h2) = multiboot2::find(&image) {
+    if let Ok(h2) = mb2_header::find(&image) {
         image[h2.offset..h2.offset + 4].fill(0);
     }
     let image_off = 0x1000u64;

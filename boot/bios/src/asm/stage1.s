@@ -26,7 +26,7 @@ stage1_start:
     movw    %ax, %ds
     movw    %ax, %es
     movw    %ax, %ss
-    movw    $0x7C00, %sp            # layout::REAL_STACK_TOP
+    movw    $0x7C00, %sp            # memplan::REAL_STACK_TOP
     ljmp    $0, $s1_normalised      # CS:IP = 0000:7Cxx whatever the BIOS used
 s1_normalised:
     sti
@@ -156,7 +156,7 @@ s1_sum_word:
     jne     s1_damaged
 
     movb    s1_drive, %dl
-    ljmp    $0, $0x7E00             # layout::STAGE2_ADDR
+    ljmp    $0, $0x7E00             # memplan::STAGE2_ADDR
 
 s1_read_failed:
     movw    $s1_msg_read, %si

@@ -10,7 +10,7 @@
 use crate::bios::{self, Regs};
 use crate::console;
 use crate::fail::{self, Dec, Hex, Str};
-use bootpack_proto::layout::BOUNCE_ADDR;
+use crate::memplan::BOUNCE_ADDR;
 use bootpack_proto::video::{
     self, text_mode_info, Alternative, Framebuffer, Mode, ModeInfo, Request, Vbe, VideoInfo,
     CONTROLLER_INFO_LEN, MODE_INFO_LEN, MODE_LFB, PALETTE,
@@ -31,7 +31,7 @@ const MAX_MODES: usize = 256;
 type ModeTable = [(u16, ModeInfo); MAX_MODES];
 const _: () = assert!(
     MODE_TABLE as usize + core::mem::size_of::<ModeTable>()
-        <= BOUNCE_ADDR as usize + bootpack_proto::layout::BOUNCE_LEN
+        <= BOUNCE_ADDR as usize + crate::memplan::BOUNCE_LEN
 );
 
 fn mode_table() -> &'static mut ModeTable {
@@ -53,7 +53,7 @@ fn mode_table() -> &'static mut ModeTable {
 const VBE_OK: u32 = 0x004F;
 
 fn buf(addr: u32, len: usize) -> &'static mut [u8] {
-    // SAFETY: the bounce buffer (layout::BOUNCE_ADDR, 64 KiB below 1 MiB)
+    // SAFETY: the bounce buffer (memplan::BOUNCE_ADDR, 64 KiB below 1 MiB)
     // is stage 2's own memory and unused once the kernel and modules are
     // loaded, which is when this module runs; callers hold one slice at a
     // time and never across a BIOS call that writes it.

@@ -116,7 +116,7 @@ pub fn flush() {
             // the first stage 2 mark's minus the (short) time since.
             let base = first.tsc;
             for (slot, label) in ["s1-entry", "s1-read", "s1-done"].iter().enumerate() {
-                let at = bootpack_proto::layout::STAGE1_MARKS_ADDR as usize + 4 * slot;
+                let at = crate::memplan::STAGE1_MARKS_ADDR as usize + 4 * slot;
                 // SAFETY: stage 1 wrote these three dwords below 0x1000,
                 // memory nothing else uses (layout), identity-mapped.
                 let lo = unsafe { core::ptr::read_volatile(at as *const u32) };

@@ -31,9 +31,9 @@
 //!  0 end
 //! ```
 
-use crate::e820::{mem_lower_kib, mem_upper_kib};
 use crate::le;
-use crate::mbinfo::{ArenaFull, InfoSpec};
+use crate::mb1_info::{ArenaFull, InfoSpec};
+use crate::memory::{mem_lower_kib, mem_upper_kib};
 use crate::record::ElfSections;
 use crate::video::{
     rebase_control_info, FbKind, VideoInfo, CONTROLLER_INFO_LEN, MODE_INFO_LEN, PALETTE,
@@ -148,8 +148,8 @@ pub fn size(spec: &Mbi2Spec) -> usize {
             .map(|m| tag(8 + m.string.len()))
             .sum::<usize>()
         + tag(8)
-        + tag(12)
-        + tag(8 + spec.common.e820.len() * MMAP_ENTRY_LEN)
+        + spec.common.boot_device.map_or(0, |_| tag(12))
+        + tag(8 + spec.common.memory.len() * MMAP_ENTRY_LEN)
         + spec.elf_sections.map_or(0, |e| tag(12 + e.headers.len()))
         + spec.rsdp.map_or(0, |r| tag(r.len()))
         + spec.common.video.map_or(0, |v| {
@@ -180,29 +180,27 @@ pub fn build(spec: &Mbi2Spec, arena: &mut [u8], base: u32) -> Result<u32, ArenaF
     w.tag(
         TAG_BASIC_MEMINFO,
         &[
-            mem_lower_kib(spec.common.e820),
-            mem_upper_kib(spec.common.e820),
+            mem_lower_kib(spec.common.memory),
+            mem_upper_kib(spec.common.memory),
         ],
         &[],
     );
-    w.tag(
-        TAG_BOOTDEV,
-        &[
-            spec.common.drive as u32,
-            spec.common.partition as u32,
-            0xFFFF_FFFF,
-        ],
-        &[],
-    );
+    if let Some(d) = spec.common.boot_device {
+        w.tag(
+            TAG_BOOTDEV,
+            &[d.drive as u32, d.partition as u32, 0xFFFF_FFFF],
+            &[],
+        );
+    }
     let mmap = w.tag(TAG_MMAP, &[MMAP_ENTRY_LEN as u32, 0], &[]);
     let entries = mmap + 16;
-    for (i, e) in spec.common.e820.iter().enumerate() {
+    for (i, e) in spec.common.memory.iter().enumerate() {
         let o = entries + i * MMAP_ENTRY_LEN;
         le::put_u64(w.arena, o, e.base);
         le::put_u64(w.arena, o + 8, e.len);
         le::put_u32(w.arena, o + 16, e.kind);
     }
-    let mmap_size = 16 + spec.common.e820.len() * MMAP_ENTRY_LEN;
+    let mmap_size = 16 + spec.common.memory.len() * MMAP_ENTRY_LEN;
     le::put_u32(w.arena, mmap + 4, mmap_size as u32);
     w.at = align8(mmap + mmap_size);
     if let Some(e) = spec.elf_sections {
@@ -281,8 +279,8 @@ fn video(w: &mut Writer, v: &VideoInfo, base: u32) {
 mod tests {
     extern crate std;
     use super::*;
-    use crate::e820::E820Entry;
-    use crate::mbinfo::ModuleInfo;
+    use crate::mb1_info::{BiosBootDevice, ModuleInfo};
+    use crate::memory::Region;
     use std::vec::Vec;
 
     /// (type, offset, size) of each tag, walking the block as a kernel does.
@@ -304,17 +302,17 @@ mod tests {
     #[test]
     fn builds_every_tag_8_byte_aligned() {
         let map = [
-            E820Entry {
+            Region {
                 base: 0,
                 len: 0x9fc00,
                 kind: 1,
             },
-            E820Entry {
+            Region {
                 base: 0x100000,
                 len: 0xbfee0000,
                 kind: 1,
             },
-            E820Entry {
+            Region {
                 base: 0x1_0000_0000,
                 len: 0xc000_0000,
                 kind: 1,
@@ -337,9 +335,11 @@ mod tests {
         rsdp[..8].copy_from_slice(b"RSD PTR ");
         let spec = Mbi2Spec {
             common: InfoSpec {
-                e820: &map,
-                drive: 0x80,
-                partition: 0,
+                memory: &map,
+                boot_device: Some(BiosBootDevice {
+                    drive: 0x80,
+                    partition: 0,
+                }),
                 cmdline: b"k a\0",
                 loader_name: b"bootpack 0.1.0",
                 modules: &mods,
@@ -402,9 +402,11 @@ mod tests {
         let rsdp = [0u8; 36];
         let spec = Mbi2Spec {
             common: InfoSpec {
-                e820: &[],
-                drive: 0x81,
-                partition: 1,
+                memory: &[],
+                boot_device: Some(BiosBootDevice {
+                    drive: 0x81,
+                    partition: 1,
+                }),
                 cmdline: b"\0",
                 loader_name: b"x",
                 modules: &[],
@@ -427,12 +429,36 @@ mod tests {
         );
     }
 
+    #[test]
+    fn no_bios_boot_device_tag_without_a_bios_boot_device() {
+        let spec = Mbi2Spec {
+            common: InfoSpec {
+                memory: &[],
+                boot_device: None,
+                cmdline: b"\0",
+                loader_name: b"x",
+                modules: &[],
+                video: None,
+            },
+            elf_sections: None,
+            load_base: 0x100000,
+            rsdp: None,
+        };
+        let mut arena = [0u8; 512];
+        build(&spec, &mut arena, 0x1000).unwrap();
+        let types: Vec<u32> = tags(&arena).iter().map(|x| x.0).collect();
+        assert_eq!(types, [21, 1, 2, 4, 6, 0]);
+        assert_eq!(le::u32(&arena, 0) as usize, size(&spec));
+    }
+
     fn video_block(v: &VideoInfo, arena: &mut [u8]) -> Vec<(u32, usize, usize)> {
         let spec = Mbi2Spec {
             common: InfoSpec {
-                e820: &[],
-                drive: 0x80,
-                partition: 0,
+                memory: &[],
+                boot_device: Some(BiosBootDevice {
+                    drive: 0x80,
+                    partition: 0,
+                }),
                 cmdline: b"\0",
                 loader_name: b"x",
                 modules: &[],

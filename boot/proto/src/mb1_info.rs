@@ -1,7 +1,7 @@
 //! Building the Multiboot 1 information structure.
 //!
-//! Everything is written into one arena (a byte slice that stage 2 places at
-//! [`crate::layout::INFO_ARENA_ADDR`]); pointers in the structure are
+//! Everything is written into one arena (a byte slice the loader places:
+//! the BIOS stage 2 at its memory plan's INFO_ARENA_ADDR); pointers in the structure are
 //! physical addresses computed from the arena's base. Layout inside the
 //! arena, in this order, each part 8-byte aligned:
 //!
@@ -17,8 +17,8 @@
 //! framebuffer its palette (3 bytes per colour)
 //! ```
 
-use crate::e820::{mem_lower_kib, mem_upper_kib, E820Entry};
 use crate::le;
+use crate::memory::{mem_lower_kib, mem_upper_kib, Region};
 use crate::video::{
     rebase_control_info, FbKind, VideoInfo, CONTROLLER_INFO_LEN, MODE_INFO_LEN, PALETTE,
 };
@@ -60,14 +60,26 @@ pub struct ModuleInfo<'a> {
     pub string: &'a [u8],
 }
 
-/// What goes into the information structure.
-#[derive(Clone, Copy, Debug)]
-pub struct InfoSpec<'a> {
-    pub e820: &'a [E820Entry],
+/// The disk the kernel was loaded from, as a BIOS names it: Multiboot 1's
+/// `boot_device`, Multiboot 2's BIOS boot device tag (type 5). Only a
+/// loader booted by a BIOS has one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BiosBootDevice {
     /// BIOS drive number (0x80 for the first hard disk).
     pub drive: u8,
-    /// 0-based index of the kernel's partition in the MBR.
+    /// 0-based index of the kernel's partition (0xFF: none can be named).
     pub partition: u8,
+}
+
+/// What goes into the information, whatever the firmware: the part both
+/// Multiboot versions carry (Multiboot 2 adds its own in
+/// [`crate::mb2_info::Mbi2Spec`], where a UEFI loader's tags go too).
+#[derive(Clone, Copy, Debug)]
+pub struct InfoSpec<'a> {
+    /// The machine's memory map, in the firmware's order.
+    pub memory: &'a [Region],
+    /// The BIOS boot device; None (no field, no tag) without a BIOS.
+    pub boot_device: Option<BiosBootDevice>,
     /// The command line with its terminating NUL.
     pub cmdline: &'a [u8],
     /// The boot loader name without NUL.
@@ -109,7 +121,7 @@ pub fn boot_device(drive: u8, partition: u8) -> u32 {
 /// name, command line, module strings, VBE blocks, palette, end.
 fn layout(spec: &InfoSpec) -> [usize; 8] {
     let mmap_off = align8(INFO_LEN);
-    let mmap_len = spec.e820.len() * MMAP_ENTRY_LEN;
+    let mmap_len = spec.memory.len() * MMAP_ENTRY_LEN;
     let mods_off = align8(mmap_off + mmap_len);
     let name_off = mods_off + spec.modules.len() * MOD_ENTRY_LEN;
     let cmd_off = align8(name_off + spec.loader_name.len() + 1);
@@ -145,7 +157,7 @@ pub fn size(spec: &InfoSpec) -> usize {
 pub fn build(spec: &InfoSpec, arena: &mut [u8], base: u32) -> Result<InfoAddrs, ArenaFull> {
     let [mmap_off, mods_off, name_off, cmd_off, strings_off, vbe_off, palette_off, end] =
         layout(spec);
-    let mmap_len = spec.e820.len() * MMAP_ENTRY_LEN;
+    let mmap_len = spec.memory.len() * MMAP_ENTRY_LEN;
     if end > arena.len() {
         return Err(ArenaFull { needed: end });
     }
@@ -162,7 +174,7 @@ pub fn build(spec: &InfoSpec, arena: &mut [u8], base: u32) -> Result<InfoAddrs, 
         s += m.string.len();
     }
 
-    for (i, e) in spec.e820.iter().enumerate() {
+    for (i, e) in spec.memory.iter().enumerate() {
         let o = mmap_off + i * MMAP_ENTRY_LEN;
         le::put_u32(arena, o, (MMAP_ENTRY_LEN - 4) as u32);
         le::put_u64(arena, o + 4, e.base);
@@ -172,20 +184,20 @@ pub fn build(spec: &InfoSpec, arena: &mut [u8], base: u32) -> Result<InfoAddrs, 
     arena[name_off..name_off + spec.loader_name.len()].copy_from_slice(spec.loader_name);
     arena[cmd_off..strings_off].copy_from_slice(spec.cmdline);
 
-    let mut flags = INFO_MEMORY
-        | INFO_BOOTDEV
-        | INFO_CMDLINE
-        | INFO_MODS
-        | INFO_MEM_MAP
-        | INFO_BOOT_LOADER_NAME;
+    let mut flags = INFO_MEMORY | INFO_CMDLINE | INFO_MODS | INFO_MEM_MAP | INFO_BOOT_LOADER_NAME;
     if let Some(v) = spec.video {
         flags |= video(v, arena, vbe_off, palette_off, base);
     }
+    if spec.boot_device.is_some() {
+        flags |= INFO_BOOTDEV;
+    }
     let info = &mut arena[..INFO_LEN];
     le::put_u32(info, 0, flags);
-    le::put_u32(info, 4, mem_lower_kib(spec.e820));
-    le::put_u32(info, 8, mem_upper_kib(spec.e820));
-    le::put_u32(info, 12, boot_device(spec.drive, spec.partition));
+    le::put_u32(info, 4, mem_lower_kib(spec.memory));
+    le::put_u32(info, 8, mem_upper_kib(spec.memory));
+    if let Some(d) = spec.boot_device {
+        le::put_u32(info, 12, boot_device(d.drive, d.partition));
+    }
     le::put_u32(info, 16, at(cmd_off));
     // As GRUB: the module flag is set even with no modules.
     le::put_u32(info, 20, spec.modules.len() as u32);
@@ -260,12 +272,12 @@ mod tests {
     #[test]
     fn builds_every_field() {
         let map = [
-            E820Entry {
+            Region {
                 base: 0,
                 len: 0x9fc00,
                 kind: 1,
             },
-            E820Entry {
+            Region {
                 base: 0x100000,
                 len: 0x7ee0000,
                 kind: 1,
@@ -274,9 +286,11 @@ mod tests {
         let mut arena = [0xAAu8; 1024];
         let a = build(
             &InfoSpec {
-                e820: &map,
-                drive: 0x80,
-                partition: 0,
+                memory: &map,
+                boot_device: Some(BiosBootDevice {
+                    drive: 0x80,
+                    partition: 0,
+                }),
                 cmdline: b"k x\0",
                 loader_name: b"bootpack 0.1.0",
                 modules: &[
@@ -326,9 +340,11 @@ mod tests {
         assert_eq!(a.end, a.cmdline + 4 + 12);
         assert_eq!(
             size(&InfoSpec {
-                e820: &map,
-                drive: 0x80,
-                partition: 0,
+                memory: &map,
+                boot_device: Some(BiosBootDevice {
+                    drive: 0x80,
+                    partition: 0,
+                }),
                 cmdline: b"k x\0",
                 loader_name: b"bootpack 0.1.0",
                 modules: &[ModuleInfo {
@@ -346,15 +362,34 @@ mod tests {
     fn reports_a_full_arena() {
         let mut arena = [0u8; 64];
         let spec = InfoSpec {
-            e820: &[],
-            drive: 0x80,
-            partition: 1,
+            memory: &[],
+            boot_device: Some(BiosBootDevice {
+                drive: 0x80,
+                partition: 1,
+            }),
             cmdline: b"\0",
             loader_name: b"x",
             modules: &[],
             video: None,
         };
         assert!(build(&spec, &mut arena, 0x1000).is_err());
+    }
+
+    #[test]
+    fn no_boot_device_field_without_a_bios_boot_device() {
+        let mut arena = [0xAAu8; 512];
+        let spec = InfoSpec {
+            memory: &[],
+            boot_device: None,
+            cmdline: b"\0",
+            loader_name: b"x",
+            modules: &[],
+            video: None,
+        };
+        build(&spec, &mut arena, 0x1000).unwrap();
+        assert_eq!(le::u32(&arena, 0) & INFO_BOOTDEV, 0);
+        assert_eq!(le::u32(&arena, 0) & INFO_MEM_MAP, INFO_MEM_MAP);
+        assert_eq!(le::u32(&arena, 12), 0);
     }
 
     fn vbe() -> Vbe {
@@ -377,9 +412,11 @@ mod tests {
 
     fn with_video(v: &VideoInfo, arena: &mut [u8]) -> InfoAddrs {
         let spec = InfoSpec {
-            e820: &[],
-            drive: 0x80,
-            partition: 0,
+            memory: &[],
+            boot_device: Some(BiosBootDevice {
+                drive: 0x80,
+                partition: 0,
+            }),
             cmdline: b"k\0",
             loader_name: b"x",
             modules: &[],

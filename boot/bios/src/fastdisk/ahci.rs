@@ -17,14 +17,15 @@
 //! small kernels, the fallback) with the command list and
 //! received-FIS area it pointed the port at during POST and never points
 //! again. So each command here borrows the port: stop its engines (AHCI 1.3
-//! section 10.3.2), point it at our structures in layout::FAST_DMA with
+//! section 10.3.2), point it at our structures in memplan::FAST_DMA with
 //! interrupts off, run the one command, stop it again and put SeaBIOS's
 //! addresses, interrupt enables and engine state back.
 
 use super::clock::Deadline;
 use super::edd::Edd;
 use super::{pci, DmaError, STAGE_ADDR, TIMEOUT_MS};
-use bootpack_proto::layout::{FAST_DMA_ADDR, FAST_DMA_LEN, SECTOR};
+use crate::memplan::{FAST_DMA_ADDR, FAST_DMA_LEN};
+use bootpack_proto::layout::SECTOR;
 use core::ptr;
 use core::sync::atomic::{compiler_fence, Ordering};
 

@@ -18,7 +18,7 @@
 stage2_entry:
     cli
     LOAD_DATA_SEGMENTS 0
-    movl    $0x7C00, %esp           # layout::REAL_STACK_TOP, full ESP
+    movl    $0x7C00, %esp           # memplan::REAL_STACK_TOP, full ESP
     ljmp    $0, $s2_cs_normalised
 s2_cs_normalised:
     sti

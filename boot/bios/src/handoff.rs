@@ -1,24 +1,15 @@
 //! The last steps: where the Multiboot information goes, and the jump to
-//! the kernel (asm/handoff.s), through the trampoline when segments were
+//! the kernel (boot/handoff), through the trampoline when segments were
 //! staged (bootpack_proto::relocate).
 
 use crate::fail::{fail, Hex, Str};
-use bootpack_proto::e820::E820Entry;
+use crate::memplan::{INFO_ARENA_ADDR, LOADER_MEMORY};
+use bootpack_proto::memory::Region;
 use bootpack_proto::record::{Record, Segment};
 use bootpack_proto::relocate::{self, Occupied, Trampoline, TRAMPOLINE_GDT_LEN};
-use core::ptr::addr_of;
 
-extern "C" {
-    /// asm/handoff.s: Multiboot handoff to `entry` with EAX = `magic`,
-    /// EBX = `info`, through the trampoline block at `trampoline` if it is
-    /// not 0.
-    fn bootpack_enter_kernel(entry: u32, info: u32, magic: u32, trampoline: u32) -> !;
-    /// asm/handoff.s: the handoff GDT (null, 0x08 code, 0x10 data).
-    static bootpack_handoff_gdt: [u8; TRAMPOLINE_GDT_LEN];
-    /// asm/handoff.s: the trampoline's code, copied into its block.
-    static bootpack_trampoline: u8;
-    static bootpack_trampoline_end: u8;
-}
+// The block's GDT copy is the handoff crate's GDT.
+const _: () = assert!(bootpack_handoff::GDT_LEN == TRAMPOLINE_GDT_LEN);
 
 /// The staging area: where segments over stage 2's memory are read to.
 #[derive(Clone, Copy, Debug)]
@@ -44,13 +35,14 @@ fn occupied<'a>(
         segments: rec.segments(),
         modules,
         placed,
+        own: LOADER_MEMORY,
     }
 }
 
 /// Where the segments over stage 2's memory are staged; halts with a
 /// message if usable RAM has no room for them.
-pub fn place_staging(rec: &Record, map: &[E820Entry], modules: &[(u64, u64)]) -> Staging {
-    let (len, count) = relocate::staging_need(rec.segments());
+pub fn place_staging(rec: &Record, map: &[Region], modules: &[(u64, u64)]) -> Staging {
+    let (len, count) = relocate::staging_need(rec.segments(), LOADER_MEMORY);
     if count == 0 {
         return Staging {
             base: 0,
@@ -73,13 +65,18 @@ pub fn place_staging(rec: &Record, map: &[E820Entry], modules: &[(u64, u64)]) ->
 /// room.
 pub fn place_info(
     rec: &Record,
-    map: &[E820Entry],
+    map: &[Region],
     modules: &[(u64, u64)],
     staging: &Staging,
     len: u64,
 ) -> u64 {
     let placed = [staging.range()];
-    let at = relocate::place_info(map, &occupied(rec, modules, &placed), len);
+    let at = relocate::place_info(
+        map,
+        &occupied(rec, modules, &placed),
+        len,
+        INFO_ARENA_ADDR as u64,
+    );
     at.unwrap_or_else(|| no_room("the Multiboot information", len))
 }
 
@@ -99,7 +96,7 @@ fn no_room(what: &str, len: u64) -> ! {
 /// segments into place first.
 pub fn enter(
     rec: &Record,
-    map: &[E820Entry],
+    map: &[Region],
     modules: &[(u64, u64)],
     staging: &Staging,
     info_range: (u64, u64),
@@ -109,18 +106,12 @@ pub fn enter(
     let entry = rec.entry();
     if staging.count == 0 {
         // SAFETY: the kernel's segments and the modules are loaded and
-        // checksummed, the info is built; bootpack_enter_kernel relies on
-        // the GDT and identity mapping set up by asm/entry.s, which are
-        // still in place.
-        unsafe { bootpack_enter_kernel(entry, info_addr, magic, 0) }
+        // checksummed, the info is built; stage 2 runs in long mode with
+        // the low 4 GiB identity-mapped, its code and stack below 1 MiB,
+        // A20 on: what the handoff relies on.
+        unsafe { bootpack_handoff::enter_kernel(entry, info_addr, magic, 0) }
     }
-    // SAFETY: both symbols label the trampoline's code in stage 2's
-    // image, start before end; the bytes between are never written.
-    let code = unsafe {
-        let start = addr_of!(bootpack_trampoline);
-        let end = addr_of!(bootpack_trampoline_end);
-        core::slice::from_raw_parts(start, end.offset_from(start) as usize)
-    };
+    let code = bootpack_handoff::trampoline_code();
     let len = relocate::trampoline_len(code.len(), staging.count) as u64;
     let placed = [staging.range(), info_range];
     let base = relocate::place_trampoline(map, &occupied(rec, modules, &placed), len)
@@ -130,8 +121,7 @@ pub fn enter(
     // staging area and information: nothing else uses it.
     let block = unsafe { core::slice::from_raw_parts_mut(base as usize as *mut u8, len as usize) };
     let t = Trampoline {
-        // SAFETY: a static in stage 2's image that nothing writes.
-        gdt: unsafe { &*addr_of!(bootpack_handoff_gdt) },
+        gdt: bootpack_handoff::gdt(),
         code,
         entry,
         info: info_addr,
@@ -141,10 +131,10 @@ pub fn enter(
         block,
         base as u32,
         &t,
-        relocate::moves(rec.segments(), staging.base),
+        relocate::moves(rec.segments(), staging.base, LOADER_MEMORY),
     );
     // SAFETY: as above; the block holds the trampoline, whose moves put
-    // the staged (loaded and checksummed) segments in place: asm/handoff.s
+    // the staged (loaded and checksummed) segments in place: the handoff
     // relies on that layout.
-    unsafe { bootpack_enter_kernel(entry, info_addr, magic, base as u32) }
+    unsafe { bootpack_handoff::enter_kernel(entry, info_addr, magic, base as u32) }
 }

@@ -4,8 +4,9 @@
 
 use crate::bios::{self, Regs};
 use crate::fail::{fail, Hex, Hex2, Str};
+use crate::memplan::SECTORS_PER_READ;
 use crate::Global;
-use bootpack_proto::layout::{SECTOR, SECTORS_PER_READ};
+use bootpack_proto::layout::SECTOR;
 use core::ptr;
 
 /// INT 13h AH=42h disk address packet.

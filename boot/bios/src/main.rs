@@ -7,7 +7,7 @@
 //! (asm/rmint.s), loads the modules where the memory map has room, sets
 //! the video mode the kernel asked for (VBE), builds
 //! the Multiboot 1 or Multiboot 2 information and hands over in 32-bit
-//! protected mode (asm/handoff.s).
+//! protected mode (boot/handoff, shared with any other loader).
 //!
 //! On success nothing is printed: the kernel's serial output must be the
 //! only output. Every failure prints one plain line on COM1 and the screen
@@ -25,14 +25,15 @@ mod fastdisk;
 mod handoff;
 mod load;
 mod memmap;
+mod memplan;
 mod ts;
 mod vbe;
 
-use bootpack_proto::layout::{INFO_ARENA_ADDR, INFO_ARENA_LEN, KERNEL_FLOOR};
-use bootpack_proto::mbi2::{self, Mbi2Spec};
-use bootpack_proto::mbinfo::{self, ArenaFull, InfoSpec, ModuleInfo};
-use bootpack_proto::record::{Protocol, MAX_MODULES};
-use bootpack_proto::{e820, multiboot2};
+use crate::memplan::{INFO_ARENA_ADDR, INFO_ARENA_LEN, LOADER_MEMORY};
+use bootpack_proto::load as core_load;
+use bootpack_proto::mb1_info::{ArenaFull, BiosBootDevice, InfoSpec, ModuleInfo};
+use bootpack_proto::memory;
+use bootpack_proto::record::MAX_MODULES;
 use fail::{fail, Hex, Str};
 
 /// `.set BOOTPACK_TS, 1` with the `timestamps` feature, else 0: the
@@ -70,7 +71,6 @@ macro_rules! asm_file {
 asm_file!("asm/stage1.s");
 asm_file!("asm/entry.s");
 asm_file!("asm/rmint.s");
-asm_file!("asm/handoff.s");
 asm_file!("asm/exceptions.s");
 
 /// A static that stage 2 mutates. Stage 2 runs on one CPU with interrupts
@@ -121,7 +121,7 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     let map = memmap::read()
         .unwrap_or_else(|| fail(&[Str("the BIOS gave no memory map (INT 15h, EAX=E820h)")]));
     let arena_end = INFO_ARENA_ADDR as u64 + INFO_ARENA_LEN as u64;
-    if !e820::is_usable(map, INFO_ARENA_ADDR as u64, arena_end) {
+    if !memory::is_usable(map, INFO_ARENA_ADDR as u64, arena_end) {
         fail(&[
             Str("the BIOS memory map does not report "),
             Hex(INFO_ARENA_ADDR as u64),
@@ -138,31 +138,37 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     ts::mark("record", rec.data_sectors() as u64);
     load::setup_fast_read(drive, &part, &rec, map);
     ts::mark("fast-read", fastdisk::get().is_some() as u64);
-    load::check_memory(&rec, map);
-    let kernel_end = rec
-        .segments()
-        .map(|s| s.end())
-        .max()
-        .unwrap_or(KERNEL_FLOOR);
+    let mut bios = load::Bios { drive, part: &part };
     let mut starts = [0u64; MAX_MODULES];
-    load::place_modules(&rec, map, kernel_end, &mut starts);
     let mut module_ranges = [(0u64, 0u64); MAX_MODULES];
-    for (i, m) in rec.modules().enumerate() {
-        module_ranges[i] = (starts[i], starts[i] + m.size);
-    }
-    let module_ranges = &module_ranges[..rec.module_count()];
-    // Nothing for a kernel clear of stage 2's memory (all at 1 MiB and up).
-    let staging = handoff::place_staging(&rec, map, module_ranges);
-    load::load_segments(drive, &part, &rec, staging.base);
-    ts::mark("segments", 0);
+    let module_count = rec.module_count();
     let mut modules = [ModuleInfo {
         start: 0,
         end: 0,
         string: &[],
     }; MAX_MODULES];
-    let count = load::load_modules(drive, &part, &rec, &starts, &mut modules);
-    let modules = &modules[..count];
-    ts::mark("modules", count as u64);
+    // The load plan (bootpack_proto::load), with one exit for its failures.
+    let loaded = (|| {
+        core_load::check_memory(&rec, map)?;
+        // Stage 2's memory (the info arena included); below 1 MiB only, so
+        // for a kernel at 1 MiB and above this is the old rule exactly.
+        let kernel_end = core_load::kernel_end(&rec);
+        core_load::place_modules(&rec, map, &[LOADER_MEMORY], kernel_end, &mut starts)?;
+        for (i, m) in rec.modules().enumerate() {
+            module_ranges[i] = (starts[i], starts[i] + m.size);
+        }
+        // Nothing for a kernel clear of stage 2's memory (all at 1 MiB and
+        // up).
+        let staging = handoff::place_staging(&rec, map, &module_ranges[..module_count]);
+        core_load::load_segments(&rec, staging.base, LOADER_MEMORY, &mut bios)?;
+        ts::mark("segments", 0);
+        core_load::load_modules(&rec, &starts, &mut bios, &mut modules)?;
+        Ok(staging)
+    })();
+    let staging = loaded.unwrap_or_else(|e| load::fail_load(&e));
+    let module_ranges = &module_ranges[..module_count];
+    let modules = &modules[..module_count];
+    ts::mark("modules", module_count as u64);
     // Last, so every loading failure is still shown on the text screen;
     // nothing for kernels that ask for no video mode.
     let video = vbe::setup(&rec.video());
@@ -170,28 +176,20 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     let mut name = [0u8; 32];
     let loader_name = loader_name(&mut name);
     let common = InfoSpec {
-        e820: map,
-        drive,
-        // Multiboot's boot_device has one byte per partition level; 0xFF
-        // means "none" (a GPT entry beyond 254 cannot be named).
-        partition: u8::try_from(part.index).unwrap_or(0xFF),
+        memory: map,
+        boot_device: Some(BiosBootDevice {
+            drive,
+            // Multiboot's boot_device has one byte per partition level;
+            // 0xFF means "none" (a GPT entry beyond 254 cannot be named).
+            partition: u8::try_from(part.index).unwrap_or(0xFF),
+        }),
         cmdline: rec.cmdline_with_nul(),
         loader_name,
         modules,
         video: video.as_ref(),
     };
-    let mb2 = match rec.protocol() {
-        Protocol::Multiboot1 => None,
-        Protocol::Multiboot2 => Some(Mbi2Spec {
-            common,
-            elf_sections: rec.elf_sections(),
-            load_base: rec.load_base(),
-            rsdp: acpi::find_rsdp(),
-        }),
-    };
-    let needed = mb2
-        .as_ref()
-        .map_or_else(|| mbinfo::size(&common), mbi2::size);
+    let info = core_load::Info::new(&rec, common, acpi::find_rsdp);
+    let needed = info.size();
     if needed > INFO_ARENA_LEN {
         arena_full(ArenaFull { needed });
     }
@@ -202,16 +200,9 @@ pub extern "C" fn stage2_main(drive: u8) -> ! {
     // stage 2 keeps it for this) or, if a kernel segment lies there, RAM
     // clear of stage 2, the segments, modules and staging area.
     let arena = unsafe { core::slice::from_raw_parts_mut(at as usize as *mut u8, needed) };
-    let (info, magic) = match &mb2 {
-        None => {
-            let info = mbinfo::build(&common, arena, at as u32).unwrap_or_else(|e| arena_full(e));
-            (info.info, mbinfo::BOOTLOADER_MAGIC)
-        }
-        Some(spec) => {
-            let info = mbi2::build(spec, arena, at as u32).unwrap_or_else(|e| arena_full(e));
-            (info, multiboot2::BOOTLOADER_MAGIC)
-        }
-    };
+    let (info, magic) = info
+        .build(arena, at as u32)
+        .unwrap_or_else(|e| arena_full(e));
 
     ts::mark("handoff", 0);
     ts::flush();

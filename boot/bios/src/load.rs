@@ -1,22 +1,23 @@
-//! Finding the kernel partition, reading the configuration record,
-//! loading the kernel's segments and placing and loading the modules.
+//! Finding the kernel partition, reading the configuration record, and the
+//! BIOS side of loading: the reader and memory that bootpack_proto::load's
+//! plan runs over (fast paths, bounce buffer) and its failure messages.
 
 use crate::disk::{self, sectors_for};
 use crate::fail::{self, fail, Dec, Hex, Hex2, Str};
 use crate::fastdisk;
+use crate::memplan::{
+    BOUNCE_ADDR, BOUNCE_LEN, FAST_DMA_ADDR, FAST_DMA_LEN, FAST_VERIFY_LEN, RECORD_BUF_ADDR,
+    RECORD_BUF_LEN, SECTORS_PER_READ,
+};
 use crate::ts;
 use bootpack_proto::bounds;
 use bootpack_proto::checksum::Fletcher64;
-use bootpack_proto::e820::{self, E820Entry};
-use bootpack_proto::layout::{
-    BOUNCE_ADDR, BOUNCE_LEN, FAST_DMA_ADDR, FAST_DMA_LEN, FAST_VERIFY_LEN, LOADER_MEMORY,
-    RECORD_BUF_ADDR, RECORD_BUF_LEN, SECTOR, SECTORS_PER_READ,
-};
-use bootpack_proto::mbinfo::ModuleInfo;
-use bootpack_proto::place;
+use bootpack_proto::layout::SECTOR;
+use bootpack_proto::load::{LoadError, PartitionReader, PhysMemory};
+use bootpack_proto::memory::{self, Region};
 use bootpack_proto::ptable::{self, SectorReader, TableError, MAX_READ_SECTORS};
-use bootpack_proto::record::{self, Record, RecordError, FLAG_NO_FAST_READ, MAX_MODULES};
-use bootpack_proto::relocate::Stager;
+use bootpack_proto::record::{self, Record, RecordError, FLAG_NO_FAST_READ};
+use core::convert::Infallible;
 use core::{ptr, slice};
 
 /// The kernel partition, from the MBR or the GPT (proto::ptable).
@@ -88,24 +89,24 @@ pub fn find_partition(drive: u8) -> Partition {
 fn record_fail(e: RecordError) -> ! {
     fail::begin();
     fail::put(&[Str("configuration record: "), Str(e.describe())]);
-    match e {
-        RecordError::BadChecksum { stored, computed } => fail::put(&[
-            Str(" (stored "),
-            Hex(stored),
-            Str(", computed "),
-            Hex(computed),
-            Str("): the disk image is damaged, rebuild it"),
-        ]),
-        RecordError::UnsupportedVersion(v) => {
-            fail::put(&[Str(" (version "), Dec(v as u64), Str(")")])
+    // " (what N)": one line shape for every value-carrying error.
+    let (what, n) = match e {
+        RecordError::BadChecksum { stored, computed } => {
+            damaged(stored, computed);
+            fail::end()
         }
-        RecordError::BadSegment(i) => fail::put(&[Str(" (segment "), Dec(i as u64), Str(")")]),
-        RecordError::BadModule(i) => fail::put(&[Str(" (module "), Dec(i as u64), Str(")")]),
-        RecordError::BadProtocol(p) => fail::put(&[Str(" ("), Dec(p as u64), Str(")")]),
-        _ => {}
-    }
+        RecordError::UnsupportedVersion(v) => ("version ", v as u64),
+        RecordError::BadSegment(i) => ("segment ", i as u64),
+        RecordError::BadModule(i) => ("module ", i as u64),
+        RecordError::BadProtocol(p) => ("", p as u64),
+        _ => fail::end(),
+    };
+    fail::put(&[Str(" ("), Str(what), Dec(n), Str(")")]);
     fail::end()
 }
+
+// The record buffer holds the largest record.
+const _: () = assert!(RECORD_BUF_LEN >= record::RECORD_MAX);
 
 /// Reads and checks the configuration record at the start of the partition.
 pub fn read_record(drive: u8, part: &Partition) -> Record<'static> {
@@ -144,12 +145,12 @@ pub fn read_record(drive: u8, part: &Partition) -> Record<'static> {
 /// what one or two BIOS calls fetch (the demo kernel, a small unikernel:
 /// the BIOS reads that faster than the fast path is set up and checked,
 /// 2-5 ms), or when the memory map does not say the AHCI and virtio paths'
-/// structures (layout::FAST_DMA_ADDR) are RAM.
-pub fn setup_fast_read(drive: u8, part: &Partition, rec: &Record, map: &[E820Entry]) {
+/// structures (memplan::FAST_DMA_ADDR) are RAM.
+pub fn setup_fast_read(drive: u8, part: &Partition, rec: &Record, map: &[Region]) {
     let dma = FAST_DMA_ADDR as u64;
     if rec.flags() & FLAG_NO_FAST_READ != 0
         || rec.data_sectors() <= 2 * SECTORS_PER_READ as u32
-        || !e820::is_usable(map, dma, dma + FAST_DMA_LEN as u64)
+        || !memory::is_usable(map, dma, dma + FAST_DMA_LEN as u64)
     {
         return;
     }
@@ -171,27 +172,6 @@ pub fn setup_fast_read(drive: u8, part: &Partition, rec: &Record, map: &[E820Ent
     });
 }
 
-/// Checks that every segment's memory is usable RAM.
-pub fn check_memory(rec: &Record, map: &[E820Entry]) {
-    for s in rec.segments() {
-        if !e820::is_usable(map, s.dest, s.end()) {
-            fail(&[
-                Str("kernel needs "),
-                Hex(s.dest),
-                Str("-"),
-                Hex(s.end() - 1),
-                // Below 1 MiB more memory would not help: the BIOS keeps
-                // that place (EBDA, video memory, ROMs).
-                Str(if s.dest < 0x10_0000 {
-                    " but the BIOS memory map does not report it as usable RAM: link the kernel elsewhere"
-                } else {
-                    " but that is not usable RAM: give the machine more memory"
-                }),
-            ]);
-        }
-    }
-}
-
 /// Reads `size` bytes from partition sector `sector` to physical `dest`,
 /// feeding them to `sum` (a partial last word zero-padded). Writes exactly
 /// `[dest, dest + size)`, whatever the alignment of `dest` and `size`.
@@ -210,7 +190,7 @@ pub fn check_memory(rec: &Record, map: &[E820Entry]) {
 /// # Safety
 /// `[dest, dest + size)` must be usable RAM below 4 GiB (identity-mapped)
 /// that nothing else uses and that overlaps none of stage 2's memory
-/// (layout::LOADER_MEMORY: this loader, its buffers, the information
+/// (memplan::LOADER_MEMORY: this loader, its buffers, the information
 /// arena).
 unsafe fn read_to(
     drive: u8,
@@ -282,7 +262,7 @@ unsafe fn read_to(
             // SAFETY: either [at, at + sectors * 512) lies inside the
             // caller's promised range (a straight read of whole sectors:
             // issued + len <= straight <= size), which is clear of stage
-            // 2's memory (layout::LOADER_MEMORY), so of its buffers and the
+            // 2's memory (memplan::LOADER_MEMORY), so of its buffers and the
             // controllers' structures, or it is the staging half not
             // holding the pending read (sectors * 512 <= HALF). Nothing
             // else touches it until finish returns.
@@ -355,116 +335,103 @@ struct Pending {
     staged: bool,
 }
 
-/// Loads every segment: file bytes through the bounce buffer to their
-/// destination, checksummed on the way, then the rest zeroed. A segment
-/// over stage 2's own memory (relocate::needs_staging) is read to its
-/// place in the staging area at `staging` instead, and its bss is left to
-/// the trampoline. Halts with a message if the payload checksum does not
-/// match the record.
-pub fn load_segments(drive: u8, part: &Partition, rec: &Record, staging: u64) {
-    let mut sum = Fletcher64::new();
-    let mut stager = Stager::new(staging);
-    for s in rec.segments() {
-        if let Some(at) = stager.next(&s) {
-            // SAFETY: relocate::place_staging put the staging area in
-            // usable RAM below 4 GiB clear of stage 2's memory, every
-            // segment and the modules; the Stager hands out disjoint
-            // ranges inside it.
-            unsafe { read_to(drive, part, s.data_sector, s.file_size, at, &mut sum) };
-            continue;
-        }
-        // SAFETY: [dest, dest + mem_size) was checked to be usable RAM
-        // (check_memory) below 4 GiB (Record::parse enforces
-        // KERNEL_CEILING) and overlaps none of stage 2's memory (else the
-        // Stager would have staged it).
-        unsafe { read_to(drive, part, s.data_sector, s.file_size, s.dest, &mut sum) };
-        // SAFETY: [dest + file_size, dest + mem_size) is inside the checked
-        // destination range (file_size <= mem_size, Record::parse).
-        unsafe {
-            ptr::write_bytes(
-                (s.dest + s.file_size) as usize as *mut u8,
-                0,
-                (s.mem_size - s.file_size) as usize,
-            );
-        }
-    }
-    let computed = sum.finish();
-    if computed != rec.payload_sum() {
-        fail(&[
-            Str("kernel payload checksum mismatch (stored "),
-            Hex(rec.payload_sum()),
-            Str(", computed "),
-            Hex(computed),
-            Str("): the disk image is damaged, rebuild it"),
-        ]);
+/// The BIOS side of the load plan (bootpack_proto::load): reads through
+/// the fast path or INT 13h ([`read_to`]), zeroing by plain stores.
+pub struct Bios<'p> {
+    pub drive: u8,
+    pub part: &'p Partition,
+}
+
+impl PartitionReader for Bios<'_> {
+    /// Read failures print their message and halt (read_or_fail).
+    type Error = Infallible;
+
+    fn read(
+        &mut self,
+        sector: u64,
+        size: u64,
+        dest: u64,
+        sum: &mut Fletcher64,
+    ) -> Result<(), Infallible> {
+        // SAFETY: only bootpack_proto::load calls this (stage2_main hands a
+        // Bios to nothing else), and it asks only for ranges it checked:
+        // segments checked usable below 4 GiB (check_memory; Record::parse
+        // enforces KERNEL_CEILING) and clear of stage 2's memory (else the
+        // Stager stages them), the staging area (relocate::place_staging:
+        // usable, below 4 GiB, clear of stage 2, every segment and the
+        // modules) and modules (place_modules with LOADER_MEMORY avoided).
+        unsafe { read_to(self.drive, self.part, sector, size, dest, sum) };
+        Ok(())
     }
 }
 
-/// Places the modules (page-aligned, in order, above `kernel_end`, in
-/// usable RAM below 4 GiB, clear of stage 2's memory): writes their start
-/// addresses to `starts`. Halts with a message if a module finds no room.
-pub fn place_modules(
-    rec: &Record,
-    map: &[E820Entry],
-    kernel_end: u64,
-    starts: &mut [u64; MAX_MODULES],
-) {
-    let count = rec.module_count();
-    let mut sizes = [0u64; MAX_MODULES];
-    for (i, m) in rec.modules().enumerate() {
-        sizes[i] = m.size;
+impl PhysMemory for Bios<'_> {
+    fn zero(&mut self, addr: u64, len: u64) {
+        // SAFETY: bootpack_proto::load only zeroes a segment's bss, inside
+        // its checked destination range (file_size <= mem_size,
+        // Record::parse), for segments that are not staged.
+        unsafe { ptr::write_bytes(addr as usize as *mut u8, 0, len as usize) };
     }
-    // Stage 2's memory (the info arena included); below 1 MiB only, so
-    // for a kernel at 1 MiB and above this is the old rule exactly.
-    let avoid = [LOADER_MEMORY];
-    if let Err(e) = place::place_modules(map, &avoid, kernel_end, &sizes[..count], starts) {
-        fail(&[
+}
+
+/// Prints why loading stopped, in the words docs/reliability.md lists,
+/// and halts.
+pub fn fail_load(e: &LoadError<Infallible>) -> ! {
+    fail::begin();
+    match *e {
+        LoadError::NotUsable { start, end } => fail::put(&[
+            Str("kernel needs "),
+            Hex(start),
+            Str("-"),
+            Hex(end - 1),
+            // Below 1 MiB more memory would not help: the BIOS keeps
+            // that place (EBDA, video memory, ROMs).
+            Str(if start < 0x10_0000 {
+                " but the BIOS memory map does not report it as usable RAM: link the kernel elsewhere"
+            } else {
+                " but that is not usable RAM: give the machine more memory"
+            }),
+        ]),
+        LoadError::ModuleNoRoom { room, usable } => fail::put(&[
             Str("module "),
-            Dec(e.index as u64 + 1),
+            Dec(room.index as u64 + 1),
             Str(" ("),
-            Hex(e.size),
+            Hex(room.size),
             Str(" bytes) does not fit in usable RAM between "),
-            Hex(e.from),
+            Hex(room.from),
             Str(" and 4 GiB (usable RAM below 4 GiB: "),
-            Hex(place::usable_below_4g(map)),
+            Hex(usable),
             Str(" bytes): give the machine more memory"),
-        ]);
+        ]),
+        LoadError::PayloadSum { stored, computed } => {
+            fail::put(&[Str("kernel payload checksum mismatch")]);
+            damaged(stored, computed);
+        }
+        LoadError::ModuleSum {
+            index,
+            stored,
+            computed,
+        } => {
+            fail::put(&[
+                Str("module "),
+                Dec(index as u64 + 1),
+                Str(" checksum mismatch"),
+            ]);
+            damaged(stored, computed);
+        }
+        LoadError::Read(never) => match never {},
     }
+    fail::end()
 }
 
-/// Loads each module at its place (`starts`, from [`place_modules`]),
-/// checking its checksum. Fills `out` and returns the module count. Halts
-/// with a message if a module arrives damaged.
-pub fn load_modules(
-    drive: u8,
-    part: &Partition,
-    rec: &Record<'static>,
-    starts: &[u64; MAX_MODULES],
-    out: &mut [ModuleInfo<'static>; MAX_MODULES],
-) -> usize {
-    for (i, m) in rec.modules().enumerate() {
-        let start = starts[i];
-        let mut sum = Fletcher64::new();
-        // SAFETY: place_modules put [start, start + size) in usable RAM at
-        // or above the kernel's end, below 4 GiB, clear of stage 2's
-        // memory and of the modules before it; the staging area avoids it.
-        unsafe { read_to(drive, part, m.data_sector, m.size, start, &mut sum) };
-        if sum.finish() != m.sum {
-            fail(&[
-                Str("module "),
-                Dec(i as u64 + 1),
-                Str(" checksum mismatch (stored "),
-                Hex(m.sum),
-                Str(", computed "),
-                Hex(sum.finish()),
-                Str("): the disk image is damaged, rebuild it"),
-            ]);
-        }
-        out[i] = ModuleInfo {
-            start: start as u32,
-            end: (start + m.size) as u32,
-            string: m.string,
-        };
-    }
-    rec.module_count()
+/// The end of every checksum failure's line (out of line: shared).
+#[inline(never)]
+fn damaged(stored: u64, computed: u64) {
+    fail::put(&[
+        Str(" (stored "),
+        Hex(stored),
+        Str(", computed "),
+        Hex(computed),
+        Str("): the disk image is damaged, rebuild it"),
+    ]);
 }

@@ -29,7 +29,7 @@
 .endm
 
 # Stage 1's time marks (feature `timestamps` only; nothing otherwise): the
-# low 32 bits of the TSC into slot N of layout::STAGE1_MARKS_ADDR, which
+# low 32 bits of the TSC into slot N of memplan::STAGE1_MARKS_ADDR, which
 # stage 2 reports (src/ts.rs). 16-bit code with DS = 0; clobbers EAX and
 # EDX. Six bytes each, which stage 1's spare bytes hold.
 .macro S1_MARK slot

@@ -11,7 +11,8 @@
 use super::clock::Deadline;
 use super::edd::Edd;
 use super::{pci, DmaError, TIMEOUT_MS};
-use bootpack_proto::layout::{FAST_PRD_ADDR, FAST_PRD_LEN, SECTOR};
+use crate::memplan::{FAST_PRD_ADDR, FAST_PRD_LEN};
+use bootpack_proto::layout::SECTOR;
 use core::ptr;
 use x86_64::instructions::port::Port;
 
@@ -89,7 +90,7 @@ impl Piix {
     /// # Safety
     /// `[dest, dest + sectors * 512)` must be RAM below 4 GiB that nothing
     /// else uses until `finish` returns, and must not overlap the PRD table
-    /// (layout::FAST_PRD_ADDR).
+    /// (memplan::FAST_PRD_ADDR).
     pub unsafe fn start(&mut self, lba: u64, sectors: u64, dest: u64) -> Result<(), DmaError> {
         // A PRD's base address has no bit 0 and its count must be even:
         // an odd destination cannot be described (the caller stages it).

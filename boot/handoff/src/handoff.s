@@ -1,13 +1,36 @@
+# bootpack's Multiboot handoff, for any loader (BIOS stage 2, UEFI): leave
+# long mode with this file's own GDT and enter the kernel, directly or
+# through the relocation trampoline.
+#
+# Everything from bootpack_handoff_start to bootpack_handoff_end is
+# position-independent (RIP-relative in 64-bit code, EBX-relative or
+# register jumps in 32-bit code), references nothing outside itself and
+# is never written, so a loader may run it where it was linked or copy the
+# whole block anywhere below 4 GiB and call it at the same offset. It is
+# in plain .text (read-only and executable under UEFI's image protection):
+# the descriptors have their accessed bits preset, so loading them never
+# writes the GDT.
+
+    .pushsection .text, "ax"
+    .global bootpack_handoff_start
+bootpack_handoff_start:
+
 # bootpack_enter_kernel(entry: u32, info: u32, magic: u32, trampoline: u32)
 # -> ! (System V ABI, long mode): the Multiboot handoff (Multiboot 1 spec
 # section 3.2, Multiboot 2 spec section 3.3; the machine state is the same
 # for both).
 #
-# Relies on: entry.s's GDT being loaded (0x18 flat 32-bit code, 0x10 flat
-# data), this code and the stack being identity-mapped (below 1 MiB), and
-# coming from long mode, so EFER exists. A20 is on since stage2_entry and
-# stays on. With `trampoline` != 0 it relies on the block there having been
-# written as bootpack_proto::relocate::write_trampoline describes.
+# Relies on: 64-bit long mode at CPL 0 without CET shadow stacks (the far
+# return would need one; no bootpack loader turns them on); this code and the stack lying below
+# 4 GiB in identity-mapped memory (the 32-bit part runs at the same
+# addresses with paging off: a BIOS loader's image is below 1 MiB, a UEFI
+# loader runs under the firmware's identity map and copies this block
+# below 4 GiB if its image is not); A20 on (a BIOS loader turns it on, UEFI
+# firmware leaves it on). With `trampoline` != 0 it relies on the block
+# there having been written as bootpack_proto::relocate::write_trampoline
+# describes (with bootpack_trampoline's code and bootpack_handoff_gdt).
+# Nothing of the caller's GDT, IDT or page tables is needed after the first
+# instructions: it loads its own GDT before leaving 64-bit mode.
 #
 # Leaves the state kernels in the wild were written against (QEMU -kernel's,
 # which is also the layout of most kernels' own GDTs: null, code, data), so
@@ -15,14 +38,12 @@
 # 32-bit protected mode, paging off; CS = 0x08 and DS = ES = FS = GS = SS =
 # 0x10, flat 4 GiB segments of this file's GDT; EFLAGS = 0x2 (interrupts
 # off, and nothing a BIOS left: NT, AC, IOPL, DF); CR0 with PE and ET and
-# whatever else the BIOS set except PG, CD and NW (one BIOS hands over with
-# caching disabled); CR4 = 0; EFER = 0; EAX = magic (0x2BADB002 or
+# whatever else the firmware set except PG, CD and NW (one BIOS hands over
+# with caching disabled); CR4 = 0; EFER = 0; EAX = magic (0x2BADB002 or
 # 0x36D76289), EBX = info; jumps to entry. Without a trampoline it jumps
 # straight there; with one it jumps to the trampoline's copy of
 # bootpack_trampoline, which moves the staged segments into place first.
 # The kernel must set up its own stack, GDT and IDT, as Multiboot says.
-
-    .section .low.text, "awx"
     .code64
     .global bootpack_enter_kernel
 bootpack_enter_kernel:
@@ -33,25 +54,44 @@ bootpack_enter_kernel:
     # instructions.
     movl    %edx, %ebp
     movl    %ecx, %ebx
-    pushq   $0x18
-    pushq   $ek_compat32
+    # Our own GDT, at its run-time address: the 10-byte lgdt operand
+    # (limit, 64-bit base) built on the stack.
+    leaq    bootpack_handoff_gdt(%rip), %rax
+    pushq   %rax
+    pushw   $(bootpack_handoff_gdt_end - bootpack_handoff_gdt - 1)
+    lgdtq   (%rsp)
+    addq    $10, %rsp
+    # To 32-bit compatibility mode: far return to its 0x08 code segment.
+    leaq    ek_compat32(%rip), %rax
+    pushq   $0x08
+    pushq   %rax
     lretq
 
     .code32
 ek_compat32:
-    LOAD_DATA_SEGMENTS 0x10
-    LEAVE_LONG_MODE
-    # Paging is off: from here on linear = physical. Our own GDT, so the
-    # selectors are the ones kernels expect whatever entry.s's GDT is.
-    lgdtl   bootpack_handoff_gdt_ptr
-    ljmpl   $0x08, $ek_flat32
-ek_flat32:
-    LOAD_DATA_SEGMENTS 0x10
+    movw    $0x10, %ax
+    movw    %ax, %ds
+    movw    %ax, %es
+    movw    %ax, %fs
+    movw    %ax, %gs
+    movw    %ax, %ss
+    # Leave long mode: CR0.PG off (long mode becomes inactive; the next
+    # fetch is identity-mapped, see above), then EFER.LME off. CS is
+    # already this GDT's flat 32-bit code, so no far jump is needed: from
+    # here on linear = physical.
+    # CR4.PCIDE first: clearing PG with it set is a #GP. Neither a BIOS
+    # loader nor edk2 sets it, but a firmware may.
+    movl    %cr4, %eax
+    andl    $0xFFFDFFFF, %eax       # PCIDE (bit 17) off
+    movl    %eax, %cr4
+    movl    %cr0, %eax
+    andl    $0x7FFFFFFF, %eax       # PG off
+    movl    %eax, %cr0
     xorl    %eax, %eax
     movl    %eax, %cr4              # PAE and everything else off
     movl    %eax, %cr3
-    movl    $0xC0000080, %ecx       # EFER = 0 (LME is off already; NXE,
-    xorl    %edx, %edx              # SCE and the rest too)
+    movl    $0xC0000080, %ecx       # EFER = 0: LME off, and NXE, SCE and
+    xorl    %edx, %edx              # the rest too
     wrmsr
     movl    %cr0, %eax
     andl    $0x9FFFFFFF, %eax       # CD and NW off: caching on (PG is off)
@@ -72,29 +112,25 @@ ek_trampoline:
     jmp     *%eax
 
 # The handoff GDT: null, 0x08 flat 4 GiB 32-bit code, 0x10 flat 4 GiB data
-# (what QEMU's -kernel gives and most kernels' own GDTs look like). Any
-# loader may use it; the trampoline block carries a copy.
-    .section .low.data, "aw"
+# (what QEMU's -kernel gives and most kernels' own GDTs look like), with
+# the accessed bits set (see the top). The trampoline block carries a copy
+# (bootpack_proto::relocate::TRAMPOLINE_GDT_LEN bytes).
     .balign 16
     .global bootpack_handoff_gdt
 bootpack_handoff_gdt:
     .quad 0                         # 0x00 null
-    .quad 0x00CF9A000000FFFF        # 0x08 flat 4 GiB 32-bit code
-    .quad 0x00CF92000000FFFF        # 0x10 flat 4 GiB data
+    .quad 0x00CF9B000000FFFF        # 0x08 flat 4 GiB 32-bit code
+    .quad 0x00CF93000000FFFF        # 0x10 flat 4 GiB data
 bootpack_handoff_gdt_end:
-    .balign 8
-bootpack_handoff_gdt_ptr:
-    .word bootpack_handoff_gdt_end - bootpack_handoff_gdt - 1
-    .long bootpack_handoff_gdt
 
-# The trampoline: the last step for a kernel with segments over stage 2's
-# own memory. Stage 2 copies the bytes from bootpack_trampoline to
-# bootpack_trampoline_end to TRAMPOLINE_CODE (64) in a block that no kernel
-# segment, module, staged byte or the information occupies, fills the
-# block's header (bootpack_proto::relocate: GDT copy at 0, its pointer at
-# 24, entry 32, info 36, magic 40, move count 44, move table address 48;
-# each move 16 bytes: destination, source, bytes to copy, bytes to zero
-# after them) and hands over to it.
+# The trampoline: the last step for a kernel with segments over the
+# loader's own memory. The loader copies the bytes from bootpack_trampoline
+# to bootpack_trampoline_end to TRAMPOLINE_CODE (64) in a block that no
+# kernel segment, module, staged byte or the information occupies, fills
+# the block's header (bootpack_proto::relocate: GDT copy at 0, its pointer
+# at 24, entry 32, info 36, magic 40, move count 44, move table address
+# 48; each move 16 bytes: destination, source, bytes to copy, bytes to
+# zero after them) and hands over to it.
 #
 # Position-independent (only EBX-relative data and relative jumps), no
 # stack. Relies on: EBX = the block; the state above (32-bit protected
@@ -104,11 +140,9 @@ bootpack_handoff_gdt_ptr:
 # overlap: memmove). Leaves: the segments in place, the deferred bss zeroed,
 # the handoff state with EFLAGS = 0x2 again, EAX = magic, EBX = info, and
 # jumps to entry.
-    .section .low.text, "awx"
-    .code32
     .global bootpack_trampoline
 bootpack_trampoline:
-    lgdtl   24(%ebx)                # the block's GDT copy: stage 2's goes
+    lgdtl   24(%ebx)                # the block's GDT copy: the loader's goes
     movl    48(%ebx), %ebp          # move table
     movl    44(%ebx), %edx          # move count
 tr_next:
@@ -155,3 +189,8 @@ tr_done:
     jmp     *%ecx
     .global bootpack_trampoline_end
 bootpack_trampoline_end:
+
+    .global bootpack_handoff_end
+bootpack_handoff_end:
+    .code64
+    .popsection

@@ -64,7 +64,8 @@ mod queue;
 
 use super::edd::Edd;
 use super::{pci, DmaError, STAGE_ADDR};
-use bootpack_proto::layout::{FAST_DMA_ADDR, SECTOR};
+use crate::memplan::FAST_DMA_ADDR;
+use bootpack_proto::layout::SECTOR;
 use core::ptr::{read_volatile, write_bytes, write_volatile};
 use queue::{Buf, Queue};
 

@@ -33,10 +33,9 @@ mod pci;
 mod piix;
 mod virtio;
 
+use crate::memplan::{FAST_DMA_ADDR, FAST_DMA_LEN, FAST_VERIFY_ADDR, FAST_VERIFY_LEN};
 use crate::Global;
-use bootpack_proto::layout::{
-    FAST_DMA_ADDR, FAST_DMA_LEN, FAST_VERIFY_ADDR, FAST_VERIFY_LEN, SECTOR,
-};
+use bootpack_proto::layout::SECTOR;
 
 /// How long any one wait on a controller may take (a command's completion,
 /// a drive or engine going idle) before the fast path gives up and the
@@ -46,7 +45,7 @@ use bootpack_proto::layout::{
 pub const TIMEOUT_MS: u64 = 5000;
 
 /// Where reads that cannot go straight to their destination are staged:
-/// the upper half of layout::FAST_DMA (the controllers' structures use the
+/// the upper half of memplan::FAST_DMA (the controllers' structures use the
 /// lower half, asserted in ahci.rs and virtio.rs). It is the fast path's
 /// alone, never the BIOS's bounce buffer, so a request that timed out and
 /// lands late can never mix with what the BIOS reads afterwards. Two

@@ -1,9 +1,9 @@
 //! The BIOS memory map: INT 15h, EAX=E820h.
 
 use crate::bios::{self, Regs};
+use crate::memplan::BOUNCE_ADDR;
 use crate::Global;
-use bootpack_proto::e820::E820Entry;
-use bootpack_proto::layout::BOUNCE_ADDR;
+use bootpack_proto::memory::{Region, E820_ENTRY_LEN};
 use core::ptr;
 
 /// Most entries kept; real machines report a few dozen at most.
@@ -13,8 +13,8 @@ const SMAP: u32 = 0x534D_4150;
 /// disk reads start.
 const BUF: u32 = BOUNCE_ADDR;
 
-static ENTRIES: Global<[E820Entry; MAX_ENTRIES]> = Global::new(
-    [E820Entry {
+static ENTRIES: Global<[Region; MAX_ENTRIES]> = Global::new(
+    [Region {
         base: 0,
         len: 0,
         kind: 0,
@@ -23,13 +23,13 @@ static ENTRIES: Global<[E820Entry; MAX_ENTRIES]> = Global::new(
 
 /// Reads the whole map, each entry exactly as the BIOS gave it and in its
 /// order. None if the BIOS gives no map at all.
-pub fn read() -> Option<&'static [E820Entry]> {
+pub fn read() -> Option<&'static [Region]> {
     let (seg, off) = bios::far(BUF);
     let buf = BUF as usize as *mut u8;
     let mut n = 0;
     let mut cont = 0;
     loop {
-        // SAFETY: BUF is free RAM below 1 MiB (layout::BOUNCE_ADDR),
+        // SAFETY: BUF is free RAM below 1 MiB (memplan::BOUNCE_ADDR),
         // identity-mapped; the ACPI 3 attribute dword is preset to 1
         // ("valid") for BIOSes that return only 20 bytes.
         unsafe {
@@ -50,14 +50,10 @@ pub fn read() -> Option<&'static [E820Entry]> {
             break;
         }
         if out.ecx >= 20 {
-            // SAFETY: the BIOS wrote at least 20 bytes at BUF.
-            let e = unsafe {
-                E820Entry {
-                    base: ptr::read_unaligned(buf as *const u64),
-                    len: ptr::read_unaligned(buf.add(8) as *const u64),
-                    kind: ptr::read_unaligned(buf.add(16) as *const u32),
-                }
-            };
+            // SAFETY: the BIOS wrote at least 20 bytes at BUF, which
+            // nothing else writes while this view is alive.
+            let raw = unsafe { core::slice::from_raw_parts(buf, E820_ENTRY_LEN) };
+            let e = Region::from_e820(raw);
             // SAFETY: n < MAX_ENTRIES; single-threaded, and no reference to
             // ENTRIES exists until the slice below is made.
             unsafe { (*ENTRIES.get())[n] = e };
@@ -73,6 +69,6 @@ pub fn read() -> Option<&'static [E820Entry]> {
     }
     // SAFETY: ENTRIES is written only above, before this shared reference
     // is created, and never again.
-    let all: &'static [E820Entry; MAX_ENTRIES] = unsafe { &*ENTRIES.get() };
+    let all: &'static [Region; MAX_ENTRIES] = unsafe { &*ENTRIES.get() };
     Some(&all[..n])
 }
