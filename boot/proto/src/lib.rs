@@ -16,6 +16,7 @@
 //! - [`mbinfo`]: building the Multiboot 1 information structure.
 //! - [`mbi2`]: building the Multiboot 2 boot information.
 //! - [`e820`]: the BIOS memory map and what is derived from it.
+//! - [`efimap`]: the UEFI memory map converted as GRUB converts it.
 //! - [`place`]: where modules go in memory (decided at boot).
 //! - [`relocate`]: kernels over the loader's memory: staging, where the
 //!   information and the final trampoline go.
@@ -29,6 +30,7 @@ pub mod bounds;
 pub mod checksum;
 pub mod crc32;
 pub mod e820;
+pub mod efimap;
 pub mod layout;
 pub mod mbi2;
 pub mod mbinfo;
