@@ -101,6 +101,14 @@ enum Command {
         /// MBR, then a GPT; any size). Both boot with a PC BIOS.
         #[arg(long, value_name = "TABLE", default_value = "mbr")]
         table: bootpack::Table,
+        /// Firmware the image boots on: bios (stage 1 and 2 only), uefi or
+        /// both (an EFI system partition at the disk's end with bootpack's
+        /// UEFI loader, \EFI\BOOT\BOOTX64.EFI, which reads the same kernel
+        /// partition; 4 MiB more). GCE Shielded VM: --firmware uefi (or
+        /// both) --table gpt, and create the image with the guest OS
+        /// feature UEFI_COMPATIBLE.
+        #[arg(long, value_name = "FIRMWARE", default_value = "bios")]
+        firmware: bootpack::Firmware,
         /// Kernel arguments, after `--`.
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<OsString>,
@@ -225,8 +233,8 @@ fn main() -> ExitCode {
     };
     bootpack::remove_temporary_on_signal();
     let result = match cli.command {
-        Command::Build { kernel, output, name, module: _, module_raw: _, protocol, no_fast_read, video, format, size, table, args } => {
-            let mut b = bootpack::Build::new(kernel).args(args).fast_read(!no_fast_read).table(table);
+        Command::Build { kernel, output, name, module: _, module_raw: _, protocol, no_fast_read, video, format, size, table, firmware, args } => {
+            let mut b = bootpack::Build::new(kernel).args(args).fast_read(!no_fast_read).table(table).firmware(firmware);
             if let Some(v) = video {
                 b = b.video(v);
             }
