@@ -25,6 +25,7 @@ pub mod inspect;
 mod interrupt;
 pub mod kernel;
 pub mod layout;
+pub mod ovmf;
 pub mod reader;
 pub mod run;
 pub mod video;

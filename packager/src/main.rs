@@ -153,6 +153,11 @@ enum Command {
         /// before the first instruction.
         #[arg(long)]
         gdb: bool,
+        /// Firmware: bios (SeaBIOS) or uefi (OVMF, found where Debian,
+        /// Fedora and Arch install it, with its own copy of the variable
+        /// store and S3 off). A kernel is packed with --firmware both.
+        #[arg(long, value_name = "FIRMWARE", default_value = "bios", value_parser = ["bios", "uefi"])]
+        firmware: String,
         /// Print the QEMU command line instead of running it.
         #[arg(long)]
         dry_run: bool,
@@ -277,8 +282,9 @@ fn main() -> ExitCode {
                 );
             })
             .map_err(|e| e.to_string()),
-        Command::Run { target, mem, net, disk, accel, gdb, dry_run, force, args } => {
-            return run_target(&target, RunSpec { mem, net, disk, accel, gdb, dry_run, force, args });
+        Command::Run { target, mem, net, disk, accel, gdb, firmware, dry_run, force, args } => {
+            let uefi = firmware == "uefi";
+            return run_target(&target, RunSpec { mem, net, disk, accel, gdb, uefi, dry_run, force, args });
         }
         Command::Inspect { image, json } => return inspect(&image, json),
         Command::Completions { shell } => {
@@ -520,6 +526,8 @@ struct RunSpec {
     disk: Vec<PathBuf>,
     accel: Accel,
     gdb: bool,
+    /// Boot with OVMF.
+    uefi: bool,
     dry_run: bool,
     force: bool,
     args: Vec<OsString>,
@@ -537,19 +545,42 @@ fn run_target(target: &Path, spec: RunSpec) -> ExitCode {
         return error(format!("{}: no such file", target.display()));
     }
     // A kernel is packed into a temporary image that lives as long as QEMU.
-    let tmp;
+    let ovmf = match spec.uefi.then(bootpack::ovmf::find).transpose() {
+        Ok(o) => o,
+        Err(e) => return error(e),
+    };
+    // A kernel's image and OVMF's variable store live as long as QEMU.
+    let tmp = std::env::temp_dir().join(format!("bootpack-run-{}", std::process::id()));
     let target_is_kernel = is_kernel(target);
-    let (image, format) = if target_is_kernel {
-        tmp = std::env::temp_dir().join(format!("bootpack-run-{}", std::process::id()));
+    if target_is_kernel || ovmf.is_some() {
         if let Err(e) = std::fs::create_dir_all(&tmp) {
             return error(format!(
                 "{}: cannot create a temporary directory: {e}",
                 tmp.display()
             ));
         }
+    }
+    let uefi = match ovmf {
+        None => None,
+        Some(o) => {
+            let vars = tmp.join("OVMF_VARS.fd");
+            if let Err(e) = bootpack::ovmf::copy_vars(&o, &vars) {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return error(e);
+            }
+            Some((o, vars))
+        }
+    };
+    let (image, format) = if target_is_kernel {
         let image = tmp.join("disk.img");
+        let firmware = if spec.uefi {
+            bootpack::Firmware::Both
+        } else {
+            bootpack::Firmware::Bios
+        };
         if let Err(e) = bootpack::Build::new(target)
             .args(spec.args.clone())
+            .firmware(firmware)
             .write(&image)
         {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -594,6 +625,7 @@ fn run_target(target: &Path, spec: RunSpec) -> ExitCode {
         disks: spec.disk,
         accel: spec.accel,
         gdb: spec.gdb,
+        uefi,
     });
     let code = if spec.dry_run {
         println!("{}", run::shell_quote(&cmd));
@@ -617,8 +649,8 @@ fn run_target(target: &Path, spec: RunSpec) -> ExitCode {
             Err(e) => error(format!("cannot start {}: {e}", run::QEMU)),
         }
     };
-    if image != target {
-        let _ = std::fs::remove_dir_all(image.parent().unwrap());
+    if tmp.is_dir() {
+        let _ = std::fs::remove_dir_all(&tmp);
     }
     code
 }
