@@ -369,3 +369,75 @@ fn damaged_payload_and_record_are_reported_under_uefi() {
         assert_eq!(run.exit, None, "{what}: halted, not rebooting or exiting");
     }
 }
+
+/// `inspect` finds the ESP in both tables and says which UEFI loader it
+/// holds, with its checksum; a BIOS-only image has none; the images are
+/// reproducible, and the ESP holds exactly the embedded loader.
+#[test]
+fn inspect_shows_the_esp_and_the_uefi_loader() {
+    let dir = scratch("uefi-inspect");
+    let kernel = dir.join("kernel");
+    std::fs::write(
+        &kernel,
+        kernels::build_spec(&Spec::new(Shape::Solo5Elf64, Headers::Mb1)),
+    )
+    .unwrap();
+    let build = |name: &str, firmware: Firmware, table: Table| {
+        let image = dir.join(name);
+        bootpack::Build::new(&kernel)
+            .firmware(firmware)
+            .table(table)
+            .write(&image)
+            .unwrap();
+        image
+    };
+    let efi = bootpack::bootloader::BOOTX64_EFI;
+    let sum = format!("{:#018x}", bootpack_proto::checksum::fletcher64(efi));
+    for table in [Table::Mbr, Table::Gpt] {
+        let a = build(&format!("{table}-a.img"), Firmware::Both, table);
+        let b = build(&format!("{table}-b.img"), Firmware::Both, table);
+        assert_eq!(
+            std::fs::read(&a).unwrap(),
+            std::fs::read(&b).unwrap(),
+            "{table}: the same inputs give the same image"
+        );
+        let ins = bootpack::inspect::inspect(&a).unwrap();
+        assert!(ins.is_sound(), "{table}: {:?}", ins.problems);
+        let esp = ins.esp.as_ref().expect("an ESP");
+        assert_eq!(esp.index, 2, "{table}: the ESP is the second partition");
+        assert_eq!(esp.sectors, bootpack::fat::ESP_SECTORS);
+        assert_eq!(esp.start_lba % 2048, 0, "{table}: MiB-aligned");
+        assert_eq!(esp.loader_bytes, Some(efi.len() as u64));
+        assert_eq!(
+            esp.loader_version.as_deref(),
+            Some(env!("CARGO_PKG_VERSION"))
+        );
+        assert!(esp.loader_is_this_bootpack);
+        assert_eq!(esp.loader_checksum.as_deref(), Some(sum.as_str()));
+        // The kernel partition ends where the ESP begins.
+        let kernel_end = match &ins.gpt {
+            Some(g) => g.start_lba + g.sectors,
+            None => {
+                let p = &ins.partitions[0];
+                p.start_lba as u64 + p.sectors as u64
+            }
+        };
+        assert_eq!(kernel_end, esp.start_lba, "{table}");
+
+        // A changed byte in the loader: another loader, another checksum.
+        let mut disk = std::fs::read(&a).unwrap();
+        let volume = &disk[(esp.start_lba * SECTOR) as usize..][..(esp.sectors * SECTOR) as usize];
+        let at = volume
+            .windows(efi.len())
+            .position(|w| w == efi)
+            .expect("the loader's bytes in the ESP, contiguous");
+        disk[(esp.start_lba * SECTOR) as usize + at + 1000] ^= 0xFF;
+        let changed = dir.join(format!("{table}-changed.img"));
+        std::fs::write(&changed, &disk).unwrap();
+        let esp2 = bootpack::inspect::inspect(&changed).unwrap().esp.unwrap();
+        assert!(!esp2.loader_is_this_bootpack);
+        assert_ne!(esp2.loader_checksum.as_deref(), Some(sum.as_str()));
+    }
+    let bios = build("bios.img", Firmware::Bios, Table::Mbr);
+    assert!(bootpack::inspect::inspect(&bios).unwrap().esp.is_none());
+}

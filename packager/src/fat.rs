@@ -227,3 +227,154 @@ mod tests {
         assert_eq!(e.bytes, 5 << 20);
     }
 }
+
+/// Reads `\EFI\BOOT\BOOTX64.EFI` from a FAT12, FAT16 or FAT32 volume (the
+/// ESP as bootpack writes it, or as another tool did), following 8.3 names
+/// (long-name entries are skipped: every FAT writer stores the short name
+/// too).
+pub fn read_boot_file(volume: &[u8]) -> Result<Vec<u8>, String> {
+    let u16_at = |o: usize| u16::from_le_bytes([volume[o], volume[o + 1]]) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes(volume[o..o + 4].try_into().unwrap()) as usize;
+    if volume.len() < SECTOR || volume[510..512] != [0x55, 0xAA] {
+        return Err("the EFI system partition holds no FAT boot sector".into());
+    }
+    let bps = u16_at(11);
+    let spc = volume[13] as usize;
+    let reserved = u16_at(14);
+    let fats = volume[16] as usize;
+    let root_entries = u16_at(17);
+    let total = if u16_at(19) != 0 {
+        u16_at(19)
+    } else {
+        u32_at(32)
+    };
+    let fat_size = if u16_at(22) != 0 {
+        u16_at(22)
+    } else {
+        u32_at(36)
+    };
+    if !matches!(bps, 512 | 1024 | 2048 | 4096) || spc == 0 || fats == 0 || fat_size == 0 {
+        return Err("the EFI system partition's FAT boot sector is invalid".into());
+    }
+    let root_sectors = (root_entries * 32).div_ceil(bps);
+    let data_start = reserved + fats * fat_size + root_sectors;
+    let clusters = total.saturating_sub(data_start) / spc;
+    let fat = reserved * bps;
+    let bits = if clusters < 4085 {
+        12
+    } else if clusters < 65525 {
+        16
+    } else {
+        32
+    };
+    let cluster_bytes = spc * bps;
+    let get = |at: usize, len: usize| {
+        volume
+            .get(at..at + len)
+            .ok_or_else(|| "the EFI system partition's file system points past its end".to_string())
+    };
+    let next = |c: usize| -> Result<Option<usize>, String> {
+        let v = match bits {
+            12 => {
+                let b = get(fat + c * 3 / 2, 2)?;
+                let w = u16::from_le_bytes([b[0], b[1]]) as usize;
+                if c.is_multiple_of(2) {
+                    w & 0xFFF
+                } else {
+                    w >> 4
+                }
+            }
+            16 => {
+                let b = get(fat + c * 2, 2)?;
+                u16::from_le_bytes([b[0], b[1]]) as usize
+            }
+            _ => {
+                let b = get(fat + c * 4, 4)?;
+                u32::from_le_bytes(b.try_into().unwrap()) as usize & 0x0FFF_FFFF
+            }
+        };
+        let end = match bits {
+            12 => 0xFF8,
+            16 => 0xFFF8,
+            _ => 0x0FFF_FFF8,
+        };
+        Ok((2..end).contains(&v).then_some(v))
+    };
+    let chain = |first: usize| -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        let mut c = Some(first);
+        while let Some(n) = c {
+            if n < 2 || n >= clusters + 2 || out.len() > volume.len() {
+                return Err("the EFI system partition's FAT has a broken chain".into());
+            }
+            out.extend_from_slice(get((data_start + (n - 2) * spc) * bps, cluster_bytes)?);
+            c = next(n)?;
+        }
+        Ok(out)
+    };
+    let find = |dir: &[u8], name: &[u8; 11]| {
+        dir.chunks_exact(32)
+            .take_while(|e| e[0] != 0)
+            .find(|e| e[0] != 0xE5 && e[11] & 0x0F != 0x0F && e[..11].eq_ignore_ascii_case(name))
+            .map(|e| {
+                let hi = if bits == 32 {
+                    u16::from_le_bytes([e[20], e[21]]) as usize
+                } else {
+                    0
+                };
+                (
+                    hi << 16 | u16::from_le_bytes([e[26], e[27]]) as usize,
+                    u32::from_le_bytes(e[28..32].try_into().unwrap()) as usize,
+                )
+            })
+    };
+    let root = if bits == 32 {
+        chain(u32_at(44))?
+    } else {
+        get((reserved + fats * fat_size) * bps, root_sectors * bps)?.to_vec()
+    };
+    let missing = || "the EFI system partition has no \\EFI\\BOOT\\BOOTX64.EFI".to_string();
+    let (efi, _) = find(&root, b"EFI        ").ok_or_else(missing)?;
+    let (boot, _) = find(&chain(efi)?, b"BOOT       ").ok_or_else(missing)?;
+    let (file, size) = find(&chain(boot)?, b"BOOTX64 EFI").ok_or_else(missing)?;
+    let mut bytes = if size == 0 { Vec::new() } else { chain(file)? };
+    if bytes.len() < size {
+        return Err("\\EFI\\BOOT\\BOOTX64.EFI is shorter than its directory entry says".into());
+    }
+    bytes.truncate(size);
+    Ok(bytes)
+}
+
+/// The version a bootpack UEFI loader carries (boot/uefi's
+/// `BOOTPACK-UEFI-VERSION=` marker), if it is one.
+pub fn loader_version(efi: &[u8]) -> Option<String> {
+    const MARK: &[u8] = b"BOOTPACK-UEFI-VERSION=";
+    let at = efi.windows(MARK.len()).position(|w| w == MARK)? + MARK.len();
+    let end = efi[at..].iter().position(|&b| b == 0)?;
+    String::from_utf8(efi[at..at + end].to_vec()).ok()
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::*;
+
+    #[test]
+    fn reads_back_what_esp_image_wrote_and_mkfs_fat_volumes() {
+        let loader: Vec<u8> = (0..100_000u32).map(|i| (i * 31 + 7) as u8).collect();
+        let img = esp_image(&loader, 2048).unwrap();
+        assert_eq!(read_boot_file(&img).unwrap(), loader);
+        let mut broken = img.clone();
+        broken[510] = 0;
+        assert!(read_boot_file(&broken).is_err());
+        let empty = esp_image(b"", 0).unwrap();
+        assert_eq!(read_boot_file(&empty).unwrap(), b"");
+    }
+
+    #[test]
+    fn finds_the_version_marker() {
+        let mut f = b"MZ....BOOTPACK-UEFI-VERSION=1.2.3\0rest".to_vec();
+        assert_eq!(loader_version(&f).as_deref(), Some("1.2.3"));
+        f.truncate(10);
+        assert_eq!(loader_version(&f), None);
+    }
+}

@@ -708,6 +708,25 @@ fn print_inspection(i: &bootpack::inspect::Inspection) {
             p.sectors as f64 / 2048.0
         );
     }
+    if let Some(e) = &i.esp {
+        println!(
+            "esp:         partition {}, LBA {}..{} ({:.1} MiB), \\EFI\\BOOT\\BOOTX64.EFI {} bytes",
+            e.index,
+            e.start_lba,
+            e.start_lba + e.sectors,
+            e.sectors as f64 / 2048.0,
+            e.loader_bytes.unwrap_or(0)
+        );
+        println!(
+            "uefi loader: {}, checksum {}",
+            match (&e.loader_version, e.loader_is_this_bootpack) {
+                (Some(v), true) => format!("bootpack {v} (this bootpack)"),
+                (Some(v), false) => format!("bootpack {v} (another build)"),
+                (None, _) => "not bootpack's".to_string(),
+            },
+            e.loader_checksum.as_deref().unwrap_or("-")
+        );
+    }
     if let Some(b) = &i.bootloader {
         println!(
             "bootloader:  bootpack {}; stage 2 at LBA {}, {} sectors, checksum {}",

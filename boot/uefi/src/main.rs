@@ -64,11 +64,27 @@ static mut MAP: [E820Entry; MAP_MAX] = [E820Entry {
     kind: 0,
 }; MAP_MAX];
 
+/// The version marker `bootpack inspect` looks for in BOOTX64.EFI.
+static VERSION_MARK: [u8; VERSION_MARK_STR.len()] = {
+    let s = VERSION_MARK_STR.as_bytes();
+    let mut out = [0u8; VERSION_MARK_STR.len()];
+    let mut i = 0;
+    while i < s.len() {
+        out[i] = s[i];
+        i += 1;
+    }
+    out
+};
+const VERSION_MARK_STR: &str = concat!("BOOTPACK-UEFI-VERSION=", env!("CARGO_PKG_VERSION"), "\0");
+
 /// "bootpack " + the version, as the Multiboot boot loader name.
 const LOADER_NAME: &str = concat!("bootpack ", env!("CARGO_PKG_VERSION"));
 
 #[entry]
 fn main() -> Status {
+    // Keeps the marker in the image (the linker drops unreferenced data
+    // whatever #[used] says).
+    core::hint::black_box(&VERSION_MARK);
     // The firmware's 5-minute watchdog would reset a kernel that runs
     // longer than that before it exits boot services: the boot manager
     // armed it for this loader, which exits them itself.
