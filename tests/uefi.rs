@@ -441,3 +441,50 @@ fn inspect_shows_the_esp_and_the_uefi_loader() {
     let bios = build("bios.img", Firmware::Bios, Table::Mbr);
     assert!(bootpack::inspect::inspect(&bios).unwrap().esp.is_none());
 }
+
+/// A Multiboot 2 kernel boots under OVMF: EAX, the command line, the
+/// memory map (GRUB's conversion, the entry at 1 MiB), and the ACPI tag
+/// with the RSDP the EFI configuration table announces (revision 2+ on
+/// OVMF: tag 15), which the BIOS area does not hold under UEFI.
+#[test]
+fn multiboot2_kernel_boots_under_ovmf_with_the_rsdp() {
+    let dir = scratch("uefi-mb2");
+    let kernel = dir.join("kernel");
+    std::fs::write(
+        &kernel,
+        kernels::build_spec(&Spec::new(Shape::Solo5Elf64, Headers::Mb2)),
+    )
+    .unwrap();
+    let image = dir.join("disk.img");
+    let report = bootpack::Build::new(&kernel)
+        .args(["mb2", "args"])
+        .firmware(Firmware::Uefi)
+        .write(&image)
+        .unwrap();
+    assert_eq!(report.plan.protocol, Protocol::Multiboot2);
+    let m = uefi_machine(&dir, "mb2", "512M");
+    let run = qemu::boot_image(&image, &m, BOOT_TIMEOUT);
+    let r = report_of("ovmf-mb2", &run);
+    assert_eq!(r.num("magic"), 0x36D7_6289, "EAX");
+    assert_eq!(r.cmdline(), report.cmdline);
+    assert!(r.tags.iter().any(|t| t.ty == 6), "a memory map tag");
+    assert!(
+        r.mmap
+            .iter()
+            .any(|e| e.base == MIB && e.kind == 1 && e.len >= 400 * MIB),
+        "{:?}",
+        r.mmap
+    );
+    let acpi = r.get("acpi");
+    let (tag, hex) = acpi.split_once(' ').unwrap();
+    assert_eq!(tag, "15", "ACPI 2.0+ RSDP tag");
+    let rsdp = support::report::unhex(hex);
+    assert_eq!(&rsdp[..8], b"RSD PTR ");
+    assert_eq!(
+        bootpack_proto::acpi::valid_at(&rsdp, 0),
+        Some(rsdp.len()),
+        "a valid RSDP, whole"
+    );
+    assert_eq!(r.get("eflags"), "0x00000002");
+    assert_eq!(r.get("bss"), "zero");
+}

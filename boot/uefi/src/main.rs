@@ -17,6 +17,7 @@
 
 extern crate alloc;
 
+mod acpi;
 mod console;
 mod disk;
 mod fail;
@@ -26,7 +27,9 @@ mod load;
 use bootpack_proto::e820::E820Entry;
 use bootpack_proto::efimap::{self, EfiRegion};
 use bootpack_proto::layout::{INFO_CEILING, KERNEL_FLOOR};
+use bootpack_proto::mbi2::{self, Mbi2Spec};
 use bootpack_proto::mbinfo::{self, InfoSpec, ModuleInfo};
+use bootpack_proto::multiboot2;
 use bootpack_proto::record::{Protocol, MAX_MODULES};
 use uefi::boot::{self, AllocateType, MemoryType};
 use uefi::mem::memory_map::MemoryMap;
@@ -93,9 +96,6 @@ fn main() -> Status {
     let mut disk = disk::boot_disk();
     let part = load::find_partition(&mut disk);
     let rec = load::read_record(&mut disk, &part);
-    if rec.protocol() != Protocol::Multiboot1 {
-        fail!("this kernel uses Multiboot 2, which the UEFI loader does not boot yet: build the image with --firmware bios");
-    }
     load::take_segments(&rec);
     let kernel_end = rec
         .segments()
@@ -137,7 +137,24 @@ fn main() -> Status {
         modules,
         video: None,
     };
-    let room = mbinfo::size(&spec(full_map));
+    // Multiboot 2: the RSDP from the EFI configuration table (read now,
+    // while the table is sure to be reachable).
+    let rsdp = acpi::find_rsdp();
+    let mb2 = |common| match rec.protocol() {
+        Protocol::Multiboot1 => None,
+        Protocol::Multiboot2 => Some(Mbi2Spec {
+            common,
+            elf_sections: rec.elf_sections(),
+            load_base: rec.load_base(),
+            rsdp,
+        }),
+    };
+    let size = |map| {
+        mb2(spec(map))
+            .as_ref()
+            .map_or_else(|| mbinfo::size(&spec(map)), mbi2::size)
+    };
+    let room = size(full_map);
     let info_at = boot::allocate_pages(
         AllocateType::MaxAddress(INFO_CEILING - 1),
         MemoryType::LOADER_DATA,
@@ -164,13 +181,25 @@ fn main() -> Status {
     let map = unsafe { &mut *core::ptr::addr_of_mut!(MAP) };
     let n = efimap::after_exit(regions, map);
     let map = &map[..n];
-    let spec = spec(map);
-    let needed = mbinfo::size(&spec);
+    let needed = size(map);
     // SAFETY: [info_at, info_at + room) was allocated for the information
     // alone; needed <= room (fewer map entries than MAP_MAX).
     let arena = unsafe { core::slice::from_raw_parts_mut(info_at as *mut u8, needed) };
-    let info = mbinfo::build(&spec, arena, info_at as u32)
-        .unwrap_or_else(|e| fail!("the Multiboot information needs {:#x} bytes", e.needed));
+    let full = |e: mbinfo::ArenaFull| -> ! {
+        fail!("the Multiboot information needs {:#x} bytes", e.needed)
+    };
+    let (info, magic) = match mb2(spec(map)) {
+        None => (
+            mbinfo::build(&spec(map), arena, info_at as u32)
+                .unwrap_or_else(|e| full(e))
+                .info,
+            mbinfo::BOOTLOADER_MAGIC,
+        ),
+        Some(s) => (
+            mbi2::build(&s, arena, info_at as u32).unwrap_or_else(|e| full(e)),
+            multiboot2::BOOTLOADER_MAGIC,
+        ),
+    };
     core::mem::forget(efi_map);
-    page.enter(rec.entry(), info.info, mbinfo::BOOTLOADER_MAGIC)
+    page.enter(rec.entry(), info, magic)
 }
