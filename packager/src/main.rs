@@ -265,6 +265,7 @@ fn main() -> ExitCode {
             match r {
                 Ok(r) => {
                     summary(&output, &r);
+                    firmware_note(firmware, table, r.format);
                     Ok(())
                 }
                 Err(e) => return build_error(e, size.as_ref()),
@@ -476,6 +477,24 @@ fn man(subcommand: Option<&str>, dir: Option<&Path>) -> ExitCode {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => error(format!("cannot write the man page: {e}")),
     }
+}
+
+/// What the user must do beyond the image for the firmware chosen: on
+/// Google Compute Engine a UEFI image boots only when the image resource is
+/// created with the UEFI_COMPATIBLE guest OS feature, and Shielded VM
+/// needs that and a GPT.
+fn firmware_note(firmware: bootpack::Firmware, table: bootpack::Table, format: bootpack::Format) {
+    if firmware == bootpack::Firmware::Bios || format != bootpack::Format::Gce {
+        return;
+    }
+    println!(
+        "  UEFI on Google Compute Engine: create the image with --guest-os-features=UEFI_COMPATIBLE{}",
+        if table == bootpack::Table::Gpt {
+            " (then Shielded VM works: GPT and UEFI)"
+        } else {
+            "; Shielded VM also needs --table gpt"
+        }
+    );
 }
 
 fn summary(out: &Path, r: &bootpack::Report) {
