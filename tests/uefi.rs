@@ -135,6 +135,7 @@ fn assert_uefi_handoff(r: &Report, p: &Packed) {
         0x247,
         "flags {flags:#x}: memory, boot device, cmdline, mmap, loader name"
     );
+    assert_eq!(flags & 0x1800, 0, "no video asked for, none given");
     assert_eq!(r.cmdline(), p.cmdline, "command line bytes");
     assert_eq!(
         r.get("loader_name"),
@@ -487,4 +488,53 @@ fn multiboot2_kernel_boots_under_ovmf_with_the_rsdp() {
     );
     assert_eq!(r.get("eflags"), "0x00000002");
     assert_eq!(r.get("bss"), "zero");
+}
+
+/// The test kernel (ELF32, Multiboot 1) asking for a graphics mode
+/// (mode_type 0, width, height, depth).
+fn mb1_video_kernel(width: u32, height: u32, depth: u32) -> Vec<u8> {
+    use bootpack_proto::multiboot;
+    let mut file = kernels::build_spec(&Spec::new(Shape::Elf32, Headers::Mb1));
+    let off = multiboot::find(&file).unwrap().offset;
+    multiboot::write(&mut file, off, 0x3 | multiboot::FLAG_VIDEO_MODE, None);
+    // The video fields follow the header's 32 bytes (they overlay the test
+    // kernel's payload descriptor, ignored while its length is 0).
+    let words: Vec<u8> = [0, width, height, depth]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    file[off + 32..off + 48].copy_from_slice(&words);
+    file
+}
+
+/// A Multiboot 1 kernel asking for 1024x768x32 gets that GOP mode's
+/// linear framebuffer under OVMF (QEMU's std VGA: BGR, so red at bit 16),
+/// as framebuffer information only (no VBE under UEFI).
+#[test]
+fn video_requests_get_the_gop_framebuffer() {
+    let dir = scratch("uefi-gop");
+    let kernel = dir.join("kernel");
+    std::fs::write(&kernel, mb1_video_kernel(1024, 768, 32)).unwrap();
+    let image = dir.join("disk.img");
+    bootpack::Build::new(&kernel)
+        .firmware(Firmware::Uefi)
+        .write(&image)
+        .unwrap();
+    let mut m = uefi_machine(&dir, "gop", "256M");
+    m.extra.extend(["-vga".to_string(), "std".to_string()]);
+    let run = qemu::boot_image(&image, &m, BOOT_TIMEOUT);
+    let r = report_of("ovmf-gop", &run);
+    let flags = r.num("flags");
+    assert_eq!(flags & 0x1800, 0x1000, "framebuffer, no VBE: {flags:#x}");
+    let fb: Vec<u64> = r
+        .get("framebuffer")
+        .split_whitespace()
+        .map(|v| match v.strip_prefix("0x") {
+            Some(h) => u64::from_str_radix(h, 16).unwrap(),
+            None => v.parse().unwrap(),
+        })
+        .collect();
+    assert_eq!(&fb[1..], [4096, 1024, 768, 32, 1], "pitch, size, bpp, RGB");
+    assert!(fb[0] >= 1 << 20, "the framebuffer address {:#x}", fb[0]);
+    assert_eq!(r.get("framebuffer_rgb"), "16 8 8 8 0 8", "BGR layout");
 }

@@ -21,6 +21,7 @@ mod acpi;
 mod console;
 mod disk;
 mod fail;
+mod gop;
 mod handoff;
 mod load;
 
@@ -106,6 +107,10 @@ fn main() -> Status {
     let mut bounce = load::Bounce::new();
     load::load_segments(&mut disk, &mut bounce, &part, &rec);
     load::load_modules(&mut disk, &mut bounce, &part, &rec, &starts);
+    // After every loading step, so their failures still reach the firmware
+    // console (a mode change may take it away); nothing for kernels that
+    // ask for no video mode.
+    let video = gop::setup(&rec.video());
 
     let mut modules = [ModuleInfo {
         start: 0,
@@ -135,7 +140,7 @@ fn main() -> Status {
         cmdline: rec.cmdline_with_nul(),
         loader_name: LOADER_NAME.as_bytes(),
         modules,
-        video: None,
+        video: video.as_ref(),
     };
     // Multiboot 2: the RSDP from the EFI configuration table (read now,
     // while the table is sure to be reachable).
