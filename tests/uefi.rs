@@ -538,3 +538,55 @@ fn video_requests_get_the_gop_framebuffer() {
     assert!(fb[0] >= 1 << 20, "the framebuffer address {:#x}", fb[0]);
     assert_eq!(r.get("framebuffer_rgb"), "16 8 8 8 0 8", "BGR layout");
 }
+
+/// Debian's Xen 4.17 boots through its EFI entry: its header asks to keep
+/// boot services (tag 7) and has an EFI amd64 entry (tag 9), so the loader
+/// enters there in 64-bit mode with boot services running and gives the
+/// EFI tags (system table, image handle, EFI memory map, boot services not
+/// terminated). Xen prints its banner, bootpack's name, the command line,
+/// the memory map it read from the firmware itself ("EFI RAM map"), and
+/// then refuses the module given as dom0 (not an ELF): the module arrived.
+/// (Multiboot 1 Xen cannot boot under UEFI: it places its trampoline from
+/// the BIOS data area, empty under OVMF.)
+#[test]
+fn xen_boots_through_its_efi_entry() {
+    const XEN: &str = "/boot/xen-4.17-amd64.gz";
+    assert!(
+        Path::new(XEN).is_file(),
+        "{XEN} is missing: this test boots the kernel of the Debian package xen-hypervisor-4.17-amd64. \
+         Install it: apt-get install -y --no-install-recommends xen-hypervisor-4.17-amd64"
+    );
+    let dir = scratch("uefi-xen");
+    let dom0 = dir.join("dom0");
+    std::fs::write(&dom0, b"not a kernel\n").unwrap();
+    let image = dir.join("disk.img");
+    let report = bootpack::Build::new(XEN)
+        // "NAME ARGS": Xen skips the first word, as under GRUB.
+        .args(["console=com1", "com1=115200,8n1"])
+        .firmware(Firmware::Uefi)
+        .module(&dom0, "dom0")
+        .write(&image)
+        .unwrap();
+    assert_eq!(report.plan.protocol, Protocol::Multiboot2);
+    let m = uefi_machine(&dir, "xen", "512M");
+    let run = qemu::boot_image(&image, &m, BOOT_TIMEOUT);
+    let s = run.serial_text();
+    for (want, what) in [
+        ("(XEN) Xen version 4.17", "Xen's banner"),
+        ("(XEN) Bootloader: bootpack ", "the boot loader name tag"),
+        (
+            "(XEN) Command line: console=com1 com1=115200,8n1",
+            "the command line tag",
+        ),
+        (
+            "(XEN) EFI RAM map:",
+            "Xen's EFI path (it read the memory map from the firmware)",
+        ),
+        (
+            "(XEN) Could not construct domain 0",
+            "the dom0 module arrived",
+        ),
+    ] {
+        assert!(s.contains(want), "{what}: no {want:?} on serial:\n{s}");
+    }
+}

@@ -15,6 +15,7 @@
 //! - [`bounds`]: whether the record and its data lie within the partition.
 //! - [`mbinfo`]: building the Multiboot 1 information structure.
 //! - [`mbi2`]: building the Multiboot 2 boot information.
+//! - [`mbi2_efi`]: the Multiboot 2 EFI information tags (boot services kept).
 //! - [`e820`]: the BIOS memory map and what is derived from it.
 //! - [`efimap`]: the UEFI memory map converted as GRUB converts it.
 //! - [`place`]: where modules go in memory (decided at boot).
@@ -33,6 +34,7 @@ pub mod e820;
 pub mod efimap;
 pub mod layout;
 pub mod mbi2;
+pub mod mbi2_efi;
 pub mod mbinfo;
 pub mod multiboot;
 pub mod multiboot2;

@@ -78,11 +78,10 @@ pub fn setup(req: &Request) -> Option<VideoInfo> {
             Some(None)
         } else {
             let (alts, n) = video::alternatives(req);
-            alts[..n].iter().flatten().find_map(|alt| {
-                gop.modes()
-                    .find(|m| fits(alt, m.info(), current))
-                    .map(Some)
-            })
+            alts[..n]
+                .iter()
+                .flatten()
+                .find_map(|alt| gop.modes().find(|m| fits(alt, m.info(), current)).map(Some))
         }?;
         if let Some(m) = mode {
             if gop.current_mode_info().resolution() != m.info().resolution()

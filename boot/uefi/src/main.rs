@@ -20,6 +20,7 @@ extern crate alloc;
 mod acpi;
 mod console;
 mod disk;
+mod efi_entry;
 mod fail;
 mod gop;
 mod handoff;
@@ -55,6 +56,7 @@ macro_rules! asm_file {
 // The handoff GDT and the trampoline, shared with the BIOS loader.
 asm_file!("../../loader/src/asm/handoff.s");
 asm_file!("asm/leave.s");
+asm_file!("asm/enter64.s");
 
 /// Room for the converted memory map (entries): far more than firmware
 /// reports once adjacent entries of one type are merged.
@@ -129,8 +131,6 @@ fn main() -> Status {
     // The information's room, sized for the largest map, below 1 GiB
     // (older Solo5 maps only that) and never in page 0 (Solo5's NULL
     // guard: the allocator never returns 0, see uefi::boot).
-    // SAFETY: MAP is only touched here, by one thread.
-    let full_map: &[E820Entry] = unsafe { &*core::ptr::addr_of!(MAP) };
     let spec = |map| InfoSpec {
         e820: map,
         // No BIOS drive under UEFI: the first hard disk, as most kernels
@@ -159,6 +159,17 @@ fn main() -> Status {
             .as_ref()
             .map_or_else(|| mbinfo::size(&spec(map)), mbi2::size)
     };
+    // A kernel entered through its EFI entry with boot services running
+    // (Xen): its own information with the EFI tags, no ExitBootServices.
+    if let Some(entry) = efi_entry::entry64(&rec) {
+        drop(disk);
+        let template = mb2(spec(&[])).expect("a Multiboot 2 kernel");
+        // SAFETY: MAP is only touched here, by one thread.
+        let map_buf = unsafe { &mut *core::ptr::addr_of_mut!(MAP) };
+        efi_entry::enter(entry, template, map_buf);
+    }
+    // SAFETY: MAP is only touched here, by one thread.
+    let full_map: &[E820Entry] = unsafe { &*core::ptr::addr_of!(MAP) };
     let room = size(full_map);
     let info_at = boot::allocate_pages(
         AllocateType::MaxAddress(INFO_CEILING - 1),
