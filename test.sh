@@ -75,6 +75,7 @@ set -x
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 (cd boot/loader && cargo fmt -- --check && cargo clippy --release --locked -- -D warnings)
+(cd boot/uefi && cargo fmt -- --check && cargo clippy --release --locked -- -D warnings)
 (cd tests/kernel && cargo fmt -- --check && cargo clippy --release --locked -- -D warnings)
 (cd packager/fuzz && cargo fmt -- --check)
 # The committed boot stages (packager/prebuilt) are what boot/ builds.
