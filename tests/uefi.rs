@@ -568,6 +568,15 @@ fn xen_boots_through_its_efi_entry() {
         .write(&image)
         .unwrap();
     assert_eq!(report.plan.protocol, Protocol::Multiboot2);
+    // The record carries Xen's EFI tags (version 4), and inspect says so.
+    let ins = bootpack::inspect::inspect(&image).unwrap();
+    let k = ins.kernel.as_ref().unwrap();
+    assert_eq!(k.record_version, 4);
+    let efi = k.efi.as_deref().unwrap_or_default();
+    assert!(
+        efi.starts_with("boot services kept, amd64 entry 0x") && efi.contains("relocatable"),
+        "{efi}"
+    );
     let m = uefi_machine(&dir, "xen", "512M");
     let run = qemu::boot_image(&image, &m, BOOT_TIMEOUT);
     let s = run.serial_text();

@@ -237,6 +237,7 @@ mod tests {
             load_base: 0x100000,
             entry: 0x100000,
             video: bootpack_proto::video::Request::NONE,
+            efi: Default::default(),
             segments: vec![
                 LoadSegment {
                     dest: 0x100000,

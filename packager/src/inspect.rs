@@ -371,8 +371,12 @@ pub struct Kernel {
     /// Whether bootpack decompressed at least one module at pack time
     /// (which ones is not recorded).
     pub modules_decompressed: bool,
-    /// The configuration record's format version (2 or 3).
+    /// The configuration record's format version (2, 3, or 4 for a kernel with Multiboot 2 EFI tags).
     pub record_version: u16,
+    /// What the kernel's Multiboot 2 EFI tags ask of a UEFI boot (record
+    /// version 4), e.g. "boot services kept, amd64 entry 0x200120"; null
+    /// when it has none.
+    pub efi: Option<String>,
     /// The video request the record carries.
     pub video: Video,
     /// The modules, in the order the kernel gets them.
@@ -759,6 +763,7 @@ fn read_kernel(p: &ptable::Partition, disk: &mut dyn DiskReader) -> Result<Kerne
         .map(|c| c.name()),
         modules_decompressed: rec.flags() & record::FLAG_MODULES_DECOMPRESSED != 0,
         record_version: rec.version(),
+        efi: efi_summary(&rec.efi()),
         video: {
             let v = rec.video();
             Video {
@@ -811,6 +816,30 @@ fn sum_range(
         at += n as u64;
     }
     Ok(())
+}
+
+/// A line saying what the Multiboot 2 EFI tags ask, if there are any.
+fn efi_summary(e: &bootpack_proto::multiboot2::EfiTags) -> Option<String> {
+    if *e == Default::default() {
+        return None;
+    }
+    let mut parts = Vec::new();
+    if e.boot_services {
+        parts.push("boot services kept".to_string());
+    }
+    if let Some(a) = e.entry_efi64 {
+        parts.push(format!("amd64 entry {a:#x}"));
+    }
+    if let Some(a) = e.entry_efi32 {
+        parts.push(format!("i386 entry {a:#x}"));
+    }
+    if let Some(r) = e.relocatable {
+        parts.push(format!(
+            "relocatable {:#x}..{:#x} align {:#x}",
+            r.min_addr, r.max_addr, r.align
+        ));
+    }
+    Some(parts.join(", "))
 }
 
 #[cfg(test)]

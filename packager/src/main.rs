@@ -812,6 +812,9 @@ fn print_inspection(i: &bootpack::inspect::Inspection) {
                 }
             );
         }
+        if let Some(e) = &k.efi {
+            println!("uefi entry:  {e} (Multiboot 2 EFI tags, record version 4)");
+        }
         println!("cmdline:     {:?}", k.cmdline);
         if k.modules.is_empty() {
             println!("modules:     none");

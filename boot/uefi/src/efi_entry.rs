@@ -4,10 +4,8 @@
 //! EFI information tags (bootpack_proto::mbi2_efi) besides the usual ones,
 //! as GRUB does. Xen boots under UEFI only this way.
 //!
-//! The header's EFI tags are read from the kernel's loaded image (its
-//! first 32 KiB at the load base, which the first segment holds for the
-//! kernels that have these tags, Xen among them): records up to version 3
-//! do not carry them.
+//! The header's EFI tags come from the record (version 4; the packager
+//! writes one for every kernel whose header has them).
 
 use crate::fail;
 use bootpack_proto::e820::E820Entry;
@@ -25,21 +23,11 @@ extern "sysv64" {
 }
 
 /// The kernel's EFI amd64 entry, if it is a Multiboot 2 kernel that asks
-/// to keep boot services and has one. Reads only bytes this loader loaded
-/// (the first segment's file bytes).
+/// to keep boot services and has one (the record's EFI tags, version 4).
 pub fn entry64(rec: &Record) -> Option<u32> {
-    if rec.protocol() != Protocol::Multiboot2 {
-        return None;
-    }
-    let base = rec.load_base() as u64;
-    let seg = rec.segments().find(|s| s.dest == base)?;
-    let len = seg.file_size.min(multiboot2::SEARCH_LEN as u64) as usize;
-    // SAFETY: [dest, dest + file_size) was taken from the firmware and
-    // loaded (load::load_segments); nothing writes it now.
-    let window = unsafe { core::slice::from_raw_parts(seg.dest as *const u8, len) };
-    let h = multiboot2::find(window).ok()?;
-    if h.efi.boot_services {
-        h.efi.entry_efi64
+    let efi = rec.efi();
+    if rec.protocol() == Protocol::Multiboot2 && efi.boot_services {
+        efi.entry_efi64
     } else {
         None
     }

@@ -248,6 +248,7 @@ impl<'a> Sums<'a> {
             elf_sections,
             load_base: plan.load_base,
             video: plan.video,
+            efi: plan.efi,
         }
     }
 }
@@ -618,6 +619,7 @@ mod tests {
             sections: None,
             load_base: 0x100000,
             video: bootpack_proto::video::Request::NONE,
+            efi: Default::default(),
             entry: 0x100000,
             segments: vec![LoadSegment {
                 dest: 0x100000,
