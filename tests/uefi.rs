@@ -653,3 +653,34 @@ fn every_format_boots_under_ovmf() {
         assert_eq!(r.cmdline(), cmdline, "{ext}");
     }
 }
+
+/// A kernel whose memory OVMF's boot services hold while the loader runs
+/// (here a payload at 16 MiB with 256 MiB of RAM) is staged and moved into
+/// place by the trampoline after ExitBootServices, as GRUB's relocator
+/// does: the kernel checksums the payload where it was linked.
+#[test]
+fn segments_over_boot_services_memory_are_moved_into_place() {
+    let dir = scratch("uefi-deferred");
+    let payload = kernels::Payload::random(16 << 20, 3 << 20, 7);
+    let spec = Spec {
+        payload: Some(&payload),
+        ..Spec::new(Shape::Elf32, Headers::Mb1)
+    };
+    let kernel = dir.join("kernel");
+    std::fs::write(&kernel, kernels::build_spec(&spec)).unwrap();
+    let image = dir.join("disk.img");
+    bootpack::Build::new(&kernel)
+        .firmware(Firmware::Uefi)
+        .write(&image)
+        .unwrap();
+    let m = uefi_machine(&dir, "deferred", "256M");
+    let run = qemu::boot_image(&image, &m, BOOT_TIMEOUT);
+    let r = report_of("ovmf-deferred", &run);
+    assert_eq!(
+        r.get("payload"),
+        format!("0x{:08x} {} ok", payload.addr, payload.data.len()),
+        "the payload arrived intact at its address"
+    );
+    assert_eq!(r.get("bss"), "zero");
+    assert_eq!(r.get("eflags"), "0x00000002");
+}

@@ -8,7 +8,9 @@
 //! block written by bootpack_proto::relocate exactly as on BIOS (the
 //! handoff GDT and bootpack_trampoline's code, both from handoff.s, with
 //! no moves: under UEFI every segment was loaded in place), and the stub
-//! leaves long mode into that block.
+//! leaves long mode into that block. The block's moves put segments that
+//! were staged (their memory belonged to boot services until the exit)
+//! into place.
 
 use bootpack_proto::relocate::{self, Trampoline, TRAMPOLINE_GDT_LEN};
 use core::ptr::addr_of;
@@ -62,7 +64,13 @@ pub fn reserve() -> HandoffPage {
 impl HandoffPage {
     /// Writes the block and the stub and jumps to the kernel at `entry`
     /// with EAX = `magic`, EBX = `info`.
-    pub fn enter(self, entry: u32, info: u32, magic: u32) -> ! {
+    pub fn enter(
+        self,
+        entry: u32,
+        info: u32,
+        magic: u32,
+        moves: &[bootpack_proto::relocate::Move],
+    ) -> ! {
         // SAFETY: the labels come from asm/handoff.s and asm/leave.s, each
         // pair around one piece of code in this image's text.
         let (code, stub) = unsafe {
@@ -77,9 +85,14 @@ impl HandoffPage {
                 ),
             )
         };
-        let block_len = relocate::trampoline_len(code.len(), 0);
+        let block_len = relocate::trampoline_len(code.len(), moves.len());
         let stub_at = (block_len as u64 + 15) & !15;
-        assert!(stub_at + stub.len() as u64 + STACK <= 4096);
+        if stub_at + stub.len() as u64 + STACK > 4096 {
+            crate::fail!(
+                "the kernel has too many segments to move into place ({})",
+                moves.len()
+            );
+        }
         // SAFETY: the page was allocated from the firmware for this alone
         // (reserve), identity-mapped, below 4 GiB.
         let page = unsafe { core::slice::from_raw_parts_mut(self.base as *mut u8, 4096) };
@@ -95,7 +108,7 @@ impl HandoffPage {
             &mut page[..block_len],
             self.base as u32,
             &t,
-            core::iter::empty(),
+            moves.iter().copied(),
         );
         page[stub_at as usize..][..stub.len()].copy_from_slice(stub);
         // System V, not "C": on x86_64-unknown-uefi "C" is the Microsoft

@@ -92,9 +92,69 @@ impl core::fmt::Display for Kernel {
     }
 }
 
+/// Page ranges the kernel needs that the firmware's boot services hold
+/// now and free at ExitBootServices: segments there are read to a staging
+/// area and moved into place by the trampoline after the exit (GRUB's
+/// relocator does the same).
+pub struct Deferred(pub Vec<(u64, u64)>);
+
+impl Deferred {
+    /// Whether segment memory `[start, end)` touches a deferred range.
+    pub fn touches(&self, start: u64, end: u64) -> bool {
+        let (s, e) = page_range(start, end);
+        self.0.iter().any(|&(a, b)| a < e && s < b)
+    }
+}
+
+/// Whether `[s, e)` lies wholly in memory that is free or boot-services
+/// memory now (so free after ExitBootServices); takes the free parts, so
+/// that nothing else (the staging area included) is put there.
+fn defer(s: u64, e: u64) -> bool {
+    use bootpack_proto::efimap::kind;
+    let Ok(map) = boot::memory_map(MemoryType::LOADER_DATA) else {
+        return false;
+    };
+    let mut regions: Vec<(u64, u64, u32)> = map
+        .entries()
+        .map(|d| (d.phys_start, d.phys_start + d.page_count * EFI_PAGE, d.ty.0))
+        .filter(|&(a, b, _)| a < e && s < b)
+        .collect();
+    drop(map);
+    regions.sort_unstable();
+    let mut at = s;
+    for &(a, b, ty) in &regions {
+        let ok = matches!(
+            ty,
+            kind::CONVENTIONAL | kind::BOOT_SERVICES_CODE | kind::BOOT_SERVICES_DATA
+        );
+        if a > at || !ok {
+            return false;
+        }
+        at = at.max(b);
+    }
+    if at < e {
+        return false;
+    }
+    for &(a, b, ty) in &regions {
+        if ty == kind::CONVENTIONAL {
+            let (a, b) = (a.max(s), b.min(e));
+            if boot::allocate_pages(
+                AllocateType::Address(a),
+                MemoryType::LOADER_DATA,
+                ((b - a) / EFI_PAGE) as usize,
+            )
+            .is_err()
+            {
+                return false;
+            }
+        }
+    }
+    true
+}
+
 /// Takes the memory of every segment from the firmware (pages shared by
-/// two segments once).
-pub fn take_segments(rec: &Record) {
+/// two segments once); what boot services hold now is deferred.
+pub fn take_segments(rec: &Record) -> Deferred {
     let mut ranges: Vec<(u64, u64)> = rec
         .segments()
         .filter(|s| s.mem_size > 0)
@@ -108,9 +168,27 @@ pub fn take_segments(rec: &Record) {
             _ => merged.push(r),
         }
     }
+    let mut deferred = Vec::new();
     for (s, e) in merged {
-        take(s, e, &Kernel);
+        if !try_take(s, e) {
+            if defer(s, e) {
+                deferred.push((s, e));
+            } else {
+                take(s, e, &Kernel);
+            }
+        }
     }
+    Deferred(deferred)
+}
+
+fn try_take(s: u64, e: u64) -> bool {
+    e == s
+        || boot::allocate_pages(
+            AllocateType::Address(s),
+            MemoryType::LOADER_DATA,
+            ((e - s) / EFI_PAGE) as usize,
+        )
+        .is_ok()
 }
 
 /// The firmware's memory map now, as a Multiboot map of what is free.
@@ -228,10 +306,43 @@ pub unsafe fn read_to(
 }
 
 /// Loads every segment in place, zeroes its bss, and checks the payload
-/// checksum.
-pub fn load_segments(disk: &mut Disk, bounce: &mut Bounce, part: &Partition, rec: &Record) {
+/// checksum. Segments over deferred memory are read to staging memory
+/// below 4 GiB instead; returns the trampoline's moves for them.
+pub fn load_segments(
+    disk: &mut Disk,
+    bounce: &mut Bounce,
+    part: &Partition,
+    rec: &Record,
+    deferred: &Deferred,
+) -> Vec<bootpack_proto::relocate::Move> {
     let mut sum = Fletcher64::new();
+    let mut moves = Vec::new();
     for s in rec.segments() {
+        if deferred.touches(s.dest, s.end()) {
+            let pages = s.file_size.div_ceil(EFI_PAGE).max(1) as usize;
+            let at = boot::allocate_pages(
+                AllocateType::MaxAddress(0xFFFF_FFFF),
+                MemoryType::LOADER_DATA,
+                pages,
+            )
+            .unwrap_or_else(|_| {
+                fail!(
+                    "no memory below 4 GiB to stage the kernel's segment at {:#x} ({:#x} bytes)",
+                    s.dest,
+                    s.file_size
+                )
+            })
+            .as_ptr() as u64;
+            // SAFETY: [at, at + file_size) was just taken for this.
+            unsafe { read_to(disk, bounce, part, s.data_sector, s.file_size, at, &mut sum) };
+            moves.push(bootpack_proto::relocate::Move {
+                dst: s.dest as u32,
+                src: at as u32,
+                len: s.file_size as u32,
+                zero: (s.mem_size - s.file_size) as u32,
+            });
+            continue;
+        }
         // SAFETY: take_segments took [dest, dest + mem_size) from the
         // firmware.
         unsafe {
@@ -258,6 +369,7 @@ pub fn load_segments(disk: &mut Disk, bounce: &mut Bounce, part: &Partition, rec
             rec.payload_sum()
         );
     }
+    moves
 }
 
 /// Loads each module at its place and checks its checksum.

@@ -99,7 +99,7 @@ fn main() -> Status {
     let mut disk = disk::boot_disk();
     let part = load::find_partition(&mut disk);
     let rec = load::read_record(&mut disk, &part);
-    load::take_segments(&rec);
+    let deferred = load::take_segments(&rec);
     let kernel_end = rec
         .segments()
         .map(|s| s.end())
@@ -107,7 +107,7 @@ fn main() -> Status {
         .unwrap_or(KERNEL_FLOOR);
     let starts = load::place_modules(&rec, kernel_end);
     let mut bounce = load::Bounce::new();
-    load::load_segments(&mut disk, &mut bounce, &part, &rec);
+    let moves = load::load_segments(&mut disk, &mut bounce, &part, &rec, &deferred);
     load::load_modules(&mut disk, &mut bounce, &part, &rec, &starts);
     // After every loading step, so their failures still reach the firmware
     // console (a mode change may take it away); nothing for kernels that
@@ -162,6 +162,9 @@ fn main() -> Status {
     // A kernel entered through its EFI entry with boot services running
     // (Xen): its own information with the EFI tags, no ExitBootServices.
     if let Some(entry) = efi_entry::entry64(&rec) {
+        if !moves.is_empty() {
+            fail!("the kernel loads over memory the firmware's boot services hold, and it asks to keep boot services: link it elsewhere or give the machine more memory");
+        }
         drop(disk);
         let template = mb2(spec(&[])).expect("a Multiboot 2 kernel");
         // SAFETY: MAP is only touched here, by one thread.
@@ -217,5 +220,5 @@ fn main() -> Status {
         ),
     };
     core::mem::forget(efi_map);
-    page.enter(rec.entry(), info, magic)
+    page.enter(rec.entry(), info, magic, &moves)
 }
