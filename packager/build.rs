@@ -1,5 +1,5 @@
-//! Provides the bare-metal parts bootpack embeds: stage 1, stage 2 and the
-//! demo kernel (also the kernel the boot tests use).
+//! Provides the bare-metal parts bootpack embeds: stage 1, stage 2, the
+//! UEFI loader (BOOTX64.EFI) and the demo kernel (also the kernel the boot tests use).
 //!
 //! In the repository, with the x86_64-unknown-none target installed, they
 //! are built from boot/ and tests/kernel (build_support/stages.rs), so a
@@ -43,7 +43,7 @@ fn main() {
             let installed = stages::target_installed(&root);
             if !installed {
                 println!(
-                "cargo:warning=x86_64-unknown-none is not installed: embedding the committed boot stages (packager/prebuilt), not boot/ as it is now; `rustup target add x86_64-unknown-none` builds them from source"
+                "cargo:warning=x86_64-unknown-none or x86_64-unknown-uefi is not installed: embedding the committed boot stages (packager/prebuilt), not boot/ as it is now; `rustup target add x86_64-unknown-none x86_64-unknown-uefi` builds them from source"
             );
             }
             installed
@@ -54,6 +54,7 @@ fn main() {
         write(&out.join("stage1.bin"), &built.stage1);
         write(&out.join("stage2.bin"), &built.stage2);
         write(&out.join("demo-kernel.elf"), &built.demo_kernel);
+        write(&out.join("bootx64.efi"), &built.bootx64_efi);
         println!(
             "cargo:rustc-env=BOOTPACK_LOADER_ELF={}",
             built.loader_elf.display()
@@ -64,7 +65,7 @@ fn main() {
                 "BOOTPACK_LOADER_FEATURES={features} needs the loader built from source: build in the bootpack repository with the x86_64-unknown-none target installed"
             );
         }
-        for f in ["stage1.bin", "stage2.bin", "demo-kernel.elf"] {
+        for f in ["stage1.bin", "stage2.bin", "demo-kernel.elf", "bootx64.efi"] {
             let bytes = std::fs::read(prebuilt.join(f))
                 .unwrap_or_else(|e| panic!("{}: {e}", prebuilt.join(f).display()));
             write(&out.join(f), &bytes);

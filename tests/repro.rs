@@ -91,6 +91,12 @@ fn stages_do_not_depend_on_where_sources_and_registry_lie() {
             &b_out.demo_kernel,
             bootpack::bootloader::DEMO_KERNEL,
         ),
+        (
+            "UEFI loader",
+            &a_out.bootx64_efi,
+            &b_out.bootx64_efi,
+            bootpack::bootloader::BOOTX64_EFI,
+        ),
     ] {
         assert!(x == y, "{what} differs between two copies of the sources");
         assert!(

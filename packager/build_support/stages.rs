@@ -22,6 +22,8 @@ use goblin::elf::Elf;
 
 /// The bare-metal target the boot stages are built for.
 pub const TARGET: &str = "x86_64-unknown-none";
+/// The target the UEFI loader (boot/uefi) is built for.
+pub const UEFI_TARGET: &str = "x86_64-unknown-uefi";
 
 /// The files of the repository the stages are built from (relative to the
 /// repository root); a change to any of them can change the stages.
@@ -29,6 +31,9 @@ pub const SOURCES: &[&str] = &[
     "boot/handoff",
     "boot/bios",
     "boot/proto",
+    "boot/uefi",
+    "boot/Cargo.toml",
+    "boot/Cargo.lock",
     "tests/kernel",
     "linker",
     "rust-toolchain.toml",
@@ -44,6 +49,8 @@ pub struct Stages {
     pub loader_elf: PathBuf,
     /// The demo kernel (ELF).
     pub demo_kernel: Vec<u8>,
+    /// The UEFI loader (PE32+), `\\EFI\\BOOT\\BOOTX64.EFI` on the ESP.
+    pub bootx64_efi: Vec<u8>,
 }
 
 /// Whether `root` is a bootpack repository with the boot sources beside the
@@ -80,9 +87,15 @@ fn sysroot(cargo: &str, dir: &Path) -> Option<PathBuf> {
 /// answer is yes: the build then says what is wrong instead of silently
 /// using other stages.
 pub fn target_installed(root: &Path) -> bool {
+    target_installed_for(root, TARGET) && target_installed_for(root, UEFI_TARGET)
+}
+
+/// Whether the toolchain that builds in `root` has `target`'s standard
+/// library installed (yes when that cannot be found out, as above).
+pub fn target_installed_for(root: &Path, target: &str) -> bool {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     sysroot(&cargo, &root.join("boot/bios"))
-        .map(|s| s.join("lib/rustlib").join(TARGET).join("lib").is_dir())
+        .map(|s| s.join("lib/rustlib").join(target).join("lib").is_dir())
         .unwrap_or(true)
 }
 
@@ -141,6 +154,7 @@ pub fn build(root: &Path, target_dir: &Path, features: &str) -> Result<Stages, S
         root,
         &root.join("boot/bios"),
         "bootpack-bios",
+        TARGET,
         target_dir,
         features,
     )?;
@@ -149,24 +163,38 @@ pub fn build(root: &Path, target_dir: &Path, features: &str) -> Result<Stages, S
         root,
         &root.join("tests/kernel"),
         "bootpack-test-kernel",
+        TARGET,
         target_dir,
         "",
     )?;
     let demo_kernel =
         std::fs::read(&kernel).map_err(|e| format!("{}: cannot read: {e}", kernel.display()))?;
+    let efi = build_crate(
+        root,
+        &root.join("boot/uefi"),
+        "bootpack-uefi.efi",
+        UEFI_TARGET,
+        target_dir,
+        "",
+    )?;
+    let bootx64_efi =
+        std::fs::read(&efi).map_err(|e| format!("{}: cannot read: {e}", efi.display()))?;
     Ok(Stages {
         stage1,
         stage2,
         loader_elf: loader,
         demo_kernel,
+        bootx64_efi,
     })
 }
 
-/// `cargo build --release` of a bare-metal crate; returns its ELF.
+/// `cargo build --release` of a bare-metal crate for `target`; returns
+/// its binary.
 fn build_crate(
     root: &Path,
     dir: &Path,
     bin: &str,
+    target: &str,
     target_dir: &Path,
     features: &str,
 ) -> Result<PathBuf, String> {
@@ -177,11 +205,11 @@ fn build_crate(
         .collect();
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(dir)
-        .args(["build", "--release", "--locked", "--target", TARGET])
+        .args(["build", "--release", "--locked", "--target", target])
         // Appended to the crate's own rustflags (.cargo/config.toml), which
         // RUSTFLAGS would replace.
         .arg("--config")
-        .arg(format!("target.{TARGET}.rustflags=[{}]", flags.join(",")))
+        .arg(format!("target.{target}.rustflags=[{}]", flags.join(",")))
         .arg("--target-dir")
         .arg(target_dir)
         .args(["--features", features])
@@ -200,11 +228,11 @@ fn build_crate(
         .map_err(|e| format!("cannot run {cargo} for {}: {e}", dir.display()))?;
     if !status.success() {
         return Err(format!(
-            "building {} for {TARGET} failed (is the target installed? rustup target add {TARGET})",
+            "building {} for {target} failed (is the target installed? rustup target add {target})",
             dir.display()
         ));
     }
-    Ok(target_dir.join(TARGET).join("release").join(bin))
+    Ok(target_dir.join(target).join("release").join(bin))
 }
 
 /// Lays the loader's loaded segments out by physical address from 0x7C00:

@@ -15,6 +15,10 @@ pub const LOADER_ELF_PATH: &str = env!("BOOTPACK_LOADER_ELF");
 /// what its boot loader handed over. The boot tests use it too.
 pub const DEMO_KERNEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/demo-kernel.elf"));
 
+/// The UEFI loader, `\\EFI\\BOOT\\BOOTX64.EFI` on the ESP of images for
+/// UEFI (boot/uefi).
+pub const BOOTX64_EFI: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bootx64.efi"));
+
 /// The embedded bootloader.
 pub fn embedded() -> Bootloader<'static> {
     Bootloader {

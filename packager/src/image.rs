@@ -12,7 +12,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub use crate::layout::{
-    layout, layout_for, layout_with_modules, min_disk_bytes, Bootloader, Layout, Table,
+    layout, layout_firmware, layout_for, layout_with_modules, min_disk_bytes, Bootloader, Layout,
+    Table,
 };
 
 /// Why an image could not be laid out or written.
@@ -133,6 +134,14 @@ pub enum ImageError {
         /// The most sectors stage 1 loads.
         max: u16,
     },
+    /// The UEFI loader given does not fit the ESP (a broken build).
+    #[error(
+        "internal: the UEFI loader is {bytes} bytes, more than the EFI system partition holds"
+    )]
+    UefiLoaderTooLarge {
+        /// Its size in bytes.
+        bytes: usize,
+    },
     /// Writing the image failed.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -221,6 +230,7 @@ mod tests {
             load_base: 0x100000,
             entry: 0x100000,
             video: bootpack_proto::video::Request::NONE,
+            efi: Default::default(),
             segments: vec![
                 LoadSegment {
                     dest: 0x100000,

@@ -236,6 +236,96 @@ pub struct Bootloader {
     pub stage2_checksum_ok: bool,
 }
 
+/// The EFI system partition and the UEFI loader on it.
+#[derive(Clone, Debug, Serialize)]
+pub struct EspInfo {
+    /// Its number, from 1 (MBR slot or GPT entry).
+    pub index: u32,
+    /// Its first sector.
+    pub start_lba: u64,
+    /// Its length in sectors.
+    pub sectors: u64,
+    /// `\EFI\BOOT\BOOTX64.EFI`'s size in bytes (null if it is missing).
+    pub loader_bytes: Option<u64>,
+    /// bootpack's UEFI loader version ("0.1.0"), null if the file is not
+    /// bootpack's.
+    pub loader_version: Option<String>,
+    /// Whether the file is byte for byte the loader this bootpack embeds.
+    pub loader_is_this_bootpack: bool,
+    /// The file's Fletcher-64 checksum in hex (as `kernel.checksum`).
+    pub loader_checksum: Option<String>,
+}
+
+/// The most of an ESP inspect reads (bootpack's is 4 MiB).
+const ESP_READ_MAX: u64 = 64 << 20;
+
+/// Finds the ESP (MBR type 0xEF, or the GPT's ESP type GUID) and reads
+/// its loader; a problem when bootpack's ESP cannot be read.
+fn inspect_esp(
+    partitions: &[Partition],
+    gpt: Option<&ptable::GptInfo>,
+    disk: &mut dyn DiskReader,
+) -> Result<Option<EspInfo>, String> {
+    let found = match gpt {
+        None => partitions
+            .iter()
+            .find(|p| p.kind == crate::layout::esp::ESP_MBR_TYPE)
+            .map(|p| (p.index as u32, p.start_lba as u64, p.sectors as u64)),
+        Some(g) => {
+            let len = g.entry_count as u64 * g.entry_size as u64;
+            if g.entry_size < 128 || len > ptable::MAX_ENTRY_ARRAY {
+                return Ok(None);
+            }
+            let mut array = vec![0u8; len as usize];
+            disk.read_at(g.entries_lba * SECTOR, &mut array)
+                .map_err(|e| format!("cannot read the GPT entries: {e}"))?;
+            array
+                .chunks_exact(g.entry_size as usize)
+                .enumerate()
+                .find(|(_, e)| e[..16] == crate::layout::esp::ESP_TYPE_GUID.0)
+                .map(|(i, e)| {
+                    let first = u64::from_le_bytes(e[32..40].try_into().unwrap());
+                    let last = u64::from_le_bytes(e[40..48].try_into().unwrap());
+                    (i as u32 + 1, first, (last + 1).saturating_sub(first))
+                })
+        }
+    };
+    let Some((index, start_lba, sectors)) = found else {
+        return Ok(None);
+    };
+    let mut volume = vec![0u8; (sectors * SECTOR).min(ESP_READ_MAX) as usize];
+    let read = start_lba
+        .checked_mul(SECTOR)
+        .ok_or_else(|| past_end(u64::MAX))
+        .and_then(|at| disk.read_at(at, &mut volume));
+    let loader = match read {
+        Err(e) => Err(format!("cannot read the EFI system partition: {e}")),
+        Ok(()) => crate::fat::read_boot_file(&volume),
+    };
+    let mut info = EspInfo {
+        index,
+        start_lba,
+        sectors,
+        loader_bytes: None,
+        loader_version: None,
+        loader_is_this_bootpack: false,
+        loader_checksum: None,
+    };
+    match loader {
+        Ok(efi) => {
+            info.loader_bytes = Some(efi.len() as u64);
+            info.loader_version = crate::fat::loader_version(&efi);
+            info.loader_is_this_bootpack = efi == crate::bootloader::BOOTX64_EFI;
+            info.loader_checksum = Some(format!(
+                "{:#018x}",
+                bootpack_proto::checksum::fletcher64(&efi)
+            ));
+            Ok(Some(info))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// A memory range the kernel is loaded into.
 #[derive(Clone, Debug, Serialize)]
 pub struct Segment {
@@ -281,8 +371,12 @@ pub struct Kernel {
     /// Whether bootpack decompressed at least one module at pack time
     /// (which ones is not recorded).
     pub modules_decompressed: bool,
-    /// The configuration record's format version (2 or 3).
+    /// The configuration record's format version (2, 3, or 4 for a kernel with Multiboot 2 EFI tags).
     pub record_version: u16,
+    /// What the kernel's Multiboot 2 EFI tags ask of a UEFI boot (record
+    /// version 4), e.g. "boot services kept, amd64 entry 0x200120"; null
+    /// when it has none.
+    pub efi: Option<String>,
     /// The video request the record carries.
     pub video: Video,
     /// The modules, in the order the kernel gets them.
@@ -335,6 +429,8 @@ pub struct Inspection {
     pub bootloader: Option<Bootloader>,
     /// The kernel, when the image has a readable boot configuration record.
     pub kernel: Option<Kernel>,
+    /// The EFI system partition, when the image has one (images for UEFI).
+    pub esp: Option<EspInfo>,
     /// Empty when this is a sound bootpack image.
     pub problems: Vec<String>,
 }
@@ -404,6 +500,7 @@ fn inspect_disk(image: String, format: &'static str, disk: &mut dyn DiskReader) 
         gpt: None,
         bootloader: None,
         kernel: None,
+        esp: None,
         problems: Vec::new(),
     };
     let mut mbr = [0u8; 512];
@@ -466,6 +563,14 @@ fn inspect_disk(image: String, format: &'static str, disk: &mut dyn DiskReader) 
         )),
         Err(TableError::Invalid(why)) => ins.problems.push(why.to_string()),
         Ok(found) => {
+            let gpt_info = match found.table {
+                Table::Gpt(g) => Some(g),
+                Table::Mbr { .. } => None,
+            };
+            match inspect_esp(&ins.partitions, gpt_info.as_ref(), disk) {
+                Ok(esp) => ins.esp = esp,
+                Err(e) => ins.problems.push(e),
+            }
             if let Table::Gpt(g) = found.table {
                 let name: String =
                     char::decode_utf16(g.partition_name.iter().copied().take_while(|&u| u != 0))
@@ -658,6 +763,7 @@ fn read_kernel(p: &ptable::Partition, disk: &mut dyn DiskReader) -> Result<Kerne
         .map(|c| c.name()),
         modules_decompressed: rec.flags() & record::FLAG_MODULES_DECOMPRESSED != 0,
         record_version: rec.version(),
+        efi: efi_summary(&rec.efi()),
         video: {
             let v = rec.video();
             Video {
@@ -710,6 +816,30 @@ fn sum_range(
         at += n as u64;
     }
     Ok(())
+}
+
+/// A line saying what the Multiboot 2 EFI tags ask, if there are any.
+fn efi_summary(e: &bootpack_proto::mb2_header::EfiTags) -> Option<String> {
+    if *e == Default::default() {
+        return None;
+    }
+    let mut parts = Vec::new();
+    if e.boot_services {
+        parts.push("boot services kept".to_string());
+    }
+    if let Some(a) = e.entry_efi64 {
+        parts.push(format!("amd64 entry {a:#x}"));
+    }
+    if let Some(a) = e.entry_efi32 {
+        parts.push(format!("i386 entry {a:#x}"));
+    }
+    if let Some(r) = e.relocatable {
+        parts.push(format!(
+            "relocatable {:#x}..{:#x} align {:#x}",
+            r.min_addr, r.max_addr, r.align
+        ));
+    }
+    Some(parts.join(", "))
 }
 
 #[cfg(test)]

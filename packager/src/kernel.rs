@@ -123,6 +123,10 @@ pub struct LoadPlan {
     /// The video mode the kernel asks for (Multiboot 1 flag bit 2, the
     /// Multiboot 2 framebuffer tag) and whether it accepts EGA text.
     pub video: Request,
+    /// The EFI tags of the Multiboot 2 header (none for Multiboot 1):
+    /// bootpack's UEFI loader enters a kernel that keeps boot services
+    /// through its EFI amd64 entry. A record carrying any is version 4.
+    pub efi: bootpack_proto::mb2_header::EfiTags,
 }
 
 /// Why a kernel cannot be packed. Each message says what is wrong, where
@@ -497,6 +501,7 @@ fn plan1(image: &[u8]) -> Result<LoadPlan, KernelError> {
         entry: entry as u32,
         segments,
         video: video1(header.video),
+        efi: Default::default(),
     })
 }
 
@@ -596,6 +601,7 @@ fn plan2(image: &[u8]) -> Result<LoadPlan, KernelError> {
         entry: entry as u32,
         segments,
         video: video2(&h),
+        efi: h.efi,
     })
 }
 

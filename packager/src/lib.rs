@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 pub mod bootloader;
 pub mod decompress;
 pub mod disk;
+pub mod fat;
 pub mod formats;
 pub mod image;
 mod input;
@@ -24,6 +25,7 @@ pub mod inspect;
 mod interrupt;
 pub mod kernel;
 pub mod layout;
+pub mod ovmf;
 pub mod reader;
 pub mod run;
 pub mod video;
@@ -38,7 +40,7 @@ pub use interrupt::remove_temporary_on_signal;
 struct ReadmeDoctests;
 pub use image::ImageError;
 pub use kernel::{KernelError, KernelFormat, LoadPlan, Protocol};
-pub use layout::Table;
+pub use layout::{Firmware, Table};
 pub use video::{VideoError, VideoOption};
 
 /// Everything that can stop a build.
@@ -221,6 +223,10 @@ pub struct Build {
     fast_read: bool,
     /// The partition table.
     table: Table,
+    /// The firmware the image boots on.
+    firmware: Firmware,
+    /// The UEFI loader to use instead of the embedded one.
+    uefi_loader: Option<Vec<u8>>,
     /// The video request that replaces the kernel's, if any.
     video: Option<VideoOption>,
     /// Stage 1 and stage 2 to use instead of the embedded ones.
@@ -259,9 +265,26 @@ impl Build {
             protocol: None,
             fast_read: true,
             table: Table::Mbr,
+            firmware: Firmware::default(),
+            uefi_loader: None,
             video: None,
             stages: None,
         }
+    }
+
+    /// The firmware the image boots on (default: [`Firmware::Bios`]).
+    /// With UEFI the image gets an EFI system partition at its end holding
+    /// bootpack's UEFI loader, which reads the same kernel partition.
+    pub fn firmware(mut self, firmware: Firmware) -> Self {
+        self.firmware = firmware;
+        self
+    }
+
+    /// Uses this UEFI loader (`BOOTX64.EFI`) instead of the one bootpack
+    /// embeds.
+    pub fn uefi_loader(mut self, efi: Vec<u8>) -> Self {
+        self.uefi_loader = Some(efi);
+        self
     }
 
     /// The partition table (default: MBR). A GPT lifts MBR's 2 TiB limit
@@ -500,10 +523,24 @@ impl Build {
         };
         let table = self.table;
         let mut min_size = 0;
-        let mut layout = image::layout_for(table, &boot, bytes, &plan, &cmdline, modules, |min| {
-            min_size = min;
-            choose_size(format, self.size, min)
-        })
+        let uefi_loader = self.firmware.has_esp().then(|| {
+            self.uefi_loader
+                .as_deref()
+                .unwrap_or(bootloader::BOOTX64_EFI)
+        });
+        let mut layout = image::layout_firmware(
+            table,
+            uefi_loader,
+            &boot,
+            bytes,
+            &plan,
+            &cmdline,
+            modules,
+            |min| {
+                min_size = min;
+                choose_size(format, self.size, min)
+            },
+        )
         .map_err(|source| match (self.size, &source) {
             (
                 Some(size),

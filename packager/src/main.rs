@@ -101,6 +101,14 @@ enum Command {
         /// MBR, then a GPT; any size). Both boot with a PC BIOS.
         #[arg(long, value_name = "TABLE", default_value = "mbr")]
         table: bootpack::Table,
+        /// Firmware the image boots on: bios (stage 1 and 2 only), uefi or
+        /// both (an EFI system partition at the disk's end with bootpack's
+        /// UEFI loader, \EFI\BOOT\BOOTX64.EFI, which reads the same kernel
+        /// partition; 4 MiB more). GCE Shielded VM: --firmware uefi (or
+        /// both) --table gpt, and create the image with the guest OS
+        /// feature UEFI_COMPATIBLE.
+        #[arg(long, value_name = "FIRMWARE", default_value = "bios")]
+        firmware: bootpack::Firmware,
         /// Kernel arguments, after `--`.
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<OsString>,
@@ -145,6 +153,11 @@ enum Command {
         /// before the first instruction.
         #[arg(long)]
         gdb: bool,
+        /// Firmware: bios (SeaBIOS) or uefi (OVMF, found where Debian,
+        /// Fedora and Arch install it, with its own copy of the variable
+        /// store and S3 off). A kernel is packed with --firmware both.
+        #[arg(long, value_name = "FIRMWARE", default_value = "bios", value_parser = ["bios", "uefi"])]
+        firmware: String,
         /// Print the QEMU command line instead of running it.
         #[arg(long)]
         dry_run: bool,
@@ -225,8 +238,8 @@ fn main() -> ExitCode {
     };
     bootpack::remove_temporary_on_signal();
     let result = match cli.command {
-        Command::Build { kernel, output, name, module: _, module_raw: _, protocol, no_fast_read, video, format, size, table, args } => {
-            let mut b = bootpack::Build::new(kernel).args(args).fast_read(!no_fast_read).table(table);
+        Command::Build { kernel, output, name, module: _, module_raw: _, protocol, no_fast_read, video, format, size, table, firmware, args } => {
+            let mut b = bootpack::Build::new(kernel).args(args).fast_read(!no_fast_read).table(table).firmware(firmware);
             if let Some(v) = video {
                 b = b.video(v);
             }
@@ -252,6 +265,7 @@ fn main() -> ExitCode {
             match r {
                 Ok(r) => {
                     summary(&output, &r);
+                    firmware_note(firmware, table, r.format);
                     Ok(())
                 }
                 Err(e) => return build_error(e, size.as_ref()),
@@ -269,8 +283,9 @@ fn main() -> ExitCode {
                 );
             })
             .map_err(|e| e.to_string()),
-        Command::Run { target, mem, net, disk, accel, gdb, dry_run, force, args } => {
-            return run_target(&target, RunSpec { mem, net, disk, accel, gdb, dry_run, force, args });
+        Command::Run { target, mem, net, disk, accel, gdb, firmware, dry_run, force, args } => {
+            let uefi = firmware == "uefi";
+            return run_target(&target, RunSpec { mem, net, disk, accel, gdb, uefi, dry_run, force, args });
         }
         Command::Inspect { image, json } => return inspect(&image, json),
         Command::Completions { shell } => {
@@ -464,6 +479,24 @@ fn man(subcommand: Option<&str>, dir: Option<&Path>) -> ExitCode {
     }
 }
 
+/// What the user must do beyond the image for the firmware chosen: on
+/// Google Compute Engine a UEFI image boots only when the image resource is
+/// created with the UEFI_COMPATIBLE guest OS feature, and Shielded VM
+/// needs that and a GPT.
+fn firmware_note(firmware: bootpack::Firmware, table: bootpack::Table, format: bootpack::Format) {
+    if firmware == bootpack::Firmware::Bios || format != bootpack::Format::Gce {
+        return;
+    }
+    println!(
+        "  UEFI on Google Compute Engine: create the image with --guest-os-features=UEFI_COMPATIBLE{}",
+        if table == bootpack::Table::Gpt {
+            " (then Shielded VM works: GPT and UEFI)"
+        } else {
+            "; Shielded VM also needs --table gpt"
+        }
+    );
+}
+
 fn summary(out: &Path, r: &bootpack::Report) {
     let (lo, hi) = (
         r.plan.segments.first().unwrap().dest,
@@ -512,6 +545,8 @@ struct RunSpec {
     disk: Vec<PathBuf>,
     accel: Accel,
     gdb: bool,
+    /// Boot with OVMF.
+    uefi: bool,
     dry_run: bool,
     force: bool,
     args: Vec<OsString>,
@@ -529,19 +564,42 @@ fn run_target(target: &Path, spec: RunSpec) -> ExitCode {
         return error(format!("{}: no such file", target.display()));
     }
     // A kernel is packed into a temporary image that lives as long as QEMU.
-    let tmp;
+    let ovmf = match spec.uefi.then(bootpack::ovmf::find).transpose() {
+        Ok(o) => o,
+        Err(e) => return error(e),
+    };
+    // A kernel's image and OVMF's variable store live as long as QEMU.
+    let tmp = std::env::temp_dir().join(format!("bootpack-run-{}", std::process::id()));
     let target_is_kernel = is_kernel(target);
-    let (image, format) = if target_is_kernel {
-        tmp = std::env::temp_dir().join(format!("bootpack-run-{}", std::process::id()));
+    if target_is_kernel || ovmf.is_some() {
         if let Err(e) = std::fs::create_dir_all(&tmp) {
             return error(format!(
                 "{}: cannot create a temporary directory: {e}",
                 tmp.display()
             ));
         }
+    }
+    let uefi = match ovmf {
+        None => None,
+        Some(o) => {
+            let vars = tmp.join("OVMF_VARS.fd");
+            if let Err(e) = bootpack::ovmf::copy_vars(&o, &vars) {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return error(e);
+            }
+            Some((o, vars))
+        }
+    };
+    let (image, format) = if target_is_kernel {
         let image = tmp.join("disk.img");
+        let firmware = if spec.uefi {
+            bootpack::Firmware::Both
+        } else {
+            bootpack::Firmware::Bios
+        };
         if let Err(e) = bootpack::Build::new(target)
             .args(spec.args.clone())
+            .firmware(firmware)
             .write(&image)
         {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -586,6 +644,7 @@ fn run_target(target: &Path, spec: RunSpec) -> ExitCode {
         disks: spec.disk,
         accel: spec.accel,
         gdb: spec.gdb,
+        uefi,
     });
     let code = if spec.dry_run {
         println!("{}", run::shell_quote(&cmd));
@@ -609,8 +668,8 @@ fn run_target(target: &Path, spec: RunSpec) -> ExitCode {
             Err(e) => error(format!("cannot start {}: {e}", run::QEMU)),
         }
     };
-    if image != target {
-        let _ = std::fs::remove_dir_all(image.parent().unwrap());
+    if tmp.is_dir() {
+        let _ = std::fs::remove_dir_all(&tmp);
     }
     code
 }
@@ -667,6 +726,25 @@ fn print_inspection(i: &bootpack::inspect::Inspection) {
             p.start_lba,
             p.start_lba as u64 + p.sectors as u64,
             p.sectors as f64 / 2048.0
+        );
+    }
+    if let Some(e) = &i.esp {
+        println!(
+            "esp:         partition {}, LBA {}..{} ({:.1} MiB), \\EFI\\BOOT\\BOOTX64.EFI {} bytes",
+            e.index,
+            e.start_lba,
+            e.start_lba + e.sectors,
+            e.sectors as f64 / 2048.0,
+            e.loader_bytes.unwrap_or(0)
+        );
+        println!(
+            "uefi loader: {}, checksum {}",
+            match (&e.loader_version, e.loader_is_this_bootpack) {
+                (Some(v), true) => format!("bootpack {v} (this bootpack)"),
+                (Some(v), false) => format!("bootpack {v} (another build)"),
+                (None, _) => "not bootpack's".to_string(),
+            },
+            e.loader_checksum.as_deref().unwrap_or("-")
         );
     }
     if let Some(b) = &i.bootloader {
@@ -734,6 +812,9 @@ fn print_inspection(i: &bootpack::inspect::Inspection) {
                     "; EGA text not accepted"
                 }
             );
+        }
+        if let Some(e) = &k.efi {
+            println!("uefi entry:  {e} (Multiboot 2 EFI tags, record version 4)");
         }
         println!("cmdline:     {:?}", k.cmdline);
         if k.modules.is_empty() {

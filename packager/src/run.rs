@@ -82,6 +82,9 @@ pub struct RunOptions {
     pub accel: Accel,
     /// Start the gdb stub on localhost:1234 and wait for the debugger.
     pub gdb: bool,
+    /// Boot with OVMF (UEFI) instead of SeaBIOS: the firmware and the
+    /// machine's own copy of its variable store.
+    pub uefi: Option<(crate::ovmf::Ovmf, PathBuf)>,
 }
 
 /// QEMU's image format name for an image file, from its extension.
@@ -126,6 +129,11 @@ pub fn qemu_command(o: &RunOptions) -> Vec<OsString> {
     for s in ["-display", "none", "-serial", "mon:stdio", "-no-reboot"] {
         push(s);
     }
+    if let Some((ovmf, vars)) = &o.uefi {
+        for s in crate::ovmf::qemu_args(ovmf, vars) {
+            push(&s);
+        }
+    }
     for port in [SOLO5_EXIT_PORT, TEST_EXIT_PORT] {
         push("-device");
         push(&format!("isa-debug-exit,iobase={port:#x},iosize=0x02"));
@@ -163,7 +171,7 @@ pub fn qemu_command(o: &RunOptions) -> Vec<OsString> {
 
 /// QEMU option values separate fields with commas; a literal comma is
 /// doubled.
-fn qemu_escape(p: &Path) -> String {
+pub(crate) fn qemu_escape(p: &Path) -> String {
     p.display().to_string().replace(',', ",,")
 }
 
@@ -208,7 +216,28 @@ mod tests {
             disks: vec!["data.img".into()],
             accel: Accel::Tcg,
             gdb: true,
+            uefi: None,
         }
+    }
+
+    #[test]
+    fn uefi_runs_get_ovmf_its_own_vars_and_no_s3() {
+        let o = RunOptions {
+            uefi: Some((
+                crate::ovmf::Ovmf {
+                    code: "/fw/CODE.fd".into(),
+                    vars: "/fw/VARS.fd".into(),
+                },
+                "/tmp/x/vars.fd".into(),
+            )),
+            ..opts()
+        };
+        let cmd = shell_quote(&qemu_command(&o));
+        assert!(
+            cmd.contains("-nodefaults -global ICH9-LPC.disable_s3=1 -drive if=pflash,format=raw,unit=0,readonly=on,file=/fw/CODE.fd -drive if=pflash,format=raw,unit=1,file=/tmp/x/vars.fd"),
+            "{cmd}"
+        );
+        assert!(!shell_quote(&qemu_command(&opts())).contains("pflash"));
     }
 
     #[test]

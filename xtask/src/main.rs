@@ -38,9 +38,9 @@ fn main() -> ExitCode {
 fn stages_cmd(root: &Path, check: bool) -> Result<(), String> {
     if !stages::target_installed(root) {
         return Err(format!(
-            "the {} target is not installed: rustup target add {}",
+            "the {0} or {1} target is not installed: rustup target add {0} {1}",
             stages::TARGET,
-            stages::TARGET
+            stages::UEFI_TARGET
         ));
     }
     // A target directory of its own: the stages are built exactly as the
@@ -50,10 +50,11 @@ fn stages_cmd(root: &Path, check: bool) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&target_dir);
     let built = built?;
     let prebuilt = root.join("packager/prebuilt");
-    let files: [(&str, &[u8]); 3] = [
+    let files: [(&str, &[u8]); 4] = [
         ("stage1.bin", &built.stage1),
         ("stage2.bin", &built.stage2),
         ("demo-kernel.elf", &built.demo_kernel),
+        ("bootx64.efi", &built.bootx64_efi),
     ];
     let mut stale = Vec::new();
     for (name, bytes) in files {

@@ -110,6 +110,7 @@ mod tests {
             elf_sections: None,
             load_base: 0x100000,
             video: crate::video::Request::NONE,
+            efi: Default::default(),
         };
         let mut buf = [0u8; 512];
         encode(&spec, &mut buf);

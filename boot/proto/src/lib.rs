@@ -31,6 +31,9 @@
 //! - [`memory`]: the machine's memory map (regions with the E820/Multiboot
 //!   types, converted from E820 or another firmware's map) and what is
 //!   derived from it.
+//! - [`efimap`]: the UEFI memory map converted as GRUB converts it.
+//! - [`mb2_efi_info`]: the Multiboot 2 EFI information tags (boot services
+//!   kept).
 //! - [`load`]: the load plan (check memory, place modules, read and
 //!   checksum segments and modules, zero the bss) over a reader and a
 //!   physical-memory trait the firmware implements.
@@ -52,10 +55,12 @@ pub mod acpi;
 pub mod bounds;
 pub mod checksum;
 pub mod crc32;
+pub mod efimap;
 pub mod layout;
 pub mod load;
 pub mod mb1_header;
 pub mod mb1_info;
+pub mod mb2_efi_info;
 pub mod mb2_header;
 pub mod mb2_info;
 pub mod memory;

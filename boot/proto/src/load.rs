@@ -381,6 +381,7 @@ mod tests {
                 graphics_ok: false,
                 from_option: false,
             },
+            efi: Default::default(),
         };
         let mut rec = vec![0u8; 0x1000];
         let len = encode(&spec, &mut rec);

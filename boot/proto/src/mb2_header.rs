@@ -108,6 +108,30 @@ pub struct FramebufferTag {
     pub optional: bool,
 }
 
+/// The relocatable tag's fields: where the image may be loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Relocatable {
+    pub min_addr: u32,
+    pub max_addr: u32,
+    pub align: u32,
+    /// 0 none, 1 lowest possible address, 2 highest.
+    pub preference: u32,
+}
+
+/// The EFI tags of the header: what a UEFI loader does with them (a BIOS
+/// loader ignores them, as GRUB does).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EfiTags {
+    /// Tag 7: enter with boot services still running.
+    pub boot_services: bool,
+    /// Tag 8: the entry address for an i386 EFI loader.
+    pub entry_efi32: Option<u32>,
+    /// Tag 9: the entry address for an amd64 EFI loader (64-bit code).
+    pub entry_efi64: Option<u32>,
+    /// Tag 10: the image may be loaded elsewhere.
+    pub relocatable: Option<Relocatable>,
+}
+
 impl Header {
     /// Whether the kernel supports the EGA text console: unless a console
     /// flags tag leaves out bit 1 (GRUB's reading).
@@ -130,6 +154,8 @@ pub struct Header {
     /// Information tag types the kernel requires (non-optional request
     /// tags), as a bit set over types 0-63.
     pub required_info: u64,
+    /// The EFI tags.
+    pub efi: EfiTags,
 }
 
 /// Why a header could not be used. Offsets are file offsets.
@@ -214,6 +240,7 @@ fn parse_at(window: &[u8], off: usize) -> Result<Header, HeaderError> {
         console_flags: None,
         framebuffer: None,
         required_info: 0,
+        efi: EfiTags::default(),
     };
     let mut t = off + 16;
     loop {
@@ -284,12 +311,28 @@ fn parse_at(window: &[u8], off: usize) -> Result<Header, HeaderError> {
             }
             // Modules are always page-aligned.
             tag::MODULE_ALIGN => {}
-            // EFI-only tags: meaningless on a BIOS boot, where GRUB
-            // ignores them too.
-            tag::EFI_BS | tag::ENTRY_ADDRESS_EFI32 | tag::ENTRY_ADDRESS_EFI64 => {}
+            // EFI-only tags: kept for a UEFI boot; meaningless on a BIOS
+            // boot, where GRUB ignores them too.
+            tag::EFI_BS => h.efi.boot_services = true,
+            tag::ENTRY_ADDRESS_EFI32 => {
+                need(4)?;
+                h.efi.entry_efi32 = Some(le::u32(body, 0));
+            }
+            tag::ENTRY_ADDRESS_EFI64 => {
+                need(4)?;
+                h.efi.entry_efi64 = Some(le::u32(body, 0));
+            }
             // The image may be relocated; loading it at its linked address
             // is one of the places it allows.
-            tag::RELOCATABLE => need(16)?,
+            tag::RELOCATABLE => {
+                need(16)?;
+                h.efi.relocatable = Some(Relocatable {
+                    min_addr: le::u32(body, 0),
+                    max_addr: le::u32(body, 4),
+                    align: le::u32(body, 8),
+                    preference: le::u32(body, 12),
+                });
+            }
             _ if optional => {}
             // Unknown tags.
             _ => return Err(HeaderError::UnsupportedTag { offset: t, tag: ty }),
@@ -335,6 +378,46 @@ mod tests {
 
     fn body(w: &[u32]) -> Vec<u8> {
         w.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    /// The EFI tags as Xen 4.17's header has them: boot services, the
+    /// amd64 entry, relocatable (2 MiB to 4 GiB, 2 MiB aligned, lowest).
+    #[test]
+    fn reads_the_efi_tags() {
+        let mut img = vec![0u8; 512];
+        write(
+            &mut img,
+            8,
+            &[
+                (tag::EFI_BS, TAG_OPTIONAL, &[]),
+                (tag::ENTRY_ADDRESS_EFI64, TAG_OPTIONAL, &body(&[0x200120])),
+                (tag::ENTRY_ADDRESS_EFI32, TAG_OPTIONAL, &body(&[0x200100])),
+                (
+                    tag::RELOCATABLE,
+                    TAG_OPTIONAL,
+                    &body(&[0x200000, 0xFFFF_FFFF, 0x200000, 1]),
+                ),
+            ],
+        );
+        let h = find(&img).unwrap();
+        assert_eq!(
+            h.efi,
+            EfiTags {
+                boot_services: true,
+                entry_efi32: Some(0x200100),
+                entry_efi64: Some(0x200120),
+                relocatable: Some(Relocatable {
+                    min_addr: 0x200000,
+                    max_addr: 0xFFFF_FFFF,
+                    align: 0x200000,
+                    preference: 1,
+                }),
+            }
+        );
+        // None of them: the defaults.
+        let mut img = vec![0u8; 64];
+        write(&mut img, 0, &[]);
+        assert_eq!(find(&img).unwrap().efi, EfiTags::default());
     }
 
     #[test]

@@ -11,13 +11,15 @@
 //! (version 3; version 2 had the same layout with bytes 88-95 reserved and
 //! zero, which reads as "no video request", so stage 2 still boots version
 //! 2 records; version 1 had a 64-byte header without fields 52-95 and no
-//! module table, strings or section headers):
+//! module table, strings or section headers; version 4 is version 3 with
+//! a 128-byte header whose bytes 96-127 carry the kernel's Multiboot 2 EFI
+//! tags, see [`HEADER_LEN_V4`], written only for kernels that have them):
 //!
 //! ```text
 //! header (HEADER_LEN = 96 bytes)
 //!   0  magic         b"BOOTPACK"
-//!   8  version       u16  (VERSION = 3; 2 is still read)
-//!  10  header_len    u16  (96)
+//!   8  version       u16  (3, or 4 with EFI tags; 2 is still read)
+//!  10  header_len    u16  (96; 128 in version 4)
 //!  12  record_len    u32  header + tables + command line + strings +
 //!                         section headers, in bytes
 //!  16  record_sum    u64  fletcher64 of the record with this field zeroed
@@ -78,13 +80,25 @@
 use crate::checksum::fletcher64;
 use crate::layout::{KERNEL_CEILING, KERNEL_FLOOR};
 use crate::le;
+use crate::mb2_header::{EfiTags, Relocatable};
 use crate::video::{Request, REQUEST_LEN};
 
 pub const MAGIC: [u8; 8] = *b"BOOTPACK";
-pub const VERSION: u16 = 3;
+/// The newest version. Records are written as version 3 unless the
+/// kernel's Multiboot 2 header has EFI tags, which only version 4 carries
+/// (so images of other kernels stay byte for byte what they were).
+pub const VERSION: u16 = 4;
 /// The oldest version stage 2 and `inspect` still read.
 pub const MIN_VERSION: u16 = 2;
 pub const HEADER_LEN: usize = 96;
+/// The header of a version 4 record: version 3's, then the EFI tags of
+/// the kernel's Multiboot 2 header at [`EFI_OFFSET`] (32 bytes: u32 flags,
+/// bit 0 boot services, bit 1 amd64 entry, bit 2 i386 entry, bit 3
+/// relocatable; u32 amd64 entry; u32 i386 entry; u32 relocatable min,
+/// max, align, preference; u32 reserved, 0).
+pub const HEADER_LEN_V4: usize = 128;
+/// Where a version 4 header keeps the EFI tags.
+pub const EFI_OFFSET: usize = 96;
 pub const SEGMENT_LEN: usize = 32;
 pub const MODULE_LEN: usize = 32;
 /// Most modules a record may carry (stage 2 keeps their places in a fixed
@@ -257,11 +271,32 @@ pub struct RecordSpec<'a> {
     pub load_base: u32,
     /// The video mode the kernel gets ([`Request::NONE`]: none).
     pub video: Request,
+    /// The EFI tags of the kernel's Multiboot 2 header (default: none,
+    /// and a version 3 record).
+    pub efi: EfiTags,
+}
+
+/// The version and header length a record of `spec` is written with.
+fn version_of(spec: &RecordSpec) -> (u16, usize) {
+    if spec.efi == EfiTags::default() {
+        (3, HEADER_LEN)
+    } else {
+        (4, HEADER_LEN_V4)
+    }
+}
+
+/// The header length a record of `version` has.
+fn header_len_of(version: u16) -> usize {
+    if version >= 4 {
+        HEADER_LEN_V4
+    } else {
+        HEADER_LEN
+    }
 }
 
 /// Bytes a record with these contents occupies.
 pub fn record_len(spec: &RecordSpec) -> usize {
-    HEADER_LEN
+    version_of(spec).1
         + spec.segments.len() * SEGMENT_LEN
         + spec.modules.len() * MODULE_LEN
         + spec.cmdline.len()
@@ -281,8 +316,9 @@ pub fn encode(spec: &RecordSpec, out: &mut [u8]) -> usize {
     let out = &mut out[..len];
     out.fill(0);
     out[..8].copy_from_slice(&MAGIC);
-    le::put_u16(out, 8, VERSION);
-    le::put_u16(out, 10, HEADER_LEN as u16);
+    let (version, header_len) = version_of(spec);
+    le::put_u16(out, 8, version);
+    le::put_u16(out, 10, header_len as u16);
     le::put_u32(out, 12, len as u32);
     le::put_u32(out, 24, spec.entry);
     le::put_u32(out, 28, spec.mb_flags);
@@ -301,7 +337,34 @@ pub fn encode(spec: &RecordSpec, out: &mut [u8]) -> usize {
     }
     le::put_u32(out, 80, spec.load_base);
     out[VIDEO_OFFSET..VIDEO_OFFSET + REQUEST_LEN].copy_from_slice(&spec.video.encode());
-    let mut o = HEADER_LEN;
+    if version >= 4 {
+        let e = &spec.efi;
+        let r = e.relocatable.unwrap_or(Relocatable {
+            min_addr: 0,
+            max_addr: 0,
+            align: 0,
+            preference: 0,
+        });
+        let flags = e.boot_services as u32
+            | (e.entry_efi64.is_some() as u32) << 1
+            | (e.entry_efi32.is_some() as u32) << 2
+            | (e.relocatable.is_some() as u32) << 3;
+        for (i, v) in [
+            flags,
+            e.entry_efi64.unwrap_or(0),
+            e.entry_efi32.unwrap_or(0),
+            r.min_addr,
+            r.max_addr,
+            r.align,
+            r.preference,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            le::put_u32(out, EFI_OFFSET + 4 * i, v);
+        }
+    }
+    let mut o = header_len;
     for s in spec.segments {
         le::put_u64(out, o, s.dest);
         le::put_u64(out, o + 8, s.file_size);
@@ -351,8 +414,10 @@ pub fn peek_len(first_sector: &[u8]) -> Result<usize, RecordError> {
         return Err(RecordError::UnsupportedVersion(version));
     }
     let len = le::u32(first_sector, 12) as usize;
-    if le::u16(first_sector, 10) as usize != HEADER_LEN
-        || !(HEADER_LEN + 1..=RECORD_MAX).contains(&len)
+    let header_len = header_len_of(version);
+    if le::u16(first_sector, 10) as usize != header_len
+        || first_sector.len() < header_len
+        || !(header_len + 1..=RECORD_MAX).contains(&len)
     {
         return Err(RecordError::BadLength);
     }
@@ -379,7 +444,7 @@ impl<'a> Record<'a> {
             || cmdline_len > RECORD_MAX
             || strings_len > RECORD_MAX
             || shdrs_len > RECORD_MAX
-            || HEADER_LEN
+            || header_len_of(le::u16(bytes, 8))
                 + segment_count * SEGMENT_LEN
                 + module_count * MODULE_LEN
                 + cmdline_len
@@ -483,6 +548,29 @@ impl<'a> Record<'a> {
     pub fn version(&self) -> u16 {
         le::u16(self.bytes, 8)
     }
+    fn header_len(&self) -> usize {
+        header_len_of(self.version())
+    }
+    /// The EFI tags of the kernel's Multiboot 2 header (none before
+    /// version 4).
+    pub fn efi(&self) -> EfiTags {
+        if self.version() < 4 {
+            return EfiTags::default();
+        }
+        let f = |i: usize| self.u32_at(EFI_OFFSET + 4 * i);
+        let flags = f(0);
+        EfiTags {
+            boot_services: flags & 1 != 0,
+            entry_efi64: (flags & 2 != 0).then(|| f(1)),
+            entry_efi32: (flags & 4 != 0).then(|| f(2)),
+            relocatable: (flags & 8 != 0).then(|| Relocatable {
+                min_addr: f(3),
+                max_addr: f(4),
+                align: f(5),
+                preference: f(6),
+            }),
+        }
+    }
     /// The video request ([`Request::NONE`] in version 2 records).
     pub fn video(&self) -> Request {
         // Checked by parse.
@@ -492,7 +580,7 @@ impl<'a> Record<'a> {
     /// Panics if `i >= segment_count()`.
     pub fn segment(&self, i: usize) -> Segment {
         assert!(i < self.segment_count());
-        let o = HEADER_LEN + i * SEGMENT_LEN;
+        let o = self.header_len() + i * SEGMENT_LEN;
         Segment {
             dest: le::u64(self.bytes, o),
             file_size: le::u64(self.bytes, o + 8),
@@ -504,7 +592,7 @@ impl<'a> Record<'a> {
         (0..self.segment_count()).map(|i| self.segment(i))
     }
     fn module_offset(&self, i: usize) -> usize {
-        HEADER_LEN + self.segment_count() * SEGMENT_LEN + i * MODULE_LEN
+        self.header_len() + self.segment_count() * SEGMENT_LEN + i * MODULE_LEN
     }
     fn cmdline_offset(&self) -> usize {
         self.module_offset(self.module_count())
@@ -603,6 +691,7 @@ mod tests {
                 graphics_ok: true,
                 from_option: false,
             },
+            efi: Default::default(),
         }
     }
 
@@ -642,7 +731,9 @@ mod tests {
         assert_eq!(r.payload_sum(), 0xdead_beef);
         assert_eq!(r.data_sectors(), 10);
         assert_eq!(r.load_base(), 0x100000);
-        assert_eq!(r.version(), VERSION);
+        // No EFI tags: written as version 3, as before version 4 existed.
+        assert_eq!(r.version(), 3);
+        assert_eq!(r.efi(), EfiTags::default());
         assert_eq!(r.video(), spec(&[], &[]).video);
         assert_eq!(r.module_count(), 2);
         let m: [Module; 2] = [r.module(0), r.module(1)];
@@ -750,6 +841,53 @@ mod tests {
         assert_eq!(parse(0), Err(RecordError::BadSegment(0)));
     }
 
+    /// A kernel with EFI tags gets a version 4 record that carries them;
+    /// everything else reads as in version 3.
+    #[test]
+    fn version_4_carries_the_efi_tags() {
+        let efi = EfiTags {
+            boot_services: true,
+            entry_efi32: None,
+            entry_efi64: Some(0x200120),
+            relocatable: Some(Relocatable {
+                min_addr: 0x200000,
+                max_addr: 0xFFFF_FFFF,
+                align: 0x200000,
+                preference: 1,
+            }),
+        };
+        let segments = [Segment {
+            dest: 0x200000,
+            file_size: 100,
+            mem_size: 200,
+            data_sector: 1,
+        }];
+        let spec = RecordSpec {
+            protocol: Protocol::Multiboot2,
+            entry: 0x200000,
+            mb_flags: 0,
+            segments: &segments,
+            cmdline: b"xen console=com1",
+            payload_sum: 5,
+            data_sectors: 1,
+            modules: &[],
+            elf_sections: None,
+            load_base: 0x200000,
+            video: Request::NONE,
+            efi,
+        };
+        let mut buf = [0u8; 1024];
+        let len = encode(&spec, &mut buf);
+        assert_eq!(len, record_len(&spec));
+        assert_eq!(len, HEADER_LEN_V4 + SEGMENT_LEN + 17);
+        let r = Record::parse(&buf).unwrap();
+        assert_eq!(r.version(), 4);
+        assert_eq!(r.efi(), efi);
+        assert_eq!(r.segment(0), segments[0]);
+        assert_eq!(r.cmdline(), b"xen console=com1");
+        assert_eq!(peek_len(&buf), Ok(len));
+    }
+
     #[test]
     fn reads_version_2_records_as_no_video_request() {
         let mut buf = [0u8; 1024];
@@ -762,12 +900,17 @@ mod tests {
         assert_eq!((r.version(), r.video()), (2, Request::NONE));
         assert_eq!(r.len(), len);
         let mut bad = buf;
-        le::put_u16(&mut bad, 8, 4);
+        le::put_u16(&mut bad, 8, 5);
         reseal(&mut bad);
         assert_eq!(
             Record::parse(&bad).unwrap_err(),
-            RecordError::UnsupportedVersion(4)
+            RecordError::UnsupportedVersion(5)
         );
+        // Version 4 with a version 3 header length.
+        let mut bad = buf;
+        le::put_u16(&mut bad, 8, 4);
+        reseal(&mut bad);
+        assert_eq!(Record::parse(&bad).unwrap_err(), RecordError::BadLength);
         let mut bad = buf;
         bad[VIDEO_OFFSET + 5] = 7;
         reseal(&mut bad);
@@ -794,6 +937,7 @@ mod tests {
             elf_sections: None,
             load_base: KERNEL_FLOOR as u32,
             video: Request::NONE,
+            efi: Default::default(),
         };
         let mut buf = [0u8; 512];
         let len = encode(&spec, &mut buf);

@@ -137,23 +137,36 @@ pub enum Loader {
     /// grub-mkimage core image (biosdisk part_msdos fat multiboot boot)
     /// with a built-in config, boot.img in the MBR, the kernel on FAT32.
     Grub,
+    /// bootpack's UEFI loader under OVMF (`--firmware uefi`).
+    BootpackUefi,
+    /// GRUB EFI (grub-mkimage -O x86_64-efi: part_msdos fat multiboot
+    /// boot, a built-in config) as \EFI\BOOT\BOOTX64.EFI on a FAT32 ESP
+    /// with the kernel, under OVMF.
+    GrubEfi,
 }
 
 impl Loader {
-    pub const ALL: [Loader; 5] = [
+    pub const ALL: [Loader; 7] = [
         Loader::QemuKernel,
         Loader::Bootpack,
         Loader::BootpackBios,
         Loader::Syslinux,
         Loader::Grub,
+        Loader::BootpackUefi,
+        Loader::GrubEfi,
     ];
+
+    /// Booted under OVMF.
+    pub fn is_uefi(&self) -> bool {
+        matches!(self, Loader::BootpackUefi | Loader::GrubEfi)
+    }
 
     pub fn parse(s: &str) -> Result<Loader, String> {
         Loader::ALL
             .into_iter()
             .find(|l| l.name() == s)
             .ok_or_else(|| {
-                format!("loader {s:?}: give kernel, bootpack, bootpack-bios, syslinux or grub")
+                format!("loader {s:?}: give kernel, bootpack, bootpack-bios, syslinux, grub, bootpack-uefi or grub-efi")
             })
     }
 
@@ -164,6 +177,8 @@ impl Loader {
             Loader::BootpackBios => "bootpack-bios",
             Loader::Syslinux => "syslinux",
             Loader::Grub => "grub",
+            Loader::BootpackUefi => "bootpack-uefi",
+            Loader::GrubEfi => "grub-efi",
         }
     }
 
@@ -171,6 +186,7 @@ impl Loader {
         match self {
             Loader::QemuKernel => "-kernel",
             Loader::BootpackBios => "bp-bios",
+            Loader::BootpackUefi => "bp-uefi",
             l => l.name(),
         }
     }
@@ -213,6 +229,13 @@ pub struct Cell {
     pub samples: Vec<f64>,
     /// Why boots failed (no kernel output, wrong output, timeout).
     pub failures: Vec<String>,
+    /// UEFI loaders: ms from QEMU's start to OVMF starting the ESP's
+    /// BOOTX64.EFI (its `BdsDxe: starting` line), the floor any EFI loader
+    /// starts from, measured in the same boots.
+    pub floor: Vec<f64>,
+    /// UEFI loaders: ms from the floor to the kernel's first serial byte,
+    /// per boot.
+    pub after_floor: Vec<f64>,
 }
 
 impl Cell {
@@ -484,6 +507,40 @@ pub fn grub_image(kernel: &Path, image: &Path, work: &Path) -> Result<(), String
     mcopy(image, &[(kernel, "kernel")])
 }
 
+/// GRUB EFI: a grub-mkimage x86_64-efi image whose built-in config loads
+/// the kernel from the partition and boots it, as \EFI\BOOT\BOOTX64.EFI
+/// on a 1 GiB disk with one FAT32 partition of type 0xEF (an ESP, which
+/// OVMF boots from an MBR), the kernel beside it.
+pub fn grub_efi_image(kernel: &Path, image: &Path, work: &Path) -> Result<(), String> {
+    let cfg = work.join("grub-efi-embed.cfg");
+    let efi = work.join("BOOTX64.EFI");
+    std::fs::write(
+        &cfg,
+        format!("multiboot (hd0,msdos1)/kernel kernel {ARGS}\nboot\n"),
+    )
+    .map_err(|e| e.to_string())?;
+    sh(Command::new("grub-mkimage")
+        .args(["-O", "x86_64-efi", "-p", "(hd0,msdos1)/", "-c"])
+        .arg(&cfg)
+        .arg("-o")
+        .arg(&efi)
+        .args(["part_msdos", "fat", "multiboot", "boot"]))?;
+    fat32_disk(image)?;
+    // The partition's type: EFI system partition.
+    write_at(image, 0x1BE + 4, &[0xEF])?;
+    sh(Command::new("mmd")
+        .arg("-i")
+        .arg(format!("{}@@1M", image.display()))
+        .args(["::/EFI", "::/EFI/BOOT"]))?;
+    mcopy(image, &[(&efi, "EFI/BOOT/BOOTX64.EFI"), (kernel, "kernel")])
+}
+
+/// OVMF's code and variable-store template (Debian's `ovmf`).
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// OVMF prints this as it starts the ESP's loader: the UEFI floor.
+const OVMF_FLOOR_MARKER: &[u8] = b"BdsDxe: starting";
+
 fn write_at(path: &Path, offset: u64, bytes: &[u8]) -> Result<(), String> {
     use std::os::unix::fs::FileExt;
     std::fs::OpenOptions::new()
@@ -513,6 +570,20 @@ fn bootpack_build(
     if !fast_read {
         c.arg("--no-fast-read");
     }
+    sh(c.arg("--").arg(ARGS))
+}
+
+/// `bootpack build --firmware uefi`, otherwise as [`bootpack_build`].
+fn bootpack_uefi_build(opts: &Options, kernel: &Path, image: &Path) -> Result<(), String> {
+    let mut c = Command::new(&opts.bootpack);
+    c.arg("build").arg(kernel).arg("-o").arg(image).args([
+        "--protocol",
+        "multiboot1",
+        "--name",
+        "kernel",
+        "--firmware",
+        "uefi",
+    ]);
     sh(c.arg("--").arg(ARGS))
 }
 
@@ -579,12 +650,35 @@ fn boot_once(
     image: &Path,
     kernel: Option<&Path>,
     payload: Option<u64>,
-) -> Result<f64, String> {
+    uefi: bool,
+) -> Result<(f64, Option<f64>), String> {
     let mut c = Command::new("qemu-system-x86_64");
     c.args(["-accel", "tcg", "-m", "256M", "-display", "none"])
         .args(["-serial", "stdio", "-no-reboot"])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         .args(disk.qemu_args(image));
+    if uefi {
+        // A fresh variable store per boot (as `bootpack run --firmware
+        // uefi` gives), no default devices, S3 off.
+        let vars = opts.dir.join("OVMF_VARS.fd");
+        std::fs::copy(OVMF_VARS, &vars)
+            .map_err(|e| format!("{OVMF_VARS}: {e} (apt-get install ovmf)"))?;
+        let s3 = if disk == Disk::Ide {
+            "PIIX4_PM.disable_s3=1"
+        } else {
+            "ICH9-LPC.disable_s3=1"
+        };
+        c.args(["-nodefaults", "-global", s3])
+            .arg("-drive")
+            .arg(format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
+            ))
+            .arg("-drive")
+            .arg(format!(
+                "if=pflash,format=raw,unit=1,file={}",
+                vars.display()
+            ));
+    }
     if let Some(k) = kernel {
         c.arg("-kernel")
             .arg(k)
@@ -628,14 +722,24 @@ fn boot_once(
             ));
         }
     }
-    let mut seen = 0;
-    for (t, b) in &chunks {
-        if first < seen + b.len() {
-            return Ok(*t);
+    let at = |pos: usize| {
+        let mut seen = 0;
+        for (t, b) in &chunks {
+            if pos < seen + b.len() {
+                return *t;
+            }
+            seen += b.len();
         }
-        seen += b.len();
-    }
-    unreachable!("the marker lies in the chunks")
+        unreachable!("the marker lies in the chunks")
+    };
+    let floor = uefi
+        .then(|| {
+            all.windows(OVMF_FLOOR_MARKER.len())
+                .position(|w| w == OVMF_FLOOR_MARKER)
+        })
+        .flatten()
+        .map(at);
+    Ok((at(first), floor))
 }
 
 fn progress(opts: &Options, msg: &str) {
@@ -685,6 +789,8 @@ pub fn run(opts: &Options) -> Result<Results, String> {
                 Loader::BootpackBios => bootpack_build(opts, &file, &img, None, false)?,
                 Loader::Syslinux => syslinux_image(&file, &img, &kdir)?,
                 Loader::Grub => grub_image(&file, &img, &kdir)?,
+                Loader::BootpackUefi => bootpack_uefi_build(opts, &file, &img)?,
+                Loader::GrubEfi => grub_efi_image(&file, &img, &kdir)?,
             }
             images.push((l, img));
         }
@@ -716,8 +822,14 @@ pub fn run(opts: &Options) -> Result<Results, String> {
             for &d in &opts.disks {
                 for (i, (l, img)) in p.images.iter().enumerate() {
                     let kernel = (*l == Loader::QemuKernel).then_some(p.file.as_path());
-                    match boot_once(opts, d, img, kernel, p.payload) {
-                        Ok(ms) => boot[row].cells[i].samples.push(ms),
+                    match boot_once(opts, d, img, kernel, p.payload, l.is_uefi()) {
+                        Ok((ms, floor)) => {
+                            boot[row].cells[i].samples.push(ms);
+                            if let Some(f) = floor {
+                                boot[row].cells[i].floor.push(f);
+                                boot[row].cells[i].after_floor.push(ms - f);
+                            }
+                        }
                         Err(e) => {
                             progress(
                                 opts,
@@ -863,6 +975,63 @@ pub fn boot_table(r: &Results) -> String {
     s
 }
 
+/// The UEFI table, when UEFI loaders ran: OVMF's floor (QEMU start to
+/// OVMF starting BOOTX64.EFI, from the same boots) and each UEFI loader's
+/// time after it, with bootpack's as a ratio of GRUB EFI's.
+pub fn uefi_table(r: &Results) -> String {
+    let o = &r.options;
+    let idx: Vec<usize> = (0..o.loaders.len())
+        .filter(|&i| o.loaders[i].is_uefi())
+        .collect();
+    if idx.is_empty() {
+        return String::new();
+    }
+    let bp = o.loaders.iter().position(|l| *l == Loader::BootpackUefi);
+    let grub = o.loaders.iter().position(|l| *l == Loader::GrubEfi);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "UEFI (OVMF, -nodefaults, S3 off): floor = ms from QEMU start to OVMF starting BOOTX64.EFI; then ms from there to the kernel's first serial byte, median of {}",
+        o.reps
+    );
+    let _ = write!(s, "{:<7} {:<11} {:>9}", "kernel", "disk", "floor");
+    for &i in &idx {
+        let _ = write!(s, " {:>9}", o.loaders[i].title());
+    }
+    if bp.is_some() && grub.is_some() {
+        let _ = write!(s, " {:>9}", "bp/grub");
+    }
+    let _ = writeln!(s);
+    for row in &r.boot {
+        let floors: Vec<f64> = idx
+            .iter()
+            .flat_map(|&i| row.cells[i].floor.iter().copied())
+            .collect();
+        let _ = write!(
+            s,
+            "{:<7} {:<11} {:>9}",
+            row.kernel.name(),
+            row.disk.name(),
+            ms(median(&floors))
+        );
+        for &i in &idx {
+            let _ = write!(s, " {:>9}", ms(median(&row.cells[i].after_floor)));
+        }
+        if let (Some(b), Some(g)) = (bp, grub) {
+            let _ = write!(
+                s,
+                " {:>9}",
+                ratio(
+                    median(&row.cells[b].after_floor),
+                    median(&row.cells[g].after_floor)
+                )
+            );
+        }
+        let _ = writeln!(s);
+    }
+    s
+}
+
 /// The build table: per kernel and flow, the median and the ratio to
 /// `bootpack build`.
 pub fn build_table(r: &Results) -> String {
@@ -907,6 +1076,11 @@ pub fn report(r: &Results) -> String {
         r.load_after
     );
     s.push_str(&boot_table(r));
+    let uefi = uefi_table(r);
+    if !uefi.is_empty() {
+        s.push('\n');
+        s.push_str(&uefi);
+    }
     if !r.build.is_empty() {
         s.push('\n');
         s.push_str(&build_table(r));

@@ -12,7 +12,9 @@
 //!   --kernels LIST    demo and/or sizes in MiB [demo,2.5M,32M]
 //!   --disks LIST      ide, ahci, virtio-blk, virtio-scsi [all four]
 //!   --loaders LIST    kernel (QEMU -kernel), bootpack, bootpack-bios
-//!                     (bootpack --no-fast-read), syslinux, grub [all]
+//!                     (bootpack --no-fast-read), syslinux, grub,
+//!                     bootpack-uefi and grub-efi (both under OVMF, with
+//!                     a table of their time after OVMF's floor) [all]
 //!   --bin-dir DIR     where `bootpack` and `solo5-virtio-mkimage` are
 //!   --timeout SECS    longest one boot may take [60]
 //!   --keep DIR        build in DIR and keep it (default: a temporary

@@ -96,16 +96,33 @@ fn header(
 /// LBA 2048 to the last usable LBA; `seed` (a checksum of the content)
 /// gives the GUIDs.
 pub fn build(disk_sectors: u64, seed: u64) -> Gpt {
+    build_with_esp(disk_sectors, seed, None)
+}
+
+/// [`build`], with the ESP (first LBA, sectors) as the second entry when
+/// given; the kernel partition then ends right before it.
+pub fn build_with_esp(disk_sectors: u64, seed: u64, esp: Option<(u64, u64)>) -> Gpt {
     let disk_guid = derived_guid(seed, 1);
     let partition_guid = derived_guid(seed, 2);
     let mut array = vec![0u8; (ARRAY_SECTORS * SECTOR) as usize];
+    let kernel_last = esp.map_or(last_usable(disk_sectors), |(start, _)| start - 1);
     let e = &mut array[..ENTRY_SIZE as usize];
     e[..16].copy_from_slice(&BOOTPACK_TYPE_GUID.0);
     e[16..32].copy_from_slice(&partition_guid.0);
     e[32..40].copy_from_slice(&(PARTITION_START_LBA as u64).to_le_bytes());
-    e[40..48].copy_from_slice(&last_usable(disk_sectors).to_le_bytes());
+    e[40..48].copy_from_slice(&kernel_last.to_le_bytes());
     for (i, unit) in PARTITION_NAME.encode_utf16().enumerate() {
         e[56 + 2 * i..58 + 2 * i].copy_from_slice(&unit.to_le_bytes());
+    }
+    if let Some((start, sectors)) = esp {
+        let e = &mut array[ENTRY_SIZE as usize..2 * ENTRY_SIZE as usize];
+        e[..16].copy_from_slice(&super::esp::ESP_TYPE_GUID.0);
+        e[16..32].copy_from_slice(&derived_guid(seed, 3).0);
+        e[32..40].copy_from_slice(&start.to_le_bytes());
+        e[40..48].copy_from_slice(&(start + sectors - 1).to_le_bytes());
+        for (i, unit) in super::esp::ESP_NAME.encode_utf16().enumerate() {
+            e[56 + 2 * i..58 + 2 * i].copy_from_slice(&unit.to_le_bytes());
+        }
     }
     let entries_crc = crc32(&array);
     let last = disk_sectors - 1;

@@ -73,6 +73,26 @@ pub fn plain(
     Ok(sector(code, signature, entry))
 }
 
+/// Adds the ESP as the second entry of a plain MBR (type 0xEF, not
+/// active: the kernel partition keeps the active flag some BIOSes want).
+pub fn add_esp(mbr: &mut [u8; 512], start: u32, sectors: u32) {
+    let mut header =
+        MBRHeader::read_from(&mut Cursor::new(&mbr[..])).expect("an MBR this module wrote");
+    header.partition_2 = MBRPartitionEntry {
+        boot: mbrman::BOOT_INACTIVE,
+        first_chs: chs(start),
+        sys: super::esp::ESP_MBR_TYPE,
+        last_chs: chs(start + sectors - 1),
+        starting_lba: start,
+        sectors,
+    };
+    let mut sector = Cursor::new([0u8; 512]);
+    header
+        .write_into(&mut sector)
+        .expect("an MBR header always fits in 512 bytes");
+    *mbr = sector.into_inner();
+}
+
 /// A protective MBR (UEFI 2.8 §5.2.3): one 0xEE entry from LBA 1 over the
 /// whole disk (or 2 TiB, the most it can say), not active (edk2 before
 /// mid-2021 refused a GPT whose 0xEE entry was active), disk signature 0

@@ -31,8 +31,11 @@ use crate::disk::{Disk, Extent};
 use crate::image::{ImageError, ModuleInput};
 use crate::kernel::LoadPlan;
 
+pub mod esp;
 pub mod gpt;
 pub mod mbr;
+
+pub use esp::{Esp, Firmware};
 
 const MIB_SECTORS: u64 = 2048;
 
@@ -118,6 +121,9 @@ pub struct Layout {
     pub partition_sectors: u64,
     /// The disk's size in sectors.
     pub disk_sectors: u64,
+    /// The EFI system partition (images for UEFI), after the kernel
+    /// partition.
+    pub esp: Option<Esp>,
     /// The checksum of the kernel's loaded bytes (the record's payload sum).
     pub payload_sum: u64,
 }
@@ -152,6 +158,12 @@ impl Layout {
                 data: &self.record,
             },
         ];
+        if let Some(e) = &self.esp {
+            extents.push(Extent {
+                offset: e.start_lba * SECTOR,
+                data: &e.image,
+            });
+        }
         if let Some(g) = &self.gpt {
             extents.push(Extent {
                 offset: SECTOR,
@@ -236,6 +248,7 @@ impl<'a> Sums<'a> {
             elf_sections,
             load_base: plan.load_base,
             video: plan.video,
+            efi: plan.efi,
         }
     }
 }
@@ -278,6 +291,24 @@ pub fn layout_for(
     modules: Vec<ModuleInput>,
     disk_size: impl FnOnce(u64) -> Result<u64, ImageError>,
 ) -> Result<Layout, ImageError> {
+    layout_firmware(table, None, boot, kernel, plan, cmdline, modules, disk_size)
+}
+
+/// [`layout_for`] with an ESP holding `uefi_loader` when it is given (an
+/// image for UEFI): the ESP takes the disk's last [`esp::ESP_SECTORS`]
+/// sectors before the GPT's backup, and the kernel partition ends before
+/// it.
+#[allow(clippy::too_many_arguments)]
+pub fn layout_firmware(
+    table: Table,
+    uefi_loader: Option<&[u8]>,
+    boot: &Bootloader,
+    kernel: &[u8],
+    plan: &LoadPlan,
+    cmdline: &[u8],
+    modules: Vec<ModuleInput>,
+    disk_size: impl FnOnce(u64) -> Result<u64, ImageError>,
+) -> Result<Layout, ImageError> {
     check_inputs(plan, cmdline, &modules)?;
     let sections = plan.sections.as_ref().map(|s| ElfSections {
         num: s.num,
@@ -287,7 +318,37 @@ pub fn layout_for(
     });
     let rec_len = measure_record(plan, cmdline, &modules, sections)?;
     let placed = place(kernel, plan, cmdline, &modules, sections, rec_len);
-    let (disk_sectors, partition_sectors) = disk_sectors(table, placed.end, disk_size)?;
+    // The ESP starts on a MiB boundary: with a GPT the backup's 33
+    // sectors follow the last usable one, so a MiB more is reserved.
+    let esp_reserve = match (uefi_loader.is_some(), table) {
+        (false, _) => 0,
+        (true, Table::Mbr) => esp::ESP_SECTORS,
+        (true, Table::Gpt) => esp::ESP_SECTORS + MIB_SECTORS,
+    };
+    let (disk_sectors, usable_sectors) = disk_sectors(table, placed.end + esp_reserve, disk_size)?;
+    let partition_sectors = if uefi_loader.is_some() {
+        let end = PARTITION_START_LBA as u64 + usable_sectors;
+        let esp_start = (end - esp::ESP_SECTORS) / MIB_SECTORS * MIB_SECTORS;
+        if esp_start < PARTITION_START_LBA as u64 + placed.end {
+            return Err(ImageError::DiskTooSmall {
+                size: disk_sectors * SECTOR,
+                min: min_disk_bytes_for(table, placed.end + esp_reserve + MIB_SECTORS),
+            });
+        }
+        esp_start - PARTITION_START_LBA as u64
+    } else {
+        usable_sectors
+    };
+    let esp = match uefi_loader {
+        None => None,
+        Some(loader) => {
+            let start_lba = PARTITION_START_LBA as u64 + partition_sectors;
+            let hidden = u32::try_from(start_lba).unwrap_or(u32::MAX);
+            let image = crate::fat::esp_image(loader, hidden)
+                .map_err(|e| ImageError::UefiLoaderTooLarge { bytes: e.bytes })?;
+            Some(Esp { start_lba, image })
+        }
+    };
 
     let stage2 = pad_to_sectors(boot.stage2.to_vec());
     let stage2_sectors = stage2.len() as u64 / SECTOR;
@@ -305,14 +366,18 @@ pub fn layout_for(
     let (mbr, gpt) = match table {
         Table::Mbr => {
             let signature = (seed as u32 | 1).to_le_bytes();
-            let mbr = mbr::plain(boot.stage1, &stage2, signature, partition_sectors as u32)?;
+            let mut mbr = mbr::plain(boot.stage1, &stage2, signature, partition_sectors as u32)?;
+            if let Some(e) = &esp {
+                mbr::add_esp(&mut mbr, e.start_lba as u32, esp::ESP_SECTORS as u32);
+            }
             (mbr, None)
         }
         Table::Gpt => (
             mbr::protective(boot.stage1, &stage2, disk_sectors)?,
-            Some(gpt::build(
+            Some(gpt::build_with_esp(
                 disk_sectors,
                 seed ^ disk_sectors.rotate_left(32),
+                esp.as_ref().map(|e| (e.start_lba, esp::ESP_SECTORS)),
             )),
         ),
     };
@@ -326,6 +391,7 @@ pub fn layout_for(
         modules: modules.into_iter().zip(placed.module_at).collect(),
         partition_sectors,
         disk_sectors,
+        esp,
         payload_sum: placed.payload_sum,
     })
 }
@@ -554,6 +620,7 @@ pub(crate) mod tests {
             sections: None,
             load_base: 0x100000,
             video: bootpack_proto::video::Request::NONE,
+            efi: Default::default(),
             entry: 0x100000,
             segments: vec![LoadSegment {
                 dest: 0x100000,

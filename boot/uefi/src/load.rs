@@ -1,0 +1,406 @@
+//! The record, the kernel's segments and the modules, read from the
+//! bootpack partition into memory taken from the firmware.
+
+use crate::disk::Disk;
+use crate::fail;
+use alloc::vec;
+use alloc::vec::Vec;
+use bootpack_proto::bounds;
+use bootpack_proto::checksum::Fletcher64;
+use bootpack_proto::efimap::{self, EfiRegion, EFI_PAGE};
+use bootpack_proto::layout::SECTOR;
+use bootpack_proto::memory::Region;
+use bootpack_proto::place;
+use bootpack_proto::ptable::{self, Partition, TableError};
+use bootpack_proto::record::{self, Record, MAX_MODULES};
+use uefi::boot::{self, AllocateType, MemoryType};
+use uefi::mem::memory_map::MemoryMap;
+
+/// Bytes per read of whole sectors straight into place.
+const CHUNK: u64 = 4 << 20;
+
+/// The bootpack partition, from the MBR or the GPT.
+pub fn find_partition(disk: &mut Disk) -> Partition {
+    match ptable::find(disk) {
+        Ok(found) => found.partition,
+        Err(TableError::Read(never)) => match never {},
+        Err(TableError::Invalid(why)) => fail!("{why}"),
+    }
+}
+
+/// Reads and checks the configuration record; it stays in memory (loader
+/// data) until the kernel runs.
+pub fn read_record(disk: &mut Disk, part: &Partition) -> Record<'static> {
+    let mut first = vec![0u8; SECTOR as usize];
+    disk.read(part.start, &mut first);
+    let len = record::peek_len(&first).unwrap_or_else(|e| record_fail(e));
+    let sectors = (len as u64).div_ceil(SECTOR);
+    let mut bytes = vec![0u8; (sectors * SECTOR) as usize];
+    disk.read(part.start, &mut bytes);
+    let bytes: &'static [u8] = Vec::leak(bytes);
+    let rec = Record::parse(bytes).unwrap_or_else(|e| record_fail(e));
+    if let Err(outside) = bounds::check(&rec, sectors, part) {
+        fail!("{outside}");
+    }
+    rec
+}
+
+fn record_fail(e: record::RecordError) -> ! {
+    use record::RecordError as E;
+    match e {
+        E::BadChecksum { stored, computed } => fail!(
+            "configuration record: {} (stored {stored:#x}, computed {computed:#x}): the disk image is damaged, rebuild it",
+            e.describe()
+        ),
+        E::UnsupportedVersion(v) => fail!("configuration record: {} (version {v})", e.describe()),
+        E::BadSegment(i) => fail!("configuration record: {} (segment {i})", e.describe()),
+        E::BadModule(i) => fail!("configuration record: {} (module {i})", e.describe()),
+        E::BadProtocol(p) => fail!("configuration record: {} ({p})", e.describe()),
+        _ => fail!("configuration record: {}", e.describe()),
+    }
+}
+
+fn page_range(start: u64, end: u64) -> (u64, u64) {
+    (start & !(EFI_PAGE - 1), end.div_ceil(EFI_PAGE) * EFI_PAGE)
+}
+
+/// Takes `[start, end)` (page-rounded) from the firmware; halts with
+/// `what` in the message if the firmware has that memory.
+fn take(start: u64, end: u64, what: &dyn core::fmt::Display) {
+    let (s, e) = page_range(start, end);
+    if e == s {
+        return;
+    }
+    if boot::allocate_pages(
+        AllocateType::Address(s),
+        MemoryType::LOADER_DATA,
+        ((e - s) / EFI_PAGE) as usize,
+    )
+    .is_err()
+    {
+        fail!(
+            "{what} needs {start:#x}-{:#x} but the firmware uses that memory (or it is not RAM): link the kernel elsewhere or give the machine more memory",
+            end - 1
+        );
+    }
+}
+
+struct Kernel;
+impl core::fmt::Display for Kernel {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        f.write_str("kernel")
+    }
+}
+
+/// Page ranges the kernel needs that the firmware's boot services hold
+/// now and free at ExitBootServices: segments there are read to a staging
+/// area and moved into place by the trampoline after the exit (GRUB's
+/// relocator does the same).
+pub struct Deferred(pub Vec<(u64, u64)>);
+
+impl Deferred {
+    /// Whether segment memory `[start, end)` touches a deferred range.
+    pub fn touches(&self, start: u64, end: u64) -> bool {
+        let (s, e) = page_range(start, end);
+        self.0.iter().any(|&(a, b)| a < e && s < b)
+    }
+}
+
+/// Whether `[s, e)` lies wholly in memory that is free or boot-services
+/// memory now (so free after ExitBootServices); takes the free parts, so
+/// that nothing else (the staging area included) is put there.
+fn defer(s: u64, e: u64) -> bool {
+    use bootpack_proto::efimap::kind;
+    let Ok(map) = boot::memory_map(MemoryType::LOADER_DATA) else {
+        return false;
+    };
+    let mut regions: Vec<(u64, u64, u32)> = map
+        .entries()
+        .map(|d| (d.phys_start, d.phys_start + d.page_count * EFI_PAGE, d.ty.0))
+        .filter(|&(a, b, _)| a < e && s < b)
+        .collect();
+    drop(map);
+    regions.sort_unstable();
+    let mut at = s;
+    for &(a, b, ty) in &regions {
+        let ok = matches!(
+            ty,
+            kind::CONVENTIONAL | kind::BOOT_SERVICES_CODE | kind::BOOT_SERVICES_DATA
+        );
+        if a > at || !ok {
+            return false;
+        }
+        at = at.max(b);
+    }
+    if at < e {
+        return false;
+    }
+    for &(a, b, ty) in &regions {
+        if ty == kind::CONVENTIONAL {
+            let (a, b) = (a.max(s), b.min(e));
+            if boot::allocate_pages(
+                AllocateType::Address(a),
+                MemoryType::LOADER_DATA,
+                ((b - a) / EFI_PAGE) as usize,
+            )
+            .is_err()
+            {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Takes the memory of every segment from the firmware (pages shared by
+/// two segments once); what boot services hold now is deferred.
+pub fn take_segments(rec: &Record) -> Deferred {
+    let mut ranges: Vec<(u64, u64)> = rec
+        .segments()
+        .filter(|s| s.mem_size > 0)
+        .map(|s| page_range(s.dest, s.end()))
+        .collect();
+    ranges.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::new();
+    for r in ranges {
+        match merged.last_mut() {
+            Some(last) if r.0 <= last.1 => last.1 = last.1.max(r.1),
+            _ => merged.push(r),
+        }
+    }
+    let mut deferred = Vec::new();
+    for (s, e) in merged {
+        if !try_take(s, e) {
+            if defer(s, e) {
+                deferred.push((s, e));
+            } else {
+                take(s, e, &Kernel);
+            }
+        }
+    }
+    Deferred(deferred)
+}
+
+fn try_take(s: u64, e: u64) -> bool {
+    e == s
+        || boot::allocate_pages(
+            AllocateType::Address(s),
+            MemoryType::LOADER_DATA,
+            ((e - s) / EFI_PAGE) as usize,
+        )
+        .is_ok()
+}
+
+/// The firmware's memory map now, as a Multiboot map of what is free.
+pub fn free_map() -> Vec<Region> {
+    let map = boot::memory_map(MemoryType::LOADER_DATA)
+        .unwrap_or_else(|_| fail!("the firmware gives no memory map (GetMemoryMap)"));
+    let regions = map.entries().map(|d| EfiRegion {
+        ty: d.ty.0,
+        phys_start: d.phys_start,
+        pages: d.page_count,
+    });
+    let mut out = vec![Region::default(); map.len()];
+    let n = efimap::free_now(regions, &mut out);
+    out.truncate(n);
+    out
+}
+
+/// Places the modules as the BIOS loader does (page-aligned, in order,
+/// above the kernel's end, below 4 GiB) in memory that is free now, and
+/// takes it from the firmware. Returns their start addresses.
+pub fn place_modules(rec: &Record, kernel_end: u64) -> [u64; MAX_MODULES] {
+    let map = free_map();
+    let count = rec.module_count();
+    let mut sizes = [0u64; MAX_MODULES];
+    for (i, m) in rec.modules().enumerate() {
+        sizes[i] = m.size;
+    }
+    let mut starts = [0u64; MAX_MODULES];
+    if let Err(e) = place::place_modules(&map, &[], kernel_end, &sizes[..count], &mut starts) {
+        fail!(
+            "module {} ({:#x} bytes) does not fit in free RAM between {:#x} and 4 GiB (free RAM below 4 GiB: {:#x} bytes): give the machine more memory",
+            e.index + 1,
+            e.size,
+            e.from,
+            place::usable_below_4g(&map)
+        );
+    }
+    for (i, m) in rec.modules().enumerate() {
+        struct Module(usize);
+        impl core::fmt::Display for Module {
+            fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+                write!(f, "module {}", self.0)
+            }
+        }
+        take(starts[i], starts[i] + m.size, &Module(i + 1));
+    }
+    starts
+}
+
+/// A buffer for reads that cannot go straight into place (a destination
+/// off the disk's alignment, a segment's partial last sector).
+pub struct Bounce(&'static mut [u8]);
+
+/// Bytes of the bounce buffer.
+const BOUNCE: usize = 1 << 20;
+
+impl Bounce {
+    pub fn new() -> Bounce {
+        let p = boot::allocate_pages(
+            AllocateType::AnyPages,
+            MemoryType::LOADER_DATA,
+            BOUNCE / EFI_PAGE as usize,
+        )
+        .unwrap_or_else(|_| fail!("no memory for the read buffer"));
+        // SAFETY: BOUNCE bytes just allocated for this buffer alone.
+        Bounce(unsafe { core::slice::from_raw_parts_mut(p.as_ptr(), BOUNCE) })
+    }
+}
+
+/// Reads `size` bytes from partition sector `sector` to physical `dest`,
+/// feeding them to `sum`. Writes exactly `[dest, dest + size)`.
+///
+/// # Safety
+/// `[dest, dest + size)` must be memory this loader took from the firmware
+/// for this purpose (take_segments, place_modules), identity-mapped.
+pub unsafe fn read_to(
+    disk: &mut Disk,
+    bounce: &mut Bounce,
+    part: &Partition,
+    sector: u64,
+    size: u64,
+    dest: u64,
+    sum: &mut Fletcher64,
+) {
+    let lba = part.start + sector;
+    let mut done = 0u64;
+    if dest.is_multiple_of(disk.io_align()) {
+        let straight = size & !(SECTOR - 1);
+        while done < straight {
+            let n = (straight - done).min(CHUNK);
+            // SAFETY: inside the caller's range (done + n <= size).
+            let buf =
+                unsafe { core::slice::from_raw_parts_mut((dest + done) as *mut u8, n as usize) };
+            disk.read(lba + done / SECTOR, buf);
+            sum.update(buf);
+            done += n;
+        }
+    }
+    while done < size {
+        let n = (size - done).min(BOUNCE as u64);
+        let sectors = n.div_ceil(SECTOR);
+        let buf = &mut bounce.0[..(sectors * SECTOR) as usize];
+        disk.read(lba + done / SECTOR, buf);
+        let chunk = &buf[..n as usize];
+        let whole = chunk.len() & !7;
+        sum.update(&chunk[..whole]);
+        sum.update_tail(&chunk[whole..]);
+        // SAFETY: the destination [dest + done, + n) is inside the
+        // caller's range; the bounce buffer is separate memory.
+        unsafe {
+            core::ptr::copy_nonoverlapping(chunk.as_ptr(), (dest + done) as *mut u8, n as usize)
+        };
+        done += n;
+    }
+}
+
+/// Loads every segment in place, zeroes its bss, and checks the payload
+/// checksum. Segments over deferred memory are read to staging memory
+/// below 4 GiB instead; returns the trampoline's moves for them.
+pub fn load_segments(
+    disk: &mut Disk,
+    bounce: &mut Bounce,
+    part: &Partition,
+    rec: &Record,
+    deferred: &Deferred,
+) -> Vec<bootpack_proto::relocate::Move> {
+    let mut sum = Fletcher64::new();
+    let mut moves = Vec::new();
+    for s in rec.segments() {
+        if deferred.touches(s.dest, s.end()) {
+            let pages = s.file_size.div_ceil(EFI_PAGE).max(1) as usize;
+            let at = boot::allocate_pages(
+                AllocateType::MaxAddress(0xFFFF_FFFF),
+                MemoryType::LOADER_DATA,
+                pages,
+            )
+            .unwrap_or_else(|_| {
+                fail!(
+                    "no memory below 4 GiB to stage the kernel's segment at {:#x} ({:#x} bytes)",
+                    s.dest,
+                    s.file_size
+                )
+            })
+            .as_ptr() as u64;
+            // SAFETY: [at, at + file_size) was just taken for this.
+            unsafe { read_to(disk, bounce, part, s.data_sector, s.file_size, at, &mut sum) };
+            moves.push(bootpack_proto::relocate::Move {
+                dst: s.dest as u32,
+                src: at as u32,
+                len: s.file_size as u32,
+                zero: (s.mem_size - s.file_size) as u32,
+            });
+            continue;
+        }
+        // SAFETY: take_segments took [dest, dest + mem_size) from the
+        // firmware.
+        unsafe {
+            read_to(
+                disk,
+                bounce,
+                part,
+                s.data_sector,
+                s.file_size,
+                s.dest,
+                &mut sum,
+            );
+            core::ptr::write_bytes(
+                (s.dest + s.file_size) as *mut u8,
+                0,
+                (s.mem_size - s.file_size) as usize,
+            );
+        }
+    }
+    let computed = sum.finish();
+    if computed != rec.payload_sum() {
+        fail!(
+            "kernel payload checksum mismatch (stored {:#x}, computed {computed:#x}): the disk image is damaged, rebuild it",
+            rec.payload_sum()
+        );
+    }
+    moves
+}
+
+/// Loads each module at its place and checks its checksum.
+pub fn load_modules(
+    disk: &mut Disk,
+    bounce: &mut Bounce,
+    part: &Partition,
+    rec: &Record,
+    starts: &[u64; MAX_MODULES],
+) {
+    for (i, m) in rec.modules().enumerate() {
+        let mut sum = Fletcher64::new();
+        // SAFETY: place_modules took [start, start + size).
+        unsafe {
+            read_to(
+                disk,
+                bounce,
+                part,
+                m.data_sector,
+                m.size,
+                starts[i],
+                &mut sum,
+            )
+        };
+        if sum.finish() != m.sum {
+            fail!(
+                "module {} checksum mismatch (stored {:#x}, computed {:#x}): the disk image is damaged, rebuild it",
+                i + 1,
+                m.sum,
+                sum.finish()
+            );
+        }
+    }
+}
