@@ -429,21 +429,7 @@ mod tests {
     fn builds_the_vbe_and_rgb_framebuffer_fields() {
         let v = VideoInfo {
             vbe: Some(vbe()),
-            fb: Framebuffer {
-                addr: 0xFD00_0000,
-                pitch: 4096,
-                width: 1024,
-                height: 768,
-                bpp: 32,
-                kind: FbKind::Rgb {
-                    red_pos: 16,
-                    red_size: 8,
-                    green_pos: 8,
-                    green_size: 8,
-                    blue_pos: 0,
-                    blue_size: 8,
-                },
-            },
+            fb: crate::video::TEST_FB_1024X768X32,
         };
         let mut arena = [0xAAu8; 2048];
         let a = with_video(&v, &mut arena);

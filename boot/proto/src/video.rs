@@ -541,6 +541,25 @@ pub fn edid_preferred(edid: &[u8]) -> Option<(u16, u16)> {
     (w != 0 && h != 0 && w < 4096 && h < 4096).then_some((w, h))
 }
 
+/// QEMU's std VGA 1024x768x32 linear framebuffer, for the information
+/// builders' tests.
+#[cfg(test)]
+pub(crate) const TEST_FB_1024X768X32: Framebuffer = Framebuffer {
+    addr: 0xFD00_0000,
+    pitch: 4096,
+    width: 1024,
+    height: 768,
+    bpp: 32,
+    kind: FbKind::Rgb {
+        red_pos: 16,
+        red_size: 8,
+        green_pos: 8,
+        green_size: 8,
+        blue_pos: 0,
+        blue_size: 8,
+    },
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
