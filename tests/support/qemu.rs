@@ -150,21 +150,43 @@ pub fn boot_with_disk(
     run(c, timeout, until)
 }
 
-fn run(mut c: Command, timeout: Duration, until: Option<(String, Duration, PathBuf)>) -> Run {
-    let start = Instant::now();
-    let mut child: Child = c.spawn().expect("start QEMU");
-    let serial = Arc::new(Mutex::new(Vec::new()));
-    let mut out = child.stdout.take().unwrap();
-    let sink = serial.clone();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 {
-                break;
+/// QEMU's COM1 (its standard output), collected by a thread while the
+/// test watches the guest.
+struct Capture {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Capture {
+    /// Starts `c` (whose stdout must be piped) and collects its output.
+    fn spawn(mut c: Command) -> (Child, Capture) {
+        let mut child = c.spawn().expect("start QEMU");
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let mut out = child.stdout.take().unwrap();
+        let sink = bytes.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
+        });
+        (child, Capture { bytes, reader })
+    }
+
+    /// Everything QEMU printed, once it has exited or been killed.
+    fn finish(self) -> Vec<u8> {
+        self.reader.join().unwrap();
+        Arc::try_unwrap(self.bytes).unwrap().into_inner().unwrap()
+    }
+}
+
+fn run(c: Command, timeout: Duration, until: Option<(String, Duration, PathBuf)>) -> Run {
+    let start = Instant::now();
+    let (mut child, capture) = Capture::spawn(c);
+    let serial = capture.bytes.clone();
     let mut seen_at = None;
     let mut vga = None;
     let exit = loop {
@@ -194,11 +216,11 @@ fn run(mut c: Command, timeout: Duration, until: Option<(String, Duration, PathB
         std::thread::sleep(Duration::from_millis(10));
     };
     let elapsed = start.elapsed();
-    reader.join().unwrap();
     if let Some((_, _, sock)) = &until {
         let _ = std::fs::remove_file(sock);
     }
-    let serial = Arc::try_unwrap(serial).unwrap().into_inner().unwrap();
+    drop(serial);
+    let serial = capture.finish();
     Run {
         serial,
         exit,
@@ -408,19 +430,8 @@ pub fn boot_watch(
     c.arg("-monitor")
         .arg(format!("unix:{},server=on,wait=off", sock.display()));
     let start = Instant::now();
-    let mut child: Child = c.spawn().expect("start QEMU");
-    let serial = Arc::new(Mutex::new(Vec::new()));
-    let mut out = child.stdout.take().unwrap();
-    let sink = serial.clone();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
+    let (mut child, capture) = Capture::spawn(c);
+    let serial = capture.bytes.clone();
     let mut vga = String::new();
     let mut monitor = None;
     let exit = loop {
@@ -443,9 +454,9 @@ pub fn boot_watch(
         }
     };
     let elapsed = start.elapsed();
-    reader.join().unwrap();
     let _ = std::fs::remove_file(&sock);
-    let serial = Arc::try_unwrap(serial).unwrap().into_inner().unwrap();
+    drop(serial);
+    let serial = capture.finish();
     Run {
         serial,
         exit,
