@@ -12,8 +12,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub use crate::layout::{
-    layout, layout_firmware, layout_for, layout_with_modules, min_disk_bytes, Bootloader, Layout,
-    Table,
+    layout, layout_firmware, layout_with_modules, min_disk_bytes, Bootloader, Layout, Table,
 };
 
 /// Why an image could not be laid out or written.

@@ -13,9 +13,9 @@
 //! last 33 sectors  gpt: backup array and header
 //! ```
 //!
-//! The steps, each its own function: [`check_inputs`] (command line,
-//! modules), [`measure_record`] (the record's length), [`place`] (sectors
-//! and sums of the data, the record itself), [`disk_sectors`] (the disk's
+//! The steps, each its own function: `check_inputs` (command line,
+//! modules), `measure_record` (the record's length), `place` (sectors
+//! and sums of the data, the record itself), `disk_sectors` (the disk's
 //! and partition's size, and each table's limit), then the table writers
 //! [`mbr`] and [`gpt`].
 
@@ -277,25 +277,21 @@ pub fn layout_with_modules(
     modules: Vec<ModuleInput>,
     disk_size: impl FnOnce(u64) -> Result<u64, ImageError>,
 ) -> Result<Layout, ImageError> {
-    layout_for(Table::Mbr, boot, kernel, plan, cmdline, modules, disk_size)
+    layout_firmware(
+        Table::Mbr,
+        None,
+        boot,
+        kernel,
+        plan,
+        cmdline,
+        modules,
+        disk_size,
+    )
 }
 
-/// [`layout_with_modules`] with the partition table `table`. With a GPT
-/// the kernel partition ends where the backup table begins.
-pub fn layout_for(
-    table: Table,
-    boot: &Bootloader,
-    kernel: &[u8],
-    plan: &LoadPlan,
-    cmdline: &[u8],
-    modules: Vec<ModuleInput>,
-    disk_size: impl FnOnce(u64) -> Result<u64, ImageError>,
-) -> Result<Layout, ImageError> {
-    layout_firmware(table, None, boot, kernel, plan, cmdline, modules, disk_size)
-}
-
-/// [`layout_for`] with an ESP holding `uefi_loader` when it is given (an
-/// image for UEFI): the ESP takes the disk's last [`esp::ESP_SECTORS`]
+/// The layout with the partition table `table` (with a GPT the kernel
+/// partition ends where the backup table begins) and an ESP holding
+/// `uefi_loader` when it is given (an image for UEFI): the ESP takes the disk's last [`esp::ESP_SECTORS`]
 /// sectors before the GPT's backup, and the kernel partition ends before
 /// it.
 #[allow(clippy::too_many_arguments)]
@@ -636,9 +632,16 @@ pub(crate) mod tests {
             stage1: &s1,
             stage2: &[7u8; 600],
         };
-        layout_for(table, &boot, &[1; 1000], &plan(), b"k", Vec::new(), |min| {
-            Ok(size.unwrap_or(min))
-        })
+        layout_firmware(
+            table,
+            None,
+            &boot,
+            &[1; 1000],
+            &plan(),
+            b"k",
+            Vec::new(),
+            |min| Ok(size.unwrap_or(min)),
+        )
     }
 
     #[test]
