@@ -332,7 +332,9 @@ fn format_and_size_rules() {
     let (_, r) = build_into(&dir, "small.img", &["--size", "1M"]);
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(
-        err.contains("too small") && err.contains("at least 2097152 bytes"),
+        // Stage 2's gap, the 1 MiB-aligned kernel partition and the 4 MiB
+        // ESP the default (both firmwares) adds.
+        err.contains("too small") && err.contains("at least 6291456 bytes"),
         "{err}"
     );
     let (_, r) = build_into(&dir, "bad.img", &["--size", "12Q"]);
@@ -384,11 +386,17 @@ fn inspect_reads_every_format() {
             "{ext}"
         );
         assert_eq!(v["kernel"]["checksum_ok"], true, "{ext}");
+        // The default image boots on both firmwares: the kernel partition
+        // fills the 1 GiB disk but for the 4 MiB ESP at its end.
+        let esp = 8192u64;
         assert_eq!(
             v["partitions"][0]["sectors"],
-            (1u64 << 21) - 2048,
-            "{ext}: the partition fills the 1 GiB disk"
+            (1u64 << 21) - 2048 - esp,
+            "{ext}: the kernel partition"
         );
+        assert_eq!(v["partitions"][1]["kind"], 0xEF, "{ext}: the ESP");
+        assert_eq!(v["partitions"][1]["start_lba"], (1u64 << 21) - esp, "{ext}");
+        assert_eq!(v["partitions"][1]["sectors"], esp, "{ext}");
     }
 }
 

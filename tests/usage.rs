@@ -32,12 +32,12 @@ fn bad_values_exit_2_and_blame_the_option() {
         (
             "1",
             "a.img",
-            &["--size 1:", "512-byte sectors", "2 MiB to", "TiB"][..],
+            &["--size 1:", "512-byte sectors", "6 MiB to", "TiB"][..],
         ),
         (
             "1M",
             "a.img",
-            &["--size 1M:", "too small", "2 MiB to", "TiB"][..],
+            &["--size 1M:", "too small", "6 MiB to", "TiB"][..],
         ),
         // Not a whole GiB for gce.
         (
@@ -49,7 +49,7 @@ fn bad_values_exit_2_and_blame_the_option() {
         (
             "3T",
             "a.img",
-            &["--size 3T:", "2 TiB", "2 MiB to 2199023255040 bytes"][..],
+            &["--size 3T:", "2 TiB", "6 MiB to 2199023255040 bytes"][..],
         ),
         (
             "0",
@@ -74,6 +74,23 @@ fn bad_values_exit_2_and_blame_the_option() {
             "a size error does not blame the kernel: {err}"
         );
     }
+    // Without the ESP (BIOS only) the smallest disk is 4 MiB smaller.
+    let r = bootpack([
+        "build",
+        &k,
+        "-o",
+        &out("a.img"),
+        "--size",
+        "1M",
+        "--firmware",
+        "bios",
+    ]);
+    let err = stderr(&r);
+    assert_eq!(r.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("too small") && err.contains("2 MiB to"),
+        "{err}"
+    );
     let r = bootpack(["build", &k, "-o", &out("disk.vhd"), "--format", "qcow2"]);
     let err = stderr(&r);
     assert_eq!(r.status.code(), Some(2), "{err}");

@@ -272,7 +272,7 @@ impl Build {
         }
     }
 
-    /// The firmware the image boots on (default: [`Firmware::Bios`]).
+    /// The firmware the image boots on (default: [`Firmware::Both`]).
     /// With UEFI the image gets an EFI system partition at its end holding
     /// bootpack's UEFI loader, which reads the same kernel partition.
     pub fn firmware(mut self, firmware: Firmware) -> Self {

@@ -101,13 +101,13 @@ enum Command {
         /// MBR, then a GPT; any size). Both boot with a PC BIOS.
         #[arg(long, value_name = "TABLE", default_value = "mbr")]
         table: bootpack::Table,
-        /// Firmware the image boots on: bios (stage 1 and 2 only), uefi or
-        /// both (an EFI system partition at the disk's end with bootpack's
-        /// UEFI loader, \EFI\BOOT\BOOTX64.EFI, which reads the same kernel
-        /// partition; 4 MiB more). GCE Shielded VM: --firmware uefi (or
-        /// both) --table gpt, and create the image with the guest OS
-        /// feature UEFI_COMPATIBLE.
-        #[arg(long, value_name = "FIRMWARE", default_value = "bios")]
+        /// Firmware the image boots on: both (the default: stage 1 and 2
+        /// for a PC BIOS, and an EFI system partition at the disk's end
+        /// with bootpack's UEFI loader, \EFI\BOOT\BOOTX64.EFI, which reads
+        /// the same kernel partition), bios (no ESP: 4 MiB less) or uefi.
+        /// GCE Shielded VM: --table gpt, and create the image with the
+        /// guest OS feature UEFI_COMPATIBLE.
+        #[arg(long, value_name = "FIRMWARE", default_value = "both")]
         firmware: bootpack::Firmware,
         /// Kernel arguments, after `--`.
         #[arg(last = true, value_name = "ARGS")]
@@ -155,7 +155,7 @@ enum Command {
         gdb: bool,
         /// Firmware: bios (SeaBIOS) or uefi (OVMF, found where Debian,
         /// Fedora and Arch install it, with its own copy of the variable
-        /// store and S3 off). A kernel is packed with --firmware both.
+        /// store and S3 off). A kernel is packed for both firmwares.
         #[arg(long, value_name = "FIRMWARE", default_value = "bios", value_parser = ["bios", "uefi"])]
         firmware: String,
         /// Print the QEMU command line instead of running it.
@@ -238,14 +238,36 @@ fn main() -> ExitCode {
     };
     bootpack::remove_temporary_on_signal();
     let result = match cli.command {
-        Command::Build { kernel, output, name, module: _, module_raw: _, protocol, no_fast_read, video, format, size, table, firmware, args } => {
-            let mut b = bootpack::Build::new(kernel).args(args).fast_read(!no_fast_read).table(table).firmware(firmware);
+        Command::Build {
+            kernel,
+            output,
+            name,
+            module: _,
+            module_raw: _,
+            protocol,
+            no_fast_read,
+            video,
+            format,
+            size,
+            table,
+            firmware,
+            args,
+        } => {
+            let mut b = bootpack::Build::new(kernel)
+                .args(args)
+                .fast_read(!no_fast_read)
+                .table(table)
+                .firmware(firmware);
             if let Some(v) = video {
                 b = b.video(v);
             }
             for (m, raw) in modules_in_order(&matches) {
                 let (file, string) = split_module(&m);
-                b = if raw { b.module_raw(file, string) } else { b.module(file, string) };
+                b = if raw {
+                    b.module_raw(file, string)
+                } else {
+                    b.module(file, string)
+                };
             }
             if let Some(p) = protocol {
                 b = b.protocol(p.into());
@@ -276,20 +298,45 @@ fn main() -> ExitCode {
             .write(&output)
             .map(|r| {
                 summary(&output, &r);
-                println!("boot it (the demo kernel powers off; Ctrl-A X quits QEMU otherwise):");
-                println!(
-                    "  qemu-system-x86_64 -accel tcg -display none -serial stdio -drive file={},format=raw",
-                    output.display()
-                );
+                demo_how_to_boot(&output);
             })
             .map_err(|e| e.to_string()),
-        Command::Run { target, mem, net, disk, accel, gdb, firmware, dry_run, force, args } => {
+        Command::Run {
+            target,
+            mem,
+            net,
+            disk,
+            accel,
+            gdb,
+            firmware,
+            dry_run,
+            force,
+            args,
+        } => {
             let uefi = firmware == "uefi";
-            return run_target(&target, RunSpec { mem, net, disk, accel, gdb, uefi, dry_run, force, args });
+            return run_target(
+                &target,
+                RunSpec {
+                    mem,
+                    net,
+                    disk,
+                    accel,
+                    gdb,
+                    uefi,
+                    dry_run,
+                    force,
+                    args,
+                },
+            );
         }
         Command::Inspect { image, json } => return inspect(&image, json),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "bootpack", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "bootpack",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
         Command::Man { subcommand, dir } => return man(subcommand.as_deref(), dir.as_deref()),
@@ -497,6 +544,30 @@ fn firmware_note(firmware: bootpack::Firmware, table: bootpack::Table, format: b
     );
 }
 
+/// The QEMU command lines that boot the demo image, on a PC BIOS and (the
+/// image has both loaders) on UEFI with the OVMF this machine has.
+fn demo_how_to_boot(out: &Path) {
+    let drive = format!("-drive file={},format=raw", out.display());
+    println!("boot it on a PC BIOS (the demo kernel powers off; Ctrl-A X quits QEMU otherwise):");
+    println!("  qemu-system-x86_64 -accel tcg -display none -serial stdio {drive}");
+    match bootpack::ovmf::find() {
+        // snapshot=on: the firmware's variable writes go to a temporary
+        // overlay, never to the installed store.
+        Ok(o) => {
+            println!("or on UEFI (OVMF; 5-10 s of firmware under TCG before the loader runs):");
+            println!(
+                "  qemu-system-x86_64 -accel tcg -machine q35 -display none -serial stdio -drive if=pflash,format=raw,readonly=on,file={} -drive if=pflash,format=raw,snapshot=on,file={} {drive}",
+                o.code.display(),
+                o.vars.display()
+            );
+        }
+        Err(_) => println!(
+            "or on UEFI: install OVMF (Debian/Ubuntu: ovmf; Fedora, Arch: edk2-ovmf), then: bootpack run {} --firmware uefi",
+            out.display()
+        ),
+    }
+}
+
 fn summary(out: &Path, r: &bootpack::Report) {
     let (lo, hi) = (
         r.plan.segments.first().unwrap().dest,
@@ -592,14 +663,9 @@ fn run_target(target: &Path, spec: RunSpec) -> ExitCode {
     };
     let (image, format) = if target_is_kernel {
         let image = tmp.join("disk.img");
-        let firmware = if spec.uefi {
-            bootpack::Firmware::Both
-        } else {
-            bootpack::Firmware::Bios
-        };
+        // The default firmware (both), so the same image boots either way.
         if let Err(e) = bootpack::Build::new(target)
             .args(spec.args.clone())
-            .firmware(firmware)
             .write(&image)
         {
             let _ = std::fs::remove_dir_all(&tmp);

@@ -9,7 +9,9 @@
 //! "unikernel.bin ARGUMENTS" (what syslinux' mboot.c32 passed); errors go
 //! to stderr as "solo5-virtio-mkimage: error: ..." with exit status 1, and
 //! a usage error prints the usage text and exits 1. `-d` (run in Docker) is
-//! accepted and ignored with a note: nothing here needs Docker.
+//! accepted and ignored with a note: nothing here needs Docker. Unlike the
+//! original (syslinux, BIOS only) the image boots on BIOS and UEFI: it is
+//! bootpack's default image, with the EFI system partition at its end.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;

@@ -29,14 +29,15 @@ pub const ESP_NAME: &str = "EFI system partition";
 /// The firmware an image boots on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Firmware {
-    /// PC BIOS only: stage 1 and stage 2, no ESP (the image as bootpack
-    /// always made it).
-    #[default]
+    /// PC BIOS only: stage 1 and stage 2, no ESP (4 MiB smaller; the
+    /// kernel partition fills the disk).
     Bios,
     /// UEFI only: the ESP and the UEFI loader (stage 1 and 2 are still
     /// written; they cost nothing and keep `inspect` uniform).
     Uefi,
-    /// Both: the BIOS stages and the ESP.
+    /// Both (the default): the BIOS stages and the ESP, one file that
+    /// boots on either firmware.
+    #[default]
     Both,
 }
 
