@@ -553,3 +553,43 @@ fn run_gdb_stops_at_the_kernels_first_instruction() {
         "EAX holds the magic:\n{text}"
     );
 }
+
+/// A gce image that can boot under UEFI (the default, both firmwares)
+/// tells the user which guest OS feature GCE needs, and what Shielded VM
+/// needs on top; a BIOS-only image says nothing of UEFI.
+#[test]
+fn gce_builds_name_the_uefi_guest_os_feature() {
+    let dir = scratch("gce-uefi-note");
+    for (extra, says) in [
+        (
+            &[][..],
+            Some("--guest-os-features=UEFI_COMPATIBLE; Shielded VM also needs --table gpt"),
+        ),
+        (
+            &["--table", "gpt"][..],
+            Some("--guest-os-features=UEFI_COMPATIBLE (then Shielded VM works: GPT and UEFI)"),
+        ),
+        (
+            &["--firmware", "uefi", "--table", "gpt"][..],
+            Some("UEFI_COMPATIBLE (then"),
+        ),
+        (&["--firmware", "bios"][..], None),
+    ] {
+        let (out, r) = build_into(&dir, "disk.tar.gz", extra);
+        let stdout = String::from_utf8_lossy(&r.stdout);
+        assert!(
+            r.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        match says {
+            Some(s) => assert!(stdout.contains(s), "{extra:?}: wanted {s:?} in {stdout}"),
+            None => assert!(!stdout.contains("UEFI"), "{extra:?}: {stdout}"),
+        }
+        std::fs::remove_file(out).unwrap();
+    }
+    // Other formats need no such step.
+    let (_, r) = build_into(&dir, "disk.vhd", &[]);
+    assert!(r.status.success());
+    assert!(!String::from_utf8_lossy(&r.stdout).contains("UEFI_COMPATIBLE"));
+}
