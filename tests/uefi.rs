@@ -690,3 +690,167 @@ fn segments_over_boot_services_memory_are_moved_into_place() {
     assert_eq!(r.get("bss"), "zero");
     assert_eq!(r.get("eflags"), "0x00000002");
 }
+
+/// A Multiboot 2 information block's tags: (type, body) in order.
+fn mbi2_tags(mbi: &[u8]) -> Vec<(u32, &[u8])> {
+    let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let total = u32_at(mbi, 0) as usize;
+    assert_eq!(total, mbi.len(), "total_size is what the kernel dumped");
+    let mut tags = Vec::new();
+    let mut at = 8;
+    while at + 8 <= total {
+        let (ty, size) = (u32_at(mbi, at), u32_at(mbi, at + 4) as usize);
+        assert!(
+            size >= 8 && at + size <= total,
+            "tag {ty} at {at:#x}: size {size}"
+        );
+        if ty == 0 {
+            assert_eq!(size, 8, "the end tag");
+            return tags;
+        }
+        tags.push((ty, &mbi[at + 8..at + size]));
+        at = (at + size + 7) & !7;
+    }
+    panic!("no end tag in {total} bytes");
+}
+
+/// GRUB's conversion of EFI memory descriptors into a Multiboot map
+/// (grub-core/mmap/efi/mmap.c, with runtime code as 2 as bootpack
+/// documents), written out here apart from bootpack_proto::efimap so the
+/// test does not check the loader against itself: (base, len, type),
+/// sorted, adjacent entries of one type merged.
+fn grub_conversion(descriptors: &[(u32, u64, u64)]) -> Vec<(u64, u64, u32)> {
+    let mut d: Vec<_> = descriptors.iter().filter(|d| d.2 > 0).copied().collect();
+    d.sort_by_key(|d| d.1);
+    let mut out: Vec<(u64, u64, u32)> = Vec::new();
+    for (ty, base, pages) in d {
+        let mb = match ty {
+            1 | 2 | 3 | 4 | 7 => 1, // loader, boot services, conventional
+            9 => 3,                 // ACPI reclaim
+            10 => 4,                // ACPI NVS
+            8 => 5,                 // unusable
+            14 => 7,                // persistent
+            _ => 2,                 // runtime, MMIO, reserved, PAL
+        };
+        let len = pages * 4096;
+        match out.last_mut() {
+            Some(last) if last.2 == mb && last.0 + last.1 == base => last.1 += len,
+            _ => out.push((base, len, mb)),
+        }
+    }
+    out
+}
+
+/// A kernel entered through its EFI amd64 entry with boot services running
+/// (tags 7 and 9, as Xen's header; tests/support/efi_probe.rs) gets what
+/// GRUB x86_64-efi gives: EAX = 0x36D76289, and besides the usual tags the
+/// EFI 64-bit system table (tag 12, pointing at a real table: "IBI SYST"),
+/// the 64-bit image handle (20), "boot services not terminated" (18) and
+/// the EFI memory map (17), whose GRUB conversion is exactly the memory map
+/// tag (6); none of the 32-bit EFI tags (11, 19). The kernel dumps the
+/// whole information block on COM1.
+#[test]
+fn efi_entry_kernel_gets_the_efi_tags() {
+    let dir = scratch("uefi-efi-probe");
+    let kernel = dir.join("efi-probe");
+    std::fs::write(&kernel, support::efi_probe::kernel()).unwrap();
+    let image = dir.join("disk.img");
+    let report = bootpack::Build::new(&kernel)
+        .args(["probe", "argument"])
+        .write(&image)
+        .unwrap();
+    assert_eq!(report.plan.protocol, Protocol::Multiboot2);
+    let m = uefi_machine(&dir, "efi-probe", "512M");
+    let run = qemu::boot_image(&image, &m, BOOT_TIMEOUT);
+    let s = run.serial_text();
+    assert_eq!(
+        run.exit,
+        Some(((support::efi_probe::EXIT as i32) << 1) | 1),
+        "the kernel ran to its end:\n{s}"
+    );
+    let line = |key: &str| -> Vec<u8> {
+        let prefix = format!("EFIK {key} ");
+        let l = s
+            .lines()
+            .find_map(|l| l.trim_end().split_once(&prefix).map(|(_, v)| v.to_owned()))
+            .unwrap_or_else(|| panic!("no {prefix:?} line on serial:\n{s}"));
+        support::report::unhex(&l)
+    };
+    assert_eq!(line("magic"), [0x36, 0xD7, 0x62, 0x89], "EAX");
+    let mbi = line("mbi");
+    let tags = mbi2_tags(&mbi);
+    let tag = |ty: u32| -> &[u8] {
+        tags.iter()
+            .find(|t| t.0 == ty)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no tag {ty}: {:?}",
+                    tags.iter().map(|t| t.0).collect::<Vec<_>>()
+                )
+            })
+            .1
+    };
+    let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    for ty in [11, 19] {
+        assert!(tags.iter().all(|t| t.0 != ty), "no 32-bit EFI tag {ty}");
+    }
+
+    // The usual tags.
+    let cmdline = tag(1);
+    assert_eq!(&cmdline[..report.cmdline.len()], &report.cmdline[..]);
+    assert_eq!(cmdline[report.cmdline.len()], 0);
+    assert!(tag(2).starts_with(b"bootpack "));
+    assert_eq!(
+        u32_at(tag(21), 0) as u64,
+        support::efi_probe::LOAD,
+        "load base"
+    );
+    assert!(
+        tags.iter().any(|t| t.0 == 14 || t.0 == 15),
+        "an ACPI RSDP tag"
+    );
+
+    // Tag 12: the system table, whose header the kernel read at that
+    // address: signature "IBI SYST", a UEFI 2.x revision.
+    let systab = u64_at(tag(12), 0);
+    assert!(systab != 0 && systab < 1 << 32, "system table {systab:#x}");
+    let header = line("systab");
+    assert_eq!(
+        &header[..8],
+        b"IBI SYST",
+        "the EFI system table's signature"
+    );
+    let revision = u32_at(&header, 8);
+    assert!(revision >= 2 << 16, "UEFI revision {revision:#x}");
+    // Tag 20: the image handle; tag 18: boot services are running.
+    assert_ne!(u64_at(tag(20), 0), 0, "image handle");
+    assert!(tag(18).is_empty(), "tag 18 has no body");
+
+    // Tag 17: descriptor size and version, then the descriptors as the
+    // firmware gave them; tag 6 is their GRUB conversion, entry for entry.
+    let efi = tag(17);
+    let (desc_size, desc_version) = (u32_at(efi, 0) as usize, u32_at(efi, 4));
+    assert_eq!(desc_version, 1, "EFI_MEMORY_DESCRIPTOR_VERSION");
+    assert!(desc_size >= 40, "descriptor size {desc_size}");
+    let descriptors: Vec<(u32, u64, u64)> = efi[8..]
+        .chunks_exact(desc_size)
+        .map(|d| (u32_at(d, 0), u64_at(d, 8), u64_at(d, 24)))
+        .collect();
+    assert!(descriptors.len() > 10, "{} descriptors", descriptors.len());
+    // The kernel's own pages are loader data in the firmware's map.
+    assert!(
+        descriptors.iter().any(|&(ty, base, pages)| ty == 2
+            && base <= support::efi_probe::LOAD
+            && support::efi_probe::LOAD < base + pages * 4096),
+        "the kernel's memory is taken from the firmware"
+    );
+    let mmap = tag(6);
+    let (entry_size, entry_version) = (u32_at(mmap, 0) as usize, u32_at(mmap, 4));
+    assert_eq!((entry_size, entry_version), (24, 0));
+    let got: Vec<(u64, u64, u32)> = mmap[8..]
+        .chunks_exact(entry_size)
+        .map(|e| (u64_at(e, 0), u64_at(e, 8), u32_at(e, 16)))
+        .collect();
+    assert_eq!(got, grub_conversion(&descriptors), "tag 6 against tag 17");
+}

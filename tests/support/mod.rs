@@ -5,6 +5,7 @@
 pub mod asm_image;
 pub mod blkdebug;
 pub mod dirty_rom;
+pub mod efi_probe;
 pub mod elf;
 pub mod kernels;
 /// The BIOS loader's memory plan (where stage 2 keeps its buffers and the
