@@ -199,12 +199,9 @@ extern "C" {
 
 /// The kernel's bytes (a flat Multiboot 2 image, header first).
 pub fn kernel() -> Vec<u8> {
-    // SAFETY: two labels of the one read-only section above, end after
-    // start.
-    unsafe {
-        super::asm_image::bytes(
-            &raw const bootpack_test_efi_probe_start,
-            &raw const bootpack_test_efi_probe_end,
-        )
-    }
+    // Two labels of the one read-only section above, end after start.
+    super::asm_image::bytes(
+        &raw const bootpack_test_efi_probe_start,
+        &raw const bootpack_test_efi_probe_end,
+    )
 }
