@@ -777,8 +777,14 @@ fn relocatable_kernels_load_where_grub_puts_them() {
                 ),
                 "{name}: serial:\n{serial}"
             );
-            assert!(serial.contains("\r\nbootpack: halted\r\n"), "{name}: {serial}");
-            assert!(!serial.contains("BPREL"), "{name}: the kernel ran: {serial}");
+            assert!(
+                serial.contains("\r\nbootpack: halted\r\n"),
+                "{name}: {serial}"
+            );
+            assert!(
+                !serial.contains("BPREL"),
+                "{name}: the kernel ran: {serial}"
+            );
             assert_eq!(run.exit, None, "{name}: halted, not rebooting or exiting");
             continue;
         }

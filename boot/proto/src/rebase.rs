@@ -91,6 +91,18 @@ fn align_down(x: u64, align: u64) -> u64 {
     x - x % align
 }
 
+/// Whether the tag's range can hold the image at all (GRUB 2.06 refuses
+/// the kernel otherwise): [`NoBase::Range`] if not. The packager checks
+/// it, so that such a kernel is refused when the image is built.
+pub fn check_range(span: Span, r: &Relocatable) -> Result<(), NoBase> {
+    let size = span.size();
+    let (min, max) = (u64::from(r.min_addr), u64::from(r.max_addr));
+    if size > max || min > max - size {
+        return Err(NoBase::Range { size, min, max });
+    }
+    Ok(())
+}
+
 /// The load base for an image spanning `span` per the relocatable tag `r`,
 /// in the usable (type 1) regions of `free` (sorted or not, but adjacent
 /// free memory in one entry, as [`crate::efimap`] gives it): the lowest
@@ -98,11 +110,9 @@ fn align_down(x: u64, align: u64) -> u64 {
 /// as 1) at or above `min_addr` and page 1 where the whole span lies in
 /// one free region below 4 GiB and ends at or below `max_addr`.
 pub fn choose(span: Span, r: &Relocatable, free: &[Region]) -> Result<u64, NoBase> {
+    check_range(span, r)?;
     let size = span.size();
     let (min, max) = (u64::from(r.min_addr), u64::from(r.max_addr));
-    if size > max || min > max - size {
-        return Err(NoBase::Range { size, min, max });
-    }
     let align = u64::from(r.align).max(1);
     let high = r.preference == PREFER_HIGH;
     let floor = min.max(EFI_PAGE);
