@@ -813,3 +813,95 @@ fn relocatable_kernels_load_where_grub_puts_them() {
         );
     }
 }
+
+/// A kernel that requires a framebuffer (Multiboot 2 framebuffer tag not
+/// optional, console flags without EGA text) under UEFI, as GRUB 2.06 EFI
+/// reads it ("WxHxD,WxH,auto"): a resolution no GOP mode has falls back to
+/// the mode the firmware has set (1280x800x32 on OVMF with QEMU's std
+/// VGA), and the kernel is told that one. With no GOP at all (no display
+/// adapter) nothing fits: the loader stops with one plain line on COM1 and
+/// the firmware console (OVMF mirrors that to COM1 too: the message twice)
+/// where GRUB prints "no suitable video mode found" and boots the kernel
+/// without a framebuffer; and so does a `--video` mode the GOP lacks
+/// (`--video` is exact).
+#[test]
+fn a_required_framebuffer_no_gop_mode_gives_is_refused() {
+    let dir = scratch("uefi-gop-none");
+    let cases: [(&'static str, [u32; 3], &[&str], bool); 3] = [
+        ("fallback", [1000, 1000, 32], &[], true),
+        ("no-gop", [1024, 768, 32], &[], false),
+        ("option", [1024, 768, 32], &["1000x1000x32"], true),
+    ];
+    let mut handles = Vec::new();
+    for (name, fb, video, vga) in cases {
+        let kernel = dir.join(format!("kernel-{name}"));
+        std::fs::write(&kernel, kernels::mb2_framebuffer_kernel(fb, false, 0)).unwrap();
+        let image = dir.join(format!("{name}.img"));
+        let mut b = bootpack::Build::new(&kernel).firmware(Firmware::Uefi);
+        if let Some(v) = video.first() {
+            b = b.video(v.parse().unwrap());
+        }
+        b.write(&image)
+            .unwrap_or_else(|e| panic!("{name}: packing failed: {e}"));
+        let mut m = uefi_machine(&dir, name, "256M");
+        if vga {
+            m.extra.extend(["-vga".to_string(), "std".to_string()]);
+        }
+        handles.push(std::thread::spawn(move || {
+            let run = qemu::boot_until(
+                &image,
+                &m,
+                "bootpack: halted",
+                Duration::from_secs(2),
+                BOOT_TIMEOUT,
+            );
+            (name, run)
+        }));
+    }
+    let refusal = "no video mode the kernel accepts can be set: the firmware's graphics output (GOP) has no mode that fits, and there is no EGA text under UEFI";
+    for h in handles {
+        let (name, run) = h.join().unwrap();
+        let text = run.serial_text();
+        if name == "fallback" {
+            let r = report_of(name, &run);
+            let fb: Vec<u64> = r
+                .get("framebuffer")
+                .split_whitespace()
+                .map(|v| match v.strip_prefix("0x") {
+                    Some(h) => u64::from_str_radix(h, 16).unwrap(),
+                    None => v.parse().unwrap(),
+                })
+                .collect();
+            // OVMF's mode on QEMU's std VGA; GRUB 2.06 EFI (with efi_gop)
+            // gives this kernel the same (checked 2026-12-01).
+            assert_eq!(
+                &fb[1..],
+                [5120, 1280, 800, 32, 1],
+                "{name}: pitch, size, bpp, RGB"
+            );
+            assert!(
+                fb[0] >= 1 << 20,
+                "{name}: the framebuffer address {:#x}",
+                fb[0]
+            );
+            assert_eq!(
+                r.get("framebuffer_rgb"),
+                "16 8 8 8 0 8",
+                "{name}: BGR layout"
+            );
+            continue;
+        }
+        let line = text
+            .split("\r\n")
+            .find(|l| l.starts_with("bootpack: error: "))
+            .unwrap_or_else(|| panic!("{name}: no plain error line:\n{text}"));
+        assert_eq!(line, format!("bootpack: error: {refusal}"), "{name}");
+        assert!(
+            text.matches(refusal).count() >= 2,
+            "{name}: COM1 and the console:\n{text}"
+        );
+        assert!(text.contains("\r\nbootpack: halted\r\n"), "{name}: {text}");
+        assert!(!text.contains("BPTK"), "{name}: the kernel must not run");
+        assert_eq!(run.exit, None, "{name}: halted, not rebooting or exiting");
+    }
+}
