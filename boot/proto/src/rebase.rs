@@ -12,10 +12,10 @@
 //! which under UEFI first looks for the span in conventional memory below
 //! 4 GiB, lowest first unless the preference is "high" (so "none" behaves
 //! as "low"), and only if nothing fits there falls back to memory the
-//! firmware frees at ExitBootServices (not for kernels that keep boot
-//! services). Every segment then moves by `load base - link base`, the
-//! entry (the EFI amd64 entry included) too, and the information's tag 21
-//! carries the load base.
+//! firmware frees at ExitBootServices (boot-services memory left out for
+//! kernels that keep boot services). Every segment then moves by `load
+//! base - link base`, the entry (the EFI amd64 entry included) too, and
+//! the information's tag 21 carries the load base.
 //!
 //! [`choose`] is that search over a free-memory map (for UEFI:
 //! [`crate::efimap::free_now`], then [`crate::efimap::free_later`]); the
