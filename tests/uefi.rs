@@ -704,8 +704,9 @@ fn segments_over_boot_services_memory_are_moved_into_place() {
 /// below max_addr (191 MiB for 192 KiB ending by 192 MiB), entered at its
 /// EFI amd64 entry moved likewise. The kernel finds its own address at run
 /// time: tag 21 says the same, and its payload and bss are intact where
-/// they landed. A tag whose range holds no free memory stops the loader
-/// with one plain line.
+/// they landed. A range that only boot-services memory holds is used once
+/// they exit (staged, then moved by the trampoline). A tag whose range
+/// holds no free memory stops the loader with one plain line.
 #[test]
 fn relocatable_kernels_load_where_grub_puts_them() {
     use support::reloc_kernel::{self as rk, Reloc};
@@ -730,11 +731,22 @@ fn relocatable_kernels_load_where_grub_puts_them() {
         align: 0x1000,
         preference: 0,
     };
+    // Only 16 MiB fits: memory OVMF's boot services hold with 256 MiB
+    // (see segments_over_boot_services_memory_are_moved_into_place), free
+    // once they exit; the loader stages the image and the trampoline moves
+    // it there, as GRUB's relocator falls back to.
+    let staged = Reloc {
+        min: 0x100_0000,
+        max: 0x100_0000 + rk::SPAN as u32,
+        align: 0x1000,
+        preference: 2,
+    };
     let mut machines = Vec::new();
-    for (name, reloc, efi64) in [
-        ("low", low, false),
-        ("high-efi", high, true),
-        ("nowhere", nowhere, false),
+    for (name, reloc, efi64, mem) in [
+        ("low", low, false, "512M"),
+        ("high-efi", high, true, "512M"),
+        ("nowhere", nowhere, false, "512M"),
+        ("staged", staged, false, "256M"),
     ] {
         let kernel = dir.join(format!("kernel-{name}"));
         std::fs::write(&kernel, rk::build(LINK, Some(reloc), efi64)).unwrap();
@@ -744,7 +756,7 @@ fn relocatable_kernels_load_where_grub_puts_them() {
             .write(&image)
             .unwrap_or_else(|e| panic!("{name}: packing failed: {e}"));
         assert_eq!(report.plan.protocol, Protocol::Multiboot2);
-        machines.push((name, image, uefi_machine(&dir, name, "512M")));
+        machines.push((name, image, uefi_machine(&dir, name, mem)));
     }
     let handles: Vec<_> = machines
         .into_iter()
@@ -797,6 +809,7 @@ fn relocatable_kernels_load_where_grub_puts_them() {
             .unwrap_or_else(|| panic!("{name}: no report on serial:\n{serial}"));
         let (base, entry64) = match name {
             "low" => (0x200_0000, false),
+            "staged" => (0x100_0000, false),
             _ => (0xC00_0000 - 0x10_0000, true),
         };
         assert_eq!(
