@@ -543,9 +543,11 @@ fn video_requests_get_the_gop_framebuffer() {
 /// boot services (tag 7) and has an EFI amd64 entry (tag 9), so the loader
 /// enters there in 64-bit mode with boot services running and gives the
 /// EFI tags (system table, image handle, EFI memory map, boot services not
-/// terminated). Xen prints its banner, bootpack's name, the command line,
-/// the memory map it read from the firmware itself ("EFI RAM map"), and
-/// then refuses the module given as dom0 (not an ELF): the module arrived.
+/// terminated). It is relocatable (tag 10): the loader moves it as GRUB
+/// does. Xen prints its banner, bootpack's name, the command line, its load
+/// address, the memory map it read from the firmware itself ("EFI RAM
+/// map"), and then refuses the module given as dom0 (not an ELF): the
+/// module arrived.
 /// (Multiboot 1 Xen cannot boot under UEFI: it places its trampoline from
 /// the BIOS data area, empty under OVMF.)
 #[test]
@@ -586,6 +588,14 @@ fn xen_boots_through_its_efi_entry() {
         (
             "(XEN) Command line: console=com1 com1=115200,8n1",
             "the command line tag",
+        ),
+        // Xen's relocatable tag (2 MiB up to 4 GiB, 2 MiB aligned,
+        // highest): the highest 2 MiB boundary where its 3.7 MiB fit in
+        // free memory, where GRUB 2.06 EFI puts it on this machine too
+        // (checked 2026-12-01); at its link address (2 MiB) Xen prints 0.
+        (
+            "(XEN) Xen image load base address: 0x1d800000\r\n",
+            "the load address GRUB's rule gives",
         ),
         (
             "(XEN) EFI RAM map:",
@@ -853,4 +863,228 @@ fn efi_entry_kernel_gets_the_efi_tags() {
         .map(|e| (u64_at(e, 0), u64_at(e, 8), u32_at(e, 16)))
         .collect();
     assert_eq!(got, grub_conversion(&descriptors), "tag 6 against tag 17");
+}
+
+/// A relocatable Multiboot 2 kernel (header tag 10) is loaded where GRUB
+/// 2.06's relocator puts it, not at its link address (4 MiB here): with
+/// preference "low" at the lowest multiple of the alignment at or above
+/// min_addr that is free (32 MiB: free under OVMF with 512 MiB), entered
+/// at its 32-bit entry moved by the same distance; with preference "high"
+/// and the EFI tags (7 and 9, as Xen) at the highest place ending at or
+/// below max_addr (191 MiB for 192 KiB ending by 192 MiB), entered at its
+/// EFI amd64 entry moved likewise. The kernel finds its own address at run
+/// time: tag 21 says the same, and its payload and bss are intact where
+/// they landed. A range that only boot-services memory holds is used once
+/// they exit (staged, then moved by the trampoline). A tag whose range
+/// holds no free memory stops the loader with one plain line.
+#[test]
+fn relocatable_kernels_load_where_grub_puts_them() {
+    use support::reloc_kernel::{self as rk, Reloc};
+    const LINK: u64 = 0x40_0000;
+    let dir = scratch("uefi-reloc");
+    let low = Reloc {
+        min: 0x200_0000,
+        max: u32::MAX,
+        align: 0x100_0000,
+        preference: 1,
+    };
+    let high = Reloc {
+        min: 0x100_0000,
+        max: 0xC00_0000,
+        align: 0x10_0000,
+        preference: 2,
+    };
+    // Above the 512 MiB of RAM, below the PCI hole: no memory at all.
+    let nowhere = Reloc {
+        min: 0x8000_0000,
+        max: 0x9000_0000,
+        align: 0x1000,
+        preference: 0,
+    };
+    // Only 16 MiB fits: memory OVMF's boot services hold with 256 MiB
+    // (see segments_over_boot_services_memory_are_moved_into_place), free
+    // once they exit; the loader stages the image and the trampoline moves
+    // it there, as GRUB's relocator falls back to.
+    let staged = Reloc {
+        min: 0x100_0000,
+        max: 0x100_0000 + rk::SPAN as u32,
+        align: 0x1000,
+        preference: 2,
+    };
+    let mut machines = Vec::new();
+    for (name, reloc, efi64, mem) in [
+        ("low", low, false, "512M"),
+        ("high-efi", high, true, "512M"),
+        ("nowhere", nowhere, false, "512M"),
+        ("staged", staged, false, "256M"),
+    ] {
+        let kernel = dir.join(format!("kernel-{name}"));
+        std::fs::write(&kernel, rk::build(LINK, Some(reloc), efi64)).unwrap();
+        let image = dir.join(format!("{name}.img"));
+        let report = bootpack::Build::new(&kernel)
+            .firmware(Firmware::Uefi)
+            .write(&image)
+            .unwrap_or_else(|e| panic!("{name}: packing failed: {e}"));
+        assert_eq!(report.plan.protocol, Protocol::Multiboot2);
+        machines.push((name, image, uefi_machine(&dir, name, mem)));
+    }
+    let handles: Vec<_> = machines
+        .into_iter()
+        .map(|(name, image, m)| {
+            std::thread::spawn(move || {
+                let run = if name == "nowhere" {
+                    // It halts: stop watching once it says so.
+                    qemu::boot_until(
+                        &image,
+                        &m,
+                        "bootpack: halted",
+                        Duration::from_secs(2),
+                        BOOT_TIMEOUT,
+                    )
+                } else {
+                    qemu::boot_image(&image, &m, BOOT_TIMEOUT)
+                };
+                (name, run)
+            })
+        })
+        .collect();
+    let (_, hash) = rk::payload();
+    for h in handles {
+        let (name, run) = h.join().unwrap();
+        let serial = run.serial_text();
+        if name == "nowhere" {
+            assert!(
+                serial.contains(
+                    "bootpack: error: no free memory holds the relocatable kernel (0x30000 bytes at a multiple of 0x1000 between 0x80000000 and 0x90000000): give the machine more memory"
+                ),
+                "{name}: serial:\n{serial}"
+            );
+            assert!(
+                serial.contains("\r\nbootpack: halted\r\n"),
+                "{name}: {serial}"
+            );
+            assert!(
+                !serial.contains("BPREL"),
+                "{name}: the kernel ran: {serial}"
+            );
+            assert_eq!(run.exit, None, "{name}: halted, not rebooting or exiting");
+            continue;
+        }
+        assert_eq!(
+            run.exit,
+            Some(KERNEL_EXIT),
+            "{name}: QEMU exit status; serial:\n{serial}"
+        );
+        let line = rk::Line::find(&serial)
+            .unwrap_or_else(|| panic!("{name}: no report on serial:\n{serial}"));
+        let (base, entry64) = match name {
+            "low" => (0x200_0000, false),
+            "staged" => (0x100_0000, false),
+            _ => (0xC00_0000 - 0x10_0000, true),
+        };
+        assert_eq!(
+            line,
+            rk::Line {
+                entry64,
+                base,
+                tag21: base,
+                magic: 0x36D7_6289,
+                hash,
+                bss: 0,
+            },
+            "{name}: serial:\n{serial}"
+        );
+    }
+}
+
+/// A kernel that requires a framebuffer (Multiboot 2 framebuffer tag not
+/// optional, console flags without EGA text) under UEFI, as GRUB 2.06 EFI
+/// reads it ("WxHxD,WxH,auto"): a resolution no GOP mode has falls back to
+/// the mode the firmware has set (1280x800x32 on OVMF with QEMU's std
+/// VGA), and the kernel is told that one. With no GOP at all (no display
+/// adapter) nothing fits: the loader stops with one plain line on COM1 and
+/// the firmware console (OVMF mirrors that to COM1 too: the message twice)
+/// where GRUB prints "no suitable video mode found" and boots the kernel
+/// without a framebuffer; and so does a `--video` mode the GOP lacks
+/// (`--video` is exact).
+#[test]
+fn a_required_framebuffer_no_gop_mode_gives_is_refused() {
+    let dir = scratch("uefi-gop-none");
+    let cases: [(&'static str, [u32; 3], &[&str], bool); 3] = [
+        ("fallback", [1000, 1000, 32], &[], true),
+        ("no-gop", [1024, 768, 32], &[], false),
+        ("option", [1024, 768, 32], &["1000x1000x32"], true),
+    ];
+    let mut handles = Vec::new();
+    for (name, fb, video, vga) in cases {
+        let kernel = dir.join(format!("kernel-{name}"));
+        std::fs::write(&kernel, kernels::mb2_framebuffer_kernel(fb, false, 0)).unwrap();
+        let image = dir.join(format!("{name}.img"));
+        let mut b = bootpack::Build::new(&kernel).firmware(Firmware::Uefi);
+        if let Some(v) = video.first() {
+            b = b.video(v.parse().unwrap());
+        }
+        b.write(&image)
+            .unwrap_or_else(|e| panic!("{name}: packing failed: {e}"));
+        let mut m = uefi_machine(&dir, name, "256M");
+        if vga {
+            m.extra.extend(["-vga".to_string(), "std".to_string()]);
+        }
+        handles.push(std::thread::spawn(move || {
+            let run = qemu::boot_until(
+                &image,
+                &m,
+                "bootpack: halted",
+                Duration::from_secs(2),
+                BOOT_TIMEOUT,
+            );
+            (name, run)
+        }));
+    }
+    let refusal = "no video mode the kernel accepts can be set: the firmware's graphics output (GOP) has no mode that fits, and there is no EGA text under UEFI";
+    for h in handles {
+        let (name, run) = h.join().unwrap();
+        let text = run.serial_text();
+        if name == "fallback" {
+            let r = report_of(name, &run);
+            let fb: Vec<u64> = r
+                .get("framebuffer")
+                .split_whitespace()
+                .map(|v| match v.strip_prefix("0x") {
+                    Some(h) => u64::from_str_radix(h, 16).unwrap(),
+                    None => v.parse().unwrap(),
+                })
+                .collect();
+            // OVMF's mode on QEMU's std VGA; GRUB 2.06 EFI (with efi_gop)
+            // gives this kernel the same (checked 2026-12-01).
+            assert_eq!(
+                &fb[1..],
+                [5120, 1280, 800, 32, 1],
+                "{name}: pitch, size, bpp, RGB"
+            );
+            assert!(
+                fb[0] >= 1 << 20,
+                "{name}: the framebuffer address {:#x}",
+                fb[0]
+            );
+            assert_eq!(
+                r.get("framebuffer_rgb"),
+                "16 8 8 8 0 8",
+                "{name}: BGR layout"
+            );
+            continue;
+        }
+        let line = text
+            .split("\r\n")
+            .find(|l| l.starts_with("bootpack: error: "))
+            .unwrap_or_else(|| panic!("{name}: no plain error line:\n{text}"));
+        assert_eq!(line, format!("bootpack: error: {refusal}"), "{name}");
+        assert!(
+            text.matches(refusal).count() >= 2,
+            "{name}: COM1 and the console:\n{text}"
+        );
+        assert!(text.contains("\r\nbootpack: halted\r\n"), "{name}: {text}");
+        assert!(!text.contains("BPTK"), "{name}: the kernel must not run");
+        assert_eq!(run.exit, None, "{name}: halted, not rebooting or exiting");
+    }
 }

@@ -10,7 +10,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bootpack_proto::{mb1_header, mb2_header};
+use bootpack_proto::mb1_header;
 use support::kernels::{self, Headers, Shape, Spec};
 use support::memplan::{INFO_ARENA_ADDR, INFO_ARENA_LEN};
 use support::qemu::{self, Machine};
@@ -48,39 +48,6 @@ fn mb1_kernel(video: Option<[u32; 4]>) -> Vec<u8> {
             assert_eq!(mb1_header::find(&file).unwrap().video.unwrap().width, v[1]);
         }
     }
-    file
-}
-
-/// The test kernel (ELF32, Multiboot 2 only) with a framebuffer tag
-/// (width, height, depth; optional or not) and a console flags tag.
-fn mb2_kernel(fb: [u32; 3], optional: bool, console_flags: u32) -> Vec<u8> {
-    let mut file = kernels::build_spec(&Spec::new(Shape::Elf32, Headers::Mb2));
-    let h = mb2_header::find(&file).unwrap();
-    let required = words(&[1, 2, 3, 4, 5, 6, 21]);
-    let optional_req = words(&[9, 14, 15]);
-    let console = words(&[console_flags]);
-    let fb_body = words(&fb);
-    let len = mb2_header::write(
-        &mut file,
-        h.offset,
-        &[
-            (1, 0, &required),
-            (1, 1, &optional_req),
-            (4, 0, &console),
-            (5, optional as u16, &fb_body),
-            (6, 0, &[]),
-        ],
-    );
-    // The ELF shapes' header is shorter than the test kernel's own, whose
-    // room (its .multiboot2 section) it still has.
-    let room = mb2_header::find(bootpack::bootloader::DEMO_KERNEL)
-        .unwrap()
-        .length;
-    assert!(
-        len <= room as usize,
-        "the new header fits the old one's room"
-    );
-    assert!(mb2_header::find(&file).unwrap().framebuffer.is_some());
     file
 }
 
@@ -248,7 +215,11 @@ fn multiboot1_text_mode_type() {
 
 #[test]
 fn multiboot2_required_framebuffer_tag_gets_its_mode() {
-    let r = boot(&pack("mb2-800", &mb2_kernel([800, 600, 16], false, 0), &[]));
+    let r = boot(&pack(
+        "mb2-800",
+        &kernels::mb2_framebuffer_kernel([800, 600, 16], false, 0),
+        &[],
+    ));
     assert_graphics(&r, 800, 600, 16, [11, 5, 5, 6, 0, 5]);
     let tags: Vec<u32> = r.tags.iter().map(|t| t.ty).collect();
     assert!(tags.contains(&7) && tags.contains(&8), "tags {tags:?}");
@@ -265,7 +236,7 @@ fn optional_tag_falls_back_to_text() {
     // text.
     let r = boot(&pack(
         "mb2-opt",
-        &mb2_kernel([1024, 768, 32], true, 0),
+        &kernels::mb2_framebuffer_kernel([1024, 768, 32], true, 0),
         &["--video", "1000x1000x32"],
     ));
     assert_text(&r);
@@ -313,7 +284,7 @@ fn a_request_that_cannot_be_met_stops_with_a_message() {
     // Required tag, no EGA text: nothing to fall back to.
     let p = pack(
         "mb2-none",
-        &mb2_kernel([1024, 768, 32], false, 0),
+        &kernels::mb2_framebuffer_kernel([1024, 768, 32], false, 0),
         &["--video", "1000x1000x32"],
     );
     let run = qemu::boot_until(
@@ -346,7 +317,11 @@ fn pack_time_refusals() {
     );
     assert!(!image.exists(), "no image written");
     let k2 = dir.join("notext");
-    std::fs::write(&k2, mb2_kernel([1024, 768, 32], false, 0)).unwrap();
+    std::fs::write(
+        &k2,
+        kernels::mb2_framebuffer_kernel([1024, 768, 32], false, 0),
+    )
+    .unwrap();
     let r = bootpack(build_args(&k2, &image, &["--video", "text"]));
     assert_eq!(r.status.code(), Some(1));
     let err = String::from_utf8_lossy(&r.stderr);
@@ -476,7 +451,10 @@ fn chooses_what_grub_chooses() {
         let (kernel, command) = if protocol == 1 {
             (mb1_kernel(Some(req)), "multiboot")
         } else {
-            (mb2_kernel([w, h, d], ty == 1, 3), "multiboot2")
+            (
+                kernels::mb2_framebuffer_kernel([w, h, d], ty == 1, 3),
+                "multiboot2",
+            )
         };
         let (extra, payload) = match option {
             Some(o) => (vec!["--video", o], format!("set gfxpayload={o}\n")),

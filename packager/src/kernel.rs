@@ -30,6 +30,7 @@ use bootpack_proto::layout::{KERNEL_CEILING, KERNEL_FLOOR};
 use bootpack_proto::mb1_header::{self, HeaderError, Kludge, FLAG_AOUT_KLUDGE};
 use bootpack_proto::mb2_header::{self, HeaderError as Header2Error};
 use bootpack_proto::mb2_info;
+use bootpack_proto::rebase;
 pub use bootpack_proto::record::Protocol;
 use bootpack_proto::video::{self, Mode, Request};
 use goblin::elf::program_header::PT_LOAD;
@@ -352,6 +353,18 @@ pub enum KernelError {
         /// The entry point.
         entry: u64,
     },
+    /// The Multiboot 2 relocatable tag's range cannot hold the image.
+    #[error("the Multiboot 2 header's relocatable tag (offset {offset:#x}) allows {min:#x}-{max:#x}, too small for the kernel's {size:#x}-byte image (GRUB refuses it too): fix the tag's min_addr/max_addr")]
+    RelocatableRange {
+        /// The header's offset in the file.
+        offset: usize,
+        /// The tag's min_addr.
+        min: u64,
+        /// The tag's max_addr.
+        max: u64,
+        /// The image's span, lowest segment start to highest segment end.
+        size: u64,
+    },
 }
 
 fn flag_name(_bit: u32) -> &'static str {
@@ -585,6 +598,26 @@ fn plan2(image: &[u8]) -> Result<LoadPlan, KernelError> {
     check_segments(&mut segments)?;
     if !segments.iter().any(|s| (s.dest..s.end()).contains(&entry)) {
         return Err(KernelError::EntryOutside { entry });
+    }
+    // A UEFI boot moves the image within the relocatable tag's range: a
+    // range that cannot hold it is refused now, not at boot.
+    if let Some(r) = h.efi.relocatable {
+        let span = rebase::Span::of(
+            segments
+                .iter()
+                .filter(|s| s.mem_size > 0)
+                .map(|s| (s.dest, s.end())),
+        );
+        if let Some(Err(rebase::NoBase::Range { size, min, max })) =
+            span.map(|span| rebase::check_range(span, &r))
+        {
+            return Err(KernelError::RelocatableRange {
+                offset: h.offset,
+                min,
+                max,
+                size,
+            });
+        }
     }
     let sections = if is_elf {
         section_headers(image)?
@@ -944,6 +977,34 @@ mod tests {
         let entry = words(&[0x100100]);
         mb2_header::write(&mut img, 0x40, &[(2, 0, &addr), (3, 0, &entry)]);
         img
+    }
+
+    #[test]
+    fn a_relocatable_range_too_small_for_the_image_is_refused() {
+        let reloc = |min: u32, max: u32| {
+            let mut img = both();
+            let addr = words(&[0x100040, 0x100000, 0x102000, 0x106000]);
+            let entry = words(&[0x100100]);
+            let r = words(&[min, max, 0x1000, 1]);
+            mb2_header::write(
+                &mut img,
+                0x40,
+                &[(2, 0, &addr), (3, 0, &entry), (10, 0, &r)],
+            );
+            plan(&img)
+        };
+        // The image spans 0x100000-0x106000: 0x6000 bytes.
+        assert_eq!(
+            reloc(0x200000, 0x205fff),
+            Err(KernelError::RelocatableRange {
+                offset: 0x40,
+                min: 0x200000,
+                max: 0x205fff,
+                size: 0x6000
+            })
+        );
+        let p = reloc(0x200000, 0x206000).unwrap();
+        assert_eq!(p.efi.relocatable.unwrap().min_addr, 0x200000);
     }
 
     #[test]

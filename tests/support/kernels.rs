@@ -378,3 +378,35 @@ pub fn section_headers(file: &[u8]) -> Option<(u32, u32, u32, Vec<u8>)> {
     let bytes = file[shoff as usize..(shoff + num * entsize) as usize].to_vec();
     Some((num as u32, entsize as u32, shstrndx as u32, bytes))
 }
+
+/// The test kernel (ELF32, Multiboot 2 only) with a framebuffer tag
+/// (width, height, depth; optional or not) and a console flags tag.
+pub fn mb2_framebuffer_kernel(fb: [u32; 3], optional: bool, console_flags: u32) -> Vec<u8> {
+    let words = |w: &[u32]| w.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let mut file = build_spec(&Spec::new(Shape::Elf32, Headers::Mb2));
+    let h = mb2_header::find(&file).unwrap();
+    let required = words(&[1, 2, 3, 4, 5, 6, 21]);
+    let optional_req = words(&[9, 14, 15]);
+    let console = words(&[console_flags]);
+    let fb_body = words(&fb);
+    let len = mb2_header::write(
+        &mut file,
+        h.offset,
+        &[
+            (1, 0, &required),
+            (1, 1, &optional_req),
+            (4, 0, &console),
+            (5, optional as u16, &fb_body),
+            (6, 0, &[]),
+        ],
+    );
+    // The ELF shapes' header is shorter than the test kernel's own, whose
+    // room (its .multiboot2 section) it still has.
+    let room = mb2_header::find(DEMO_KERNEL).unwrap().length;
+    assert!(
+        len <= room as usize,
+        "the new header fits the old one's room"
+    );
+    assert!(mb2_header::find(&file).unwrap().framebuffer.is_some());
+    file
+}

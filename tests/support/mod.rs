@@ -13,6 +13,7 @@ pub mod kernels;
 #[path = "../../boot/bios/src/memplan.rs"]
 pub mod memplan;
 pub mod qemu;
+pub mod reloc_kernel;
 pub mod report;
 
 use std::path::{Path, PathBuf};

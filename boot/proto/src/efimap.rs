@@ -73,6 +73,16 @@ fn free_now_type(efi_type: u32) -> u32 {
     }
 }
 
+/// The type of memory that is free once boot services have exited but
+/// not taken by the loader: conventional memory and boot-services code
+/// and data (loader code and data stay the loader's).
+fn free_later_type(efi_type: u32) -> u32 {
+    match efi_type {
+        kind::CONVENTIONAL | kind::BOOT_SERVICES_CODE | kind::BOOT_SERVICES_DATA => 1,
+        _ => 2,
+    }
+}
+
 /// Converts `regions` with `map_type` into `out`, sorted by address, with
 /// adjacent entries of one type merged; returns how many entries it wrote.
 /// Regions beyond `out`'s room are merged into the last entry when they
@@ -126,6 +136,14 @@ pub fn after_exit(regions: impl Iterator<Item = EfiRegion> + Clone, out: &mut [R
 /// 1, everything else 2), for placing modules before allocating them.
 pub fn free_now(regions: impl Iterator<Item = EfiRegion> + Clone, out: &mut [Region]) -> usize {
     convert(regions, free_now_type, out)
+}
+
+/// The memory free after ExitBootServices apart from what the loader took
+/// (conventional memory and boot-services code and data as type 1,
+/// everything else 2): where a relocatable kernel may go, staged, when
+/// nothing free now holds it (GRUB's relocator falls back the same way).
+pub fn free_later(regions: impl Iterator<Item = EfiRegion> + Clone, out: &mut [Region]) -> usize {
+    convert(regions, free_later_type, out)
 }
 
 #[cfg(test)]
@@ -203,6 +221,24 @@ mod tests {
         // 0x806000..0x910000 all not free: one entry.
         assert_eq!(out[5], e(0x80_6000, 0x10_A000, 2));
         assert_eq!(n, 6);
+    }
+
+    #[test]
+    fn free_later_adds_boot_services_memory_but_not_the_loaders() {
+        let mut out = [Region::default(); 9];
+        let n = free_later(OVMF.iter().copied(), &mut out);
+        assert_eq!(
+            &out[..n],
+            &[
+                e(0, 0xA0000, 1),
+                e(0x10_0000, 0x40_0000, 1),
+                e(0x50_0000, 0x10_0000, 2),
+                e(0x60_0000, 0x20_6000, 1),
+                e(0x80_6000, 0x2000, 2),
+                e(0x80_8000, 0x8000, 1),
+                e(0x81_0000, 0x10_0000, 2),
+            ]
+        );
     }
 
     #[test]

@@ -38,6 +38,8 @@
 //!   checksum segments and modules, zero the bss) over a reader and a
 //!   physical-memory trait the firmware implements.
 //! - [`place`]: where modules go in memory (decided at boot).
+//! - [`rebase`]: where a relocatable Multiboot 2 image goes (header tag
+//!   10), GRUB's rule, and the shift that moves it there.
 //! - [`relocate`]: kernels over the loader's memory: staging, where the
 //!   information and the final trampoline go, the trampoline block.
 //! - [`mb1_header`]: finding and checking a Multiboot 1 header in a kernel.
@@ -66,6 +68,7 @@ pub mod mb2_info;
 pub mod memory;
 pub mod place;
 pub mod ptable;
+pub mod rebase;
 pub mod record;
 pub mod relocate;
 pub mod stage1;

@@ -381,7 +381,8 @@ mod tests {
     }
 
     /// The EFI tags as Xen 4.17's header has them: boot services, the
-    /// amd64 entry, relocatable (2 MiB to 4 GiB, 2 MiB aligned, lowest).
+    /// amd64 entry, relocatable (2 MiB to 4 GiB, 2 MiB aligned, highest);
+    /// plus an i386 entry, which Xen has not.
     #[test]
     fn reads_the_efi_tags() {
         let mut img = vec![0u8; 512];
@@ -395,7 +396,7 @@ mod tests {
                 (
                     tag::RELOCATABLE,
                     TAG_OPTIONAL,
-                    &body(&[0x200000, 0xFFFF_FFFF, 0x200000, 1]),
+                    &body(&[0x200000, 0xFFFF_FFFF, 0x200000, 2]),
                 ),
             ],
         );
@@ -410,7 +411,7 @@ mod tests {
                     min_addr: 0x200000,
                     max_addr: 0xFFFF_FFFF,
                     align: 0x200000,
-                    preference: 1,
+                    preference: 2,
                 }),
             }
         );

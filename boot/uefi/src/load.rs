@@ -11,6 +11,7 @@ use bootpack_proto::efimap::{self, EfiRegion, EFI_PAGE};
 use bootpack_proto::layout::SECTOR;
 use bootpack_proto::memory::Region;
 use bootpack_proto::place;
+use bootpack_proto::rebase::Shift;
 use bootpack_proto::ptable::{self, Partition, TableError};
 use bootpack_proto::record::{self, Record, MAX_MODULES};
 use uefi::boot::{self, AllocateType, MemoryType};
@@ -152,13 +153,14 @@ fn defer(s: u64, e: u64) -> bool {
     true
 }
 
-/// Takes the memory of every segment from the firmware (pages shared by
-/// two segments once); what boot services hold now is deferred.
-pub fn take_segments(rec: &Record) -> Deferred {
+/// Takes the memory of every segment, moved by `shift` (a relocatable
+/// kernel's, else none), from the firmware (pages shared by two segments
+/// once); what boot services hold now is deferred.
+pub fn take_segments(rec: &Record, shift: Shift) -> Deferred {
     let mut ranges: Vec<(u64, u64)> = rec
         .segments()
         .filter(|s| s.mem_size > 0)
-        .map(|s| page_range(s.dest, s.end()))
+        .map(|s| page_range(shift.at(s.dest), shift.at(s.end())))
         .collect();
     ranges.sort_unstable();
     let mut merged: Vec<(u64, u64)> = Vec::new();
@@ -191,19 +193,32 @@ fn try_take(s: u64, e: u64) -> bool {
         .is_ok()
 }
 
-/// The firmware's memory map now, as a Multiboot map of what is free.
-pub fn free_map() -> Vec<Region> {
+/// The firmware's memory map as it is now, in the order it gives.
+pub type EfiRegions<'a> = core::iter::Copied<core::slice::Iter<'a, EfiRegion>>;
+
+/// The firmware's memory map now, converted by `convert` (one of
+/// bootpack_proto::efimap's conversions).
+pub fn converted_map(convert: impl Fn(EfiRegions, &mut [Region]) -> usize) -> Vec<Region> {
     let map = boot::memory_map(MemoryType::LOADER_DATA)
         .unwrap_or_else(|_| fail!("the firmware gives no memory map (GetMemoryMap)"));
-    let regions = map.entries().map(|d| EfiRegion {
-        ty: d.ty.0,
-        phys_start: d.phys_start,
-        pages: d.page_count,
-    });
-    let mut out = vec![Region::default(); map.len()];
-    let n = efimap::free_now(regions, &mut out);
+    let regions: Vec<EfiRegion> = map
+        .entries()
+        .map(|d| EfiRegion {
+            ty: d.ty.0,
+            phys_start: d.phys_start,
+            pages: d.page_count,
+        })
+        .collect();
+    drop(map);
+    let mut out = vec![Region::default(); regions.len()];
+    let n = convert(regions.iter().copied(), &mut out);
     out.truncate(n);
     out
+}
+
+/// The firmware's memory map now, as a Multiboot map of what is free.
+pub fn free_map() -> Vec<Region> {
+    converted_map(|r, out| efimap::free_now(r, out))
 }
 
 /// Places the modules as the BIOS loader does (page-aligned, in order,
@@ -305,20 +320,23 @@ pub unsafe fn read_to(
     }
 }
 
-/// Loads every segment in place, zeroes its bss, and checks the payload
-/// checksum. Segments over deferred memory are read to staging memory
-/// below 4 GiB instead; returns the trampoline's moves for them.
+/// Loads every segment in place (its link address moved by `shift`),
+/// zeroes its bss, and checks the payload checksum. Segments over deferred
+/// memory are read to staging memory below 4 GiB instead; returns the
+/// trampoline's moves for them.
 pub fn load_segments(
     disk: &mut Disk,
     bounce: &mut Bounce,
     part: &Partition,
     rec: &Record,
     deferred: &Deferred,
+    shift: Shift,
 ) -> Vec<bootpack_proto::relocate::Move> {
     let mut sum = Fletcher64::new();
     let mut moves = Vec::new();
     for s in rec.segments() {
-        if deferred.touches(s.dest, s.end()) {
+        let dest = shift.at(s.dest);
+        if deferred.touches(dest, dest + s.mem_size) {
             let pages = s.file_size.div_ceil(EFI_PAGE).max(1) as usize;
             let at = boot::allocate_pages(
                 AllocateType::MaxAddress(0xFFFF_FFFF),
@@ -327,8 +345,7 @@ pub fn load_segments(
             )
             .unwrap_or_else(|_| {
                 fail!(
-                    "no memory below 4 GiB to stage the kernel's segment at {:#x} ({:#x} bytes)",
-                    s.dest,
+                    "no memory below 4 GiB to stage the kernel's segment at {dest:#x} ({:#x} bytes)",
                     s.file_size
                 )
             })
@@ -336,7 +353,7 @@ pub fn load_segments(
             // SAFETY: [at, at + file_size) was just taken for this.
             unsafe { read_to(disk, bounce, part, s.data_sector, s.file_size, at, &mut sum) };
             moves.push(bootpack_proto::relocate::Move {
-                dst: s.dest as u32,
+                dst: dest as u32,
                 src: at as u32,
                 len: s.file_size as u32,
                 zero: (s.mem_size - s.file_size) as u32,
@@ -344,7 +361,7 @@ pub fn load_segments(
             continue;
         }
         // SAFETY: take_segments took [dest, dest + mem_size) from the
-        // firmware.
+        // firmware (with the same shift).
         unsafe {
             read_to(
                 disk,
@@ -352,11 +369,11 @@ pub fn load_segments(
                 part,
                 s.data_sector,
                 s.file_size,
-                s.dest,
+                dest,
                 &mut sum,
             );
             core::ptr::write_bytes(
-                (s.dest + s.file_size) as *mut u8,
+                (dest + s.file_size) as *mut u8,
                 0,
                 (s.mem_size - s.file_size) as usize,
             );

@@ -25,6 +25,7 @@ mod fail;
 mod gop;
 mod handoff;
 mod load;
+mod rebase;
 
 use bootpack_proto::efimap::{self, EfiRegion};
 use bootpack_proto::layout::{INFO_CEILING, KERNEL_FLOOR};
@@ -99,7 +100,13 @@ fn main() -> Status {
     let mut disk = disk::boot_disk();
     let part = load::find_partition(&mut disk);
     let rec = load::read_record(&mut disk, &part);
-    let deferred = load::take_segments(&rec);
+    // A relocatable Multiboot 2 kernel's place, chosen as GRUB chooses it;
+    // no move for every other kernel.
+    let shift = rebase::shift(&rec);
+    let deferred = load::take_segments(&rec, shift);
+    // Modules go where they go for the kernel at its link addresses (above
+    // its linked end), skipping the memory a relocated image took: a
+    // kernel placed high still has room for them.
     let kernel_end = rec
         .segments()
         .map(|s| s.end())
@@ -107,7 +114,7 @@ fn main() -> Status {
         .unwrap_or(KERNEL_FLOOR);
     let starts = load::place_modules(&rec, kernel_end);
     let mut bounce = load::Bounce::new();
-    let moves = load::load_segments(&mut disk, &mut bounce, &part, &rec, &deferred);
+    let moves = load::load_segments(&mut disk, &mut bounce, &part, &rec, &deferred, shift);
     load::load_modules(&mut disk, &mut bounce, &part, &rec, &starts);
     // After every loading step, so their failures still reach the firmware
     // console (a mode change may take it away); nothing for kernels that
@@ -152,7 +159,8 @@ fn main() -> Status {
         Protocol::Multiboot2 => Some(Mbi2Spec {
             common,
             elf_sections: rec.elf_sections(),
-            load_base: rec.load_base(),
+            // Tag 21: where the image was loaded (GRUB's load_base_addr).
+            load_base: shift.at32(rec.load_base()),
             rsdp,
         }),
     };
@@ -163,7 +171,7 @@ fn main() -> Status {
     };
     // A kernel entered through its EFI entry with boot services running
     // (Xen): its own information with the EFI tags, no ExitBootServices.
-    if let Some(entry) = efi_entry::entry64(&rec) {
+    if let Some(entry) = efi_entry::entry64(&rec).map(|e| shift.at32(e)) {
         if !moves.is_empty() {
             fail!("the kernel loads over memory the firmware's boot services hold, and it asks to keep boot services: link it elsewhere or give the machine more memory");
         }
@@ -222,5 +230,5 @@ fn main() -> Status {
         ),
     };
     core::mem::forget(efi_map);
-    page.enter(rec.entry(), info, magic, &moves)
+    page.enter(shift.at32(rec.entry()), info, magic, &moves)
 }
