@@ -488,6 +488,37 @@ fn multiboot2_kernel_boots_under_ovmf_with_the_rsdp() {
     );
     assert_eq!(r.get("eflags"), "0x00000002");
     assert_eq!(r.get("bss"), "zero");
+
+    // The EFI tags GRUB x86_64-efi gives a kernel entered after
+    // ExitBootServices: the system table (12) and the map the exit was
+    // made with (17), whose GRUB conversion is the memory map tag (6);
+    // not the tags of a kernel that keeps boot services (18, 20), nor the
+    // 32-bit ones (11, 19).
+    let types: Vec<u32> = r.tags.iter().map(|t| t.ty).collect();
+    for ty in [12, 17] {
+        assert!(types.contains(&ty), "tag {ty} in {types:?}");
+    }
+    for ty in [11, 18, 19, 20] {
+        assert!(!types.contains(&ty), "no tag {ty} in {types:?}");
+    }
+    let systab: Vec<u64> = r
+        .get("efi64_systab")
+        .split_whitespace()
+        .map(support::report::hex)
+        .collect();
+    assert_eq!(
+        systab[1].to_le_bytes(),
+        *b"IBI SYST",
+        "EFI system table signature"
+    );
+    assert!(systab[2] >= 2 << 16, "UEFI revision {:#x}", systab[2]);
+    assert_eq!(r.get("efi_mmap").split_whitespace().nth(1), Some("1"));
+    let mmap: Vec<(u64, u64, u32)> = r.mmap.iter().map(|e| (e.base, e.len, e.kind)).collect();
+    assert_eq!(
+        mmap,
+        grub_conversion(&r.efi_descriptors),
+        "tag 6 is GRUB's conversion of tag 17"
+    );
 }
 
 /// The test kernel (ELF32, Multiboot 1) asking for a graphics mode

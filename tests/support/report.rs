@@ -33,6 +33,8 @@ pub struct Report {
     pub mmap: Vec<MmapEntry>,
     pub mods: Vec<ModLine>,
     pub tags: Vec<TagLine>,
+    /// The `efi_desc TYPE START PAGES` lines (Multiboot 2 tag 17).
+    pub efi_descriptors: Vec<(u32, u64, u64)>,
     /// The `gdt` lines, by segment register.
     pub gdt: HashMap<String, String>,
     pub complete: bool,
@@ -81,6 +83,11 @@ impl Report {
                         size: f[1].parse().unwrap(),
                         addr: hex(f[2]),
                     });
+                }
+                "efi_desc" => {
+                    let f: Vec<&str> = value.split_whitespace().collect();
+                    r.efi_descriptors
+                        .push((f[0].parse().unwrap(), hex(f[1]), hex(f[2])));
                 }
                 "gdt" => {
                     let (reg, desc) = value.split_once(' ').unwrap();

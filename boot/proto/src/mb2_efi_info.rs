@@ -1,9 +1,16 @@
-//! The Multiboot 2 information tags a UEFI loader adds for a kernel that
-//! keeps EFI boot services (header tag 7) and is entered through its EFI
-//! amd64 entry (header tag 9), as GRUB gives them: the EFI 64-bit system
-//! table (tag 12), the 64-bit image handle (tag 20), "boot services not
-//! terminated" (tag 18) and the EFI memory map (tag 17: descriptor size and
-//! version, then the firmware's descriptors as they are).
+//! The Multiboot 2 information tags a UEFI loader adds, as GRUB x86_64-efi
+//! gives them (grub-core/loader/multiboot_mbi2.c):
+//!
+//! - to every Multiboot 2 kernel, the EFI 64-bit system table (tag 12) and
+//!   the EFI memory map (tag 17: descriptor size and version, then the
+//!   firmware's descriptors as they are; for a kernel entered after
+//!   ExitBootServices, the map that call was made with);
+//! - to a kernel that keeps EFI boot services (header tag 7) and is
+//!   entered through its EFI amd64 entry (header tag 9), also the 64-bit
+//!   image handle (tag 20) and "boot services not terminated" (tag 18).
+//!   GRUB gives such a kernel no tag 17 (the map changes while boot
+//!   services run); bootpack gives the map of the moment it enters the
+//!   kernel, which the kernel may ignore.
 //!
 //! They are appended to a block [`crate::mbi2::build`] wrote, in place of
 //! its end tag, so the BIOS path's builder stays as it is.
@@ -25,6 +32,9 @@ pub struct EfiInfo<'a> {
     pub descriptor_size: u32,
     pub descriptor_version: u32,
     pub map: &'a [u8],
+    /// Whether the kernel is entered with boot services running (tags 20
+    /// and 18 then).
+    pub boot_services_kept: bool,
 }
 
 fn align8(x: usize) -> usize {
@@ -33,7 +43,8 @@ fn align8(x: usize) -> usize {
 
 /// Bytes the EFI tags add to a block.
 pub fn extra_size(efi: &EfiInfo) -> usize {
-    16 + 16 + 8 + align8(16 + efi.map.len())
+    let kept = if efi.boot_services_kept { 16 + 8 } else { 0 };
+    16 + kept + align8(16 + efi.map.len())
 }
 
 /// Appends the EFI tags to the block in `arena` (written by mbi2::build,
@@ -53,13 +64,15 @@ pub fn append(arena: &mut [u8], total: usize, efi: &EfiInfo) -> usize {
     le::put_u32(arena, at + 4, 16);
     le::put_u64(arena, at + 8, efi.system_table);
     at += 16;
-    le::put_u32(arena, at, TAG_EFI64_IMAGE_HANDLE);
-    le::put_u32(arena, at + 4, 16);
-    le::put_u64(arena, at + 8, efi.image_handle);
-    at += 16;
-    le::put_u32(arena, at, TAG_EFI_BS_NOT_TERMINATED);
-    le::put_u32(arena, at + 4, 8);
-    at += 8;
+    if efi.boot_services_kept {
+        le::put_u32(arena, at, TAG_EFI64_IMAGE_HANDLE);
+        le::put_u32(arena, at + 4, 16);
+        le::put_u64(arena, at + 8, efi.image_handle);
+        at += 16;
+        le::put_u32(arena, at, TAG_EFI_BS_NOT_TERMINATED);
+        le::put_u32(arena, at + 4, 8);
+        at += 8;
+    }
     le::put_u32(arena, at, TAG_EFI_MMAP);
     le::put_u32(arena, at + 4, (16 + efi.map.len()) as u32);
     le::put_u32(arena, at + 8, efi.descriptor_size);
@@ -100,6 +113,7 @@ mod tests {
             descriptor_size: 30,
             descriptor_version: 1,
             map: &map,
+            boot_services_kept: true,
         };
         let total = append(&mut arena, 32, &efi);
         assert_eq!(total, 32 + extra_size(&efi));
@@ -130,5 +144,30 @@ mod tests {
             seen,
             [(1, 10), (12, 16), (20, 16), (18, 8), (17, 76), (0, 8)]
         );
+    }
+
+    #[test]
+    fn after_exit_boot_services_only_the_system_table_and_the_map() {
+        let mut arena = vec![0xAAu8; 256];
+        le::put_u32(&mut arena, 0, 16);
+        le::put_u32(&mut arena, 8, 0);
+        le::put_u32(&mut arena, 12, 8);
+        let map = [7u8; 48];
+        let efi = EfiInfo {
+            system_table: 0x7F00_0000,
+            image_handle: 0xABCD_0000,
+            descriptor_size: 48,
+            descriptor_version: 1,
+            map: &map,
+            boot_services_kept: false,
+        };
+        let total = append(&mut arena, 16, &efi);
+        assert_eq!(total, 16 + extra_size(&efi));
+        assert_eq!(total, 8 + 16 + 64 + 8);
+        assert_eq!((le::u32(&arena, 8), le::u32(&arena, 12)), (12, 16));
+        assert_eq!(le::u64(&arena, 16), 0x7F00_0000);
+        assert_eq!((le::u32(&arena, 24), le::u32(&arena, 28)), (17, 64));
+        assert_eq!(&arena[40..88], &map[..]);
+        assert_eq!((le::u32(&arena, 88), le::u32(&arena, 92)), (0, 8));
     }
 }

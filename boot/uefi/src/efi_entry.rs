@@ -35,7 +35,7 @@ pub fn entry64(rec: &Record) -> Option<u32> {
 
 /// Room for the EFI memory map beyond its present size: the allocations
 /// made between now and the map taken for the kernel add a few entries.
-const MAP_SLACK: usize = 8192;
+pub const MAP_SLACK: usize = 8192;
 
 /// Builds the information with the EFI tags and enters the kernel at
 /// `entry` with boot services running. `template` is the usual
@@ -52,6 +52,7 @@ pub fn enter(entry: u32, template: Mbi2Spec, map_buf: &mut [Region]) -> ! {
         descriptor_size: 0,
         descriptor_version: 0,
         map: &[],
+        boot_services_kept: true,
     };
     let mut sized = template;
     sized.common.memory = map_buf;
@@ -85,6 +86,7 @@ pub fn enter(entry: u32, template: Mbi2Spec, map_buf: &mut [Region]) -> ! {
         descriptor_size: meta.desc_size as u32,
         descriptor_version: meta.desc_version,
         map: &map.buffer()[..meta.map_size],
+        boot_services_kept: true,
     };
     let base_len = mb2_info::size(&s);
     let total = base_len + mb2_efi_info::extra_size(&efi);

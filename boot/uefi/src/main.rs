@@ -30,6 +30,7 @@ mod rebase;
 use bootpack_proto::efimap::{self, EfiRegion};
 use bootpack_proto::layout::{INFO_CEILING, KERNEL_FLOOR};
 use bootpack_proto::mb1_info::{self, BiosBootDevice, InfoSpec, ModuleInfo};
+use bootpack_proto::mb2_efi_info::{self, EfiInfo};
 use bootpack_proto::mb2_header;
 use bootpack_proto::mb2_info::{self, Mbi2Spec};
 use bootpack_proto::memory::Region;
@@ -183,7 +184,29 @@ fn main() -> Status {
     }
     // SAFETY: MAP is only touched here, by one thread.
     let full_map: &[Region] = unsafe { &*core::ptr::addr_of!(MAP) };
-    let room = size(full_map);
+    // Multiboot 2 also gets the EFI system table (tag 12) and the map
+    // ExitBootServices was called with (tag 17), as from GRUB: room for
+    // that map as it is now and a few more descriptors.
+    let system_table = uefi::table::system_table_raw().map_or(0, |p| p.as_ptr() as u64);
+    let efi_tags = |map: &'static [u8], desc_size: usize, desc_version: u32| EfiInfo {
+        system_table,
+        image_handle: 0,
+        descriptor_size: desc_size as u32,
+        descriptor_version: desc_version,
+        map,
+        boot_services_kept: false,
+    };
+    let efi_room = match rec.protocol() {
+        Protocol::Multiboot1 => 0,
+        Protocol::Multiboot2 => {
+            let now = boot::memory_map(MemoryType::LOADER_DATA)
+                .unwrap_or_else(|_| fail!("the firmware gives no memory map (GetMemoryMap)"));
+            let bytes = now.meta().map_size + efi_entry::MAP_SLACK;
+            drop(now);
+            mb2_efi_info::extra_size(&efi_tags(&[], 0, 0)) + bytes
+        }
+    };
+    let room = size(full_map) + efi_room;
     let info_at = boot::allocate_pages(
         AllocateType::MaxAddress(INFO_CEILING - 1),
         MemoryType::LOADER_DATA,
@@ -213,21 +236,36 @@ fn main() -> Status {
     let needed = size(map);
     // SAFETY: [info_at, info_at + room) was allocated for the information
     // alone; needed <= room (fewer map entries than MAP_MAX).
-    let arena = unsafe { core::slice::from_raw_parts_mut(info_at as *mut u8, needed) };
+    let arena = unsafe { core::slice::from_raw_parts_mut(info_at as *mut u8, room) };
     let full = |e: mb1_info::ArenaFull| -> ! {
         fail!("the Multiboot information needs {:#x} bytes", e.needed)
     };
     let (info, magic) = match mb2(spec(map)) {
         None => (
-            mb1_info::build(&spec(map), arena, info_at as u32)
+            mb1_info::build(&spec(map), &mut arena[..needed], info_at as u32)
                 .unwrap_or_else(|e| full(e))
                 .info,
             mb1_info::BOOTLOADER_MAGIC,
         ),
-        Some(s) => (
-            mb2_info::build(&s, arena, info_at as u32).unwrap_or_else(|e| full(e)),
-            mb2_header::BOOTLOADER_MAGIC,
-        ),
+        Some(s) => {
+            let info = mb2_info::build(&s, &mut arena[..needed], info_at as u32)
+                .unwrap_or_else(|e| full(e));
+            let meta = efi_map.meta();
+            // SAFETY: the map's buffer lives until the kernel runs (it is
+            // forgotten below, never freed: there is no allocator now).
+            let bytes: &'static [u8] = unsafe {
+                core::slice::from_raw_parts(efi_map.buffer().as_ptr(), meta.map_size)
+            };
+            let efi = efi_tags(bytes, meta.desc_size, meta.desc_version);
+            if needed + mb2_efi_info::extra_size(&efi) > room {
+                fail!(
+                    "the Multiboot information needs {:#x} bytes",
+                    needed + mb2_efi_info::extra_size(&efi)
+                );
+            }
+            mb2_efi_info::append(arena, needed, &efi);
+            (info, mb2_header::BOOTLOADER_MAGIC)
+        }
     };
     core::mem::forget(efi_map);
     page.enter(shift.at32(rec.entry()), info, magic, &moves)

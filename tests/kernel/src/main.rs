@@ -429,6 +429,34 @@ fn report_multiboot2(out: &mut Com1, info: u64) {
                 let _ = out.write_str("\r\n");
             }
             21 => bptk!(out, "load_base 0x{:08x}", phys::read_u32(at + 8)),
+            12 => {
+                // The EFI system table's header: signature and revision.
+                let table = phys::read_u64(at + 8);
+                bptk!(
+                    out,
+                    "efi64_systab 0x{table:016x} 0x{:016x} 0x{:08x}",
+                    phys::read_u64(table),
+                    phys::read_u32(table + 8)
+                );
+            }
+            17 => {
+                // The EFI memory map: each descriptor's type, start, pages.
+                let desc_size = u64::from(phys::read_u32(at + 8));
+                bptk!(out, "efi_mmap {desc_size} {}", phys::read_u32(at + 12));
+                let mut d = at + 16;
+                let mut n = 0;
+                while desc_size >= 32 && d + desc_size <= at + size && n < MAX_MMAP_ENTRIES {
+                    bptk!(
+                        out,
+                        "efi_desc {} 0x{:016x} 0x{:016x}",
+                        phys::read_u32(d),
+                        phys::read_u64(d + 8),
+                        phys::read_u64(d + 24)
+                    );
+                    d += desc_size;
+                    n += 1;
+                }
+            }
             7 => report_vbe(out, at + 16, at + 16 + 512, at + 8),
             8 => report_framebuffer(out, at + 8, FbColors::Mb2),
             _ => {}
