@@ -93,27 +93,19 @@ impl core::fmt::Display for Kernel {
 }
 
 /// Page ranges the kernel needs that the firmware's boot services hold
-/// now and free at ExitBootServices: segments there are read to a staging
-/// area and moved into place by the trampoline after the exit (GRUB's
-/// relocator does the same).
+/// now and free at ExitBootServices (sorted, disjoint): segment bytes there
+/// are read to a staging area and moved into place by the trampoline after
+/// the exit (GRUB's relocator does the same); the rest of such a segment is
+/// read in place (bootpack_proto::deferred).
 pub struct Deferred(pub Vec<(u64, u64)>);
 
-impl Deferred {
-    /// Whether segment memory `[start, end)` touches a deferred range.
-    pub fn touches(&self, start: u64, end: u64) -> bool {
-        let (s, e) = page_range(start, end);
-        self.0.iter().any(|&(a, b)| a < e && s < b)
-    }
-}
-
-/// Whether `[s, e)` lies wholly in memory that is free or boot-services
-/// memory now (so free after ExitBootServices); takes the free parts, so
-/// that nothing else (the staging area included) is put there.
-fn defer(s: u64, e: u64) -> bool {
+/// If `[s, e)` lies wholly in memory that is free or boot-services memory
+/// now (so free after ExitBootServices), takes the free parts, so that
+/// nothing else (the staging area included) is put there, and returns the
+/// boot-services parts.
+fn defer(s: u64, e: u64) -> Option<Vec<(u64, u64)>> {
     use bootpack_proto::efimap::kind;
-    let Ok(map) = boot::memory_map(MemoryType::LOADER_DATA) else {
-        return false;
-    };
+    let map = boot::memory_map(MemoryType::LOADER_DATA).ok()?;
     let mut regions: Vec<(u64, u64, u32)> = map
         .entries()
         .map(|d| (d.phys_start, d.phys_start + d.page_count * EFI_PAGE, d.ty.0))
@@ -128,16 +120,17 @@ fn defer(s: u64, e: u64) -> bool {
             kind::CONVENTIONAL | kind::BOOT_SERVICES_CODE | kind::BOOT_SERVICES_DATA
         );
         if a > at || !ok {
-            return false;
+            return None;
         }
         at = at.max(b);
     }
     if at < e {
-        return false;
+        return None;
     }
+    let mut held: Vec<(u64, u64)> = Vec::new();
     for &(a, b, ty) in &regions {
+        let (a, b) = (a.max(s), b.min(e));
         if ty == kind::CONVENTIONAL {
-            let (a, b) = (a.max(s), b.min(e));
             if boot::allocate_pages(
                 AllocateType::Address(a),
                 MemoryType::LOADER_DATA,
@@ -145,11 +138,16 @@ fn defer(s: u64, e: u64) -> bool {
             )
             .is_err()
             {
-                return false;
+                return None;
+            }
+        } else {
+            match held.last_mut() {
+                Some(last) if last.1 == a => last.1 = b,
+                _ => held.push((a, b)),
             }
         }
     }
-    true
+    Some(held)
 }
 
 /// Takes the memory of every segment from the firmware (pages shared by
@@ -171,10 +169,9 @@ pub fn take_segments(rec: &Record) -> Deferred {
     let mut deferred = Vec::new();
     for (s, e) in merged {
         if !try_take(s, e) {
-            if defer(s, e) {
-                deferred.push((s, e));
-            } else {
-                take(s, e, &Kernel);
+            match defer(s, e) {
+                Some(held) => deferred.extend(held),
+                None => take(s, e, &Kernel),
             }
         }
     }
@@ -306,8 +303,9 @@ pub unsafe fn read_to(
 }
 
 /// Loads every segment in place, zeroes its bss, and checks the payload
-/// checksum. Segments over deferred memory are read to staging memory
-/// below 4 GiB instead; returns the trampoline's moves for them.
+/// checksum. The bytes of a segment over deferred memory are read to
+/// staging memory below 4 GiB instead (and its bss there is left); returns
+/// the trampoline's moves for them.
 pub fn load_segments(
     disk: &mut Disk,
     bounce: &mut Bounce,
@@ -315,52 +313,61 @@ pub fn load_segments(
     rec: &Record,
     deferred: &Deferred,
 ) -> Vec<bootpack_proto::relocate::Move> {
+    use bootpack_proto::deferred::{file_pieces, zero_pieces, Piece};
+    use bootpack_proto::relocate::Move;
     let mut sum = Fletcher64::new();
     let mut moves = Vec::new();
     for s in rec.segments() {
-        if deferred.touches(s.dest, s.end()) {
-            let pages = s.file_size.div_ceil(EFI_PAGE).max(1) as usize;
+        // Pieces in order, so the checksum sees the bytes in order.
+        file_pieces(s.dest, s.file_size, &deferred.0, |p: Piece| {
+            let sector = s.data_sector + p.offset / SECTOR;
+            let dest = s.dest + p.offset;
+            if !p.staged {
+                // SAFETY: take_segments took [dest, dest + mem_size) from
+                // the firmware, and this piece touches no deferred page.
+                unsafe { read_to(disk, bounce, part, sector, p.len, dest, &mut sum) };
+                return;
+            }
             let at = boot::allocate_pages(
                 AllocateType::MaxAddress(0xFFFF_FFFF),
                 MemoryType::LOADER_DATA,
-                pages,
+                p.len.div_ceil(EFI_PAGE) as usize,
             )
             .unwrap_or_else(|_| {
                 fail!(
-                    "no memory below 4 GiB to stage the kernel's segment at {:#x} ({:#x} bytes)",
-                    s.dest,
-                    s.file_size
+                    "no memory below 4 GiB to stage the kernel's bytes at {dest:#x} ({:#x} bytes)",
+                    p.len
                 )
             })
             .as_ptr() as u64;
-            // SAFETY: [at, at + file_size) was just taken for this.
-            unsafe { read_to(disk, bounce, part, s.data_sector, s.file_size, at, &mut sum) };
-            moves.push(bootpack_proto::relocate::Move {
-                dst: s.dest as u32,
+            // SAFETY: [at, at + len) was just taken for this.
+            unsafe { read_to(disk, bounce, part, sector, p.len, at, &mut sum) };
+            moves.push(Move {
+                dst: dest as u32,
                 src: at as u32,
-                len: s.file_size as u32,
-                zero: (s.mem_size - s.file_size) as u32,
+                len: p.len as u32,
+                zero: 0,
             });
-            continue;
-        }
-        // SAFETY: take_segments took [dest, dest + mem_size) from the
-        // firmware.
-        unsafe {
-            read_to(
-                disk,
-                bounce,
-                part,
-                s.data_sector,
-                s.file_size,
-                s.dest,
-                &mut sum,
-            );
-            core::ptr::write_bytes(
-                (s.dest + s.file_size) as *mut u8,
-                0,
-                (s.mem_size - s.file_size) as usize,
-            );
-        }
+        });
+        zero_pieces(
+            s.dest + s.file_size,
+            s.mem_size - s.file_size,
+            &deferred.0,
+            |at, len, held| {
+                if held {
+                    moves.push(Move {
+                        dst: at as u32,
+                        src: at as u32,
+                        len: 0,
+                        zero: len as u32,
+                    });
+                } else {
+                    // SAFETY: take_segments took this memory, and it is
+                    // not deferred.
+                    unsafe { core::ptr::write_bytes(at as *mut u8, 0, len as usize) };
+                }
+            },
+        );
     }
     let computed = sum.finish();
     if computed != rec.payload_sum() {
