@@ -19,6 +19,15 @@ use uefi::mem::memory_map::MemoryMap;
 /// Bytes per read of whole sectors straight into place.
 const CHUNK: u64 = 4 << 20;
 
+/// The largest disk command OVMF's ATA driver issues for disks under
+/// 128 GiB (256 sectors: it uses 28-bit commands there, and splits every
+/// read into such commands).
+const COMMAND: u64 = 128 << 10;
+const _: () = assert!(CHUNK.is_multiple_of(COMMAND) && COMMAND <= BOUNCE as u64);
+
+/// Sectors of the first read of the record (at most the partition's).
+const FIRST_RECORD_SECTORS: u64 = 8;
+
 /// The bootpack partition, from the MBR or the GPT.
 pub fn find_partition(disk: &mut Disk) -> Partition {
     match ptable::find(disk) {
@@ -31,12 +40,21 @@ pub fn find_partition(disk: &mut Disk) -> Partition {
 /// Reads and checks the configuration record; it stays in memory (loader
 /// data) until the kernel runs.
 pub fn read_record(disk: &mut Disk, part: &Partition) -> Record<'static> {
-    let mut first = vec![0u8; SECTOR as usize];
-    disk.read(part.start, &mut first);
-    let len = record::peek_len(&first).unwrap_or_else(|e| record_fail(e));
-    let sectors = (len as u64).div_ceil(SECTOR);
-    let mut bytes = vec![0u8; (sectors * SECTOR) as usize];
+    // One read for the usual record (a few hundred bytes), a second one
+    // only for a longer record: every firmware read costs (a disk
+    // command, and under emulation its round trip).
+    let first_sectors = FIRST_RECORD_SECTORS.min(part.sectors).max(1);
+    let mut bytes = vec![0u8; (first_sectors * SECTOR) as usize];
     disk.read(part.start, &mut bytes);
+    let len = record::peek_len(&bytes).unwrap_or_else(|e| record_fail(e));
+    let sectors = (len as u64).div_ceil(SECTOR);
+    if sectors > first_sectors {
+        bytes.resize((sectors * SECTOR) as usize, 0);
+        disk.read(
+            part.start + first_sectors,
+            &mut bytes[(first_sectors * SECTOR) as usize..],
+        );
+    }
     let bytes: &'static [u8] = Vec::leak(bytes);
     let rec = Record::parse(bytes).unwrap_or_else(|e| record_fail(e));
     if let Err(outside) = bounds::check(&rec, sectors, part) {
@@ -207,13 +225,16 @@ pub fn free_map() -> Vec<Region> {
 /// above the kernel's end, below 4 GiB) in memory that is free now, and
 /// takes it from the firmware. Returns their start addresses.
 pub fn place_modules(rec: &Record, kernel_end: u64) -> [u64; MAX_MODULES] {
-    let map = free_map();
     let count = rec.module_count();
+    let mut starts = [0u64; MAX_MODULES];
+    if count == 0 {
+        return starts;
+    }
+    let map = free_map();
     let mut sizes = [0u64; MAX_MODULES];
     for (i, m) in rec.modules().enumerate() {
         sizes[i] = m.size;
     }
-    let mut starts = [0u64; MAX_MODULES];
     if let Err(e) = place::place_modules(&map, &[], kernel_end, &sizes[..count], &mut starts) {
         fail!(
             "module {} ({:#x} bytes) does not fit in free RAM between {:#x} and 4 GiB (free RAM below 4 GiB: {:#x} bytes): give the machine more memory",
@@ -256,11 +277,18 @@ impl Bounce {
 }
 
 /// Reads `size` bytes from partition sector `sector` to physical `dest`,
-/// feeding them to `sum`. Writes exactly `[dest, dest + size)`.
+/// feeding them to `sum`. Writes `[dest, dest + size)`, and when `room`
+/// (bytes at `dest` the caller lets it write, at least `size`) reaches the
+/// end of the last sector, the rest of that sector after them too: the
+/// caller zeroes those bytes before the kernel runs (a segment's bss) or
+/// owns them (staging). A partial last sector that does not fit goes
+/// through the bounce buffer.
 ///
 /// # Safety
-/// `[dest, dest + size)` must be memory this loader took from the firmware
-/// for this purpose (take_segments, place_modules), identity-mapped.
+/// `[dest, dest + room)` must be memory this loader took from the
+/// firmware for this purpose (take_segments, place_modules, staging),
+/// identity-mapped.
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn read_to(
     disk: &mut Disk,
     bounce: &mut Bounce,
@@ -268,19 +296,33 @@ pub unsafe fn read_to(
     sector: u64,
     size: u64,
     dest: u64,
+    room: u64,
     sum: &mut Fletcher64,
 ) {
     let lba = part.start + sector;
     let mut done = 0u64;
     if dest.is_multiple_of(disk.io_align()) {
-        let straight = size & !(SECTOR - 1);
+        let whole = size.div_ceil(SECTOR) * SECTOR;
+        // Whole sectors straight into place. A partial last sector that
+        // may not land in place goes through the bounce buffer, and with
+        // it the bytes after the last whole command, so that it costs no
+        // disk command of its own.
+        let straight = if whole <= room {
+            whole
+        } else {
+            size / COMMAND * COMMAND
+        };
         while done < straight {
             let n = (straight - done).min(CHUNK);
-            // SAFETY: inside the caller's range (done + n <= size).
+            // SAFETY: inside the caller's range (done + n <= room).
             let buf =
                 unsafe { core::slice::from_raw_parts_mut((dest + done) as *mut u8, n as usize) };
             disk.read(lba + done / SECTOR, buf);
-            sum.update(buf);
+            // Only the data counts, not the end of its last sector.
+            let data = &buf[..n.min(size - done) as usize];
+            let words = data.len() & !7;
+            sum.update(&data[..words]);
+            sum.update_tail(&data[words..]);
             done += n;
         }
     }
@@ -323,15 +365,28 @@ pub fn load_segments(
             let sector = s.data_sector + p.offset / SECTOR;
             let dest = s.dest + p.offset;
             if !p.staged {
+                // The last piece may fill its last sector into the bss
+                // (zeroed below), up to the next deferred page.
+                let mut room = p.len;
+                if p.offset + p.len == s.file_size {
+                    room = s.mem_size - p.offset;
+                    for &(a, _) in &deferred.0 {
+                        if a >= dest {
+                            room = room.min(a - dest);
+                        }
+                    }
+                }
                 // SAFETY: take_segments took [dest, dest + mem_size) from
-                // the firmware, and this piece touches no deferred page.
-                unsafe { read_to(disk, bounce, part, sector, p.len, dest, &mut sum) };
+                // the firmware; this piece and its room touch no deferred
+                // page.
+                unsafe { read_to(disk, bounce, part, sector, p.len, dest, room, &mut sum) };
                 return;
             }
+            let pages = p.len.div_ceil(EFI_PAGE);
             let at = boot::allocate_pages(
                 AllocateType::MaxAddress(0xFFFF_FFFF),
                 MemoryType::LOADER_DATA,
-                p.len.div_ceil(EFI_PAGE) as usize,
+                pages as usize,
             )
             .unwrap_or_else(|_| {
                 fail!(
@@ -340,8 +395,19 @@ pub fn load_segments(
                 )
             })
             .as_ptr() as u64;
-            // SAFETY: [at, at + len) was just taken for this.
-            unsafe { read_to(disk, bounce, part, sector, p.len, at, &mut sum) };
+            // SAFETY: [at, at + pages) was just taken for this.
+            unsafe {
+                read_to(
+                    disk,
+                    bounce,
+                    part,
+                    sector,
+                    p.len,
+                    at,
+                    pages * EFI_PAGE,
+                    &mut sum,
+                )
+            };
             moves.push(Move {
                 dst: dest as u32,
                 src: at as u32,
@@ -389,7 +455,8 @@ pub fn load_modules(
 ) {
     for (i, m) in rec.modules().enumerate() {
         let mut sum = Fletcher64::new();
-        // SAFETY: place_modules took [start, start + size).
+        // SAFETY: place_modules took [start, start + size); nothing
+        // after it is written (room = size).
         unsafe {
             read_to(
                 disk,
@@ -398,6 +465,7 @@ pub fn load_modules(
                 m.data_sector,
                 m.size,
                 starts[i],
+                m.size,
                 &mut sum,
             )
         };
