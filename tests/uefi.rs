@@ -1118,4 +1118,40 @@ fn a_required_framebuffer_no_gop_mode_gives_is_refused() {
         assert!(!text.contains("BPTK"), "{name}: the kernel must not run");
         assert_eq!(run.exit, None, "{name}: halted, not rebooting or exiting");
     }
+/// A segment that starts in boot-services memory and ends in free memory
+/// (OVMF 2022.11 with 256 MiB holds 0x820000-0x1500000: its decompressed
+/// DXE volume) is split: the held bytes are staged and moved, the rest is
+/// read in place, with a partial last sector; a bss wholly in held memory is
+/// zeroed by the trampoline. The kernel checks both where it was linked.
+#[test]
+fn segments_partly_over_boot_services_memory_are_split() {
+    let dir = scratch("uefi-split");
+    let payload = kernels::Payload::random(0x140_0000, (3 << 20) + 200, 11);
+    let bss = (0x90_0000, 0x1_0128);
+    let spec = Spec {
+        payload: Some(&payload),
+        bss: Some(bss),
+        ..Spec::new(Shape::Elf32, Headers::Mb1)
+    };
+    let kernel = dir.join("kernel");
+    std::fs::write(&kernel, kernels::build_spec(&spec)).unwrap();
+    let image = dir.join("disk.img");
+    bootpack::Build::new(&kernel)
+        .firmware(Firmware::Uefi)
+        .write(&image)
+        .unwrap();
+    let m = uefi_machine(&dir, "split", "256M");
+    let run = qemu::boot_image(&image, &m, BOOT_TIMEOUT);
+    let r = report_of("ovmf-split", &run);
+    assert_eq!(
+        r.get("payload"),
+        format!("0x{:08x} {} ok", payload.addr, payload.data.len()),
+        "the payload arrived intact across the held and the free memory"
+    );
+    assert_eq!(
+        r.get("zero"),
+        format!("0x{:08x} {} zero", bss.0, bss.1),
+        "the bss in held memory zeroed"
+    );
+    assert_eq!(r.get("bss"), "zero");
 }

@@ -94,9 +94,40 @@ fn convert(
     out: &mut [Region],
 ) -> usize {
     let mut n = 0;
-    // Selection by address without sorting in place (the firmware's map is
-    // usually sorted already, and this needs no buffer): repeatedly take
-    // the lowest region above the last one taken.
+    let mut push = |r: EfiRegion| {
+        let e = Region {
+            base: r.phys_start,
+            len: r.pages.saturating_mul(EFI_PAGE),
+            kind: map_type(r.ty),
+        };
+        if n > 0 {
+            let prev = &mut out[n - 1];
+            if prev.kind == e.kind && prev.end() == e.base {
+                prev.len = prev.len.saturating_add(e.len);
+                return;
+            }
+        }
+        if n < out.len() {
+            out[n] = e;
+            n += 1;
+        }
+    };
+    // The firmware's map is usually sorted already: then one pass (a
+    // loader runs this under emulation too, where the selection below
+    // costs a millisecond for OVMF's hundred-odd entries).
+    let mut prev: Option<u64> = None;
+    let sorted = regions.clone().filter(|r| r.pages > 0).all(|r| {
+        let up = prev.is_none_or(|p| r.phys_start > p);
+        prev = Some(r.phys_start);
+        up
+    });
+    if sorted {
+        regions.filter(|r| r.pages > 0).for_each(&mut push);
+        return n;
+    }
+    // Otherwise selection by address without sorting in place (this needs
+    // no buffer): repeatedly take the lowest region above the last one
+    // taken.
     let mut last: Option<u64> = None;
     loop {
         let next = regions
@@ -105,23 +136,7 @@ fn convert(
             .min_by_key(|r| r.phys_start);
         let Some(r) = next else { break };
         last = Some(r.phys_start);
-        let len = r.pages.saturating_mul(EFI_PAGE);
-        let e = Region {
-            base: r.phys_start,
-            len,
-            kind: map_type(r.ty),
-        };
-        if n > 0 {
-            let prev = &mut out[n - 1];
-            if prev.kind == e.kind && prev.end() == e.base {
-                prev.len = prev.len.saturating_add(e.len);
-                continue;
-            }
-        }
-        if n < out.len() {
-            out[n] = e;
-            n += 1;
-        }
+        push(r);
     }
     n
 }
@@ -269,5 +284,26 @@ mod tests {
         let n = after_exit(regions.iter().copied(), &mut out);
         assert_eq!(n, 3);
         assert_eq!(out[2], e(0x2000, 0x2000, 1));
+    }
+
+    #[test]
+    fn sorted_and_shuffled_maps_convert_alike() {
+        // The one-pass path (sorted, an empty region out of order does
+        // not count) and the selection path (shuffled) agree.
+        let mut sorted = [Region::default(); 9];
+        let mut with_empty = [r(kind::CONVENTIONAL, 0x5000, 0); 10];
+        with_empty[..3].copy_from_slice(&OVMF[..3]);
+        with_empty[4..].copy_from_slice(&OVMF[3..]);
+        let n = after_exit(with_empty.iter().copied(), &mut sorted);
+        let mut shuffled = OVMF;
+        shuffled.reverse();
+        shuffled.swap(2, 6);
+        let mut out = [Region::default(); 9];
+        let m = after_exit(shuffled.iter().copied(), &mut out);
+        assert_eq!(&out[..m], &sorted[..n]);
+        let mut free = [Region::default(); 9];
+        let n = free_now(OVMF.iter().copied(), &mut free);
+        let m = free_now(shuffled.iter().copied(), &mut out);
+        assert_eq!(&out[..m], &free[..n]);
     }
 }

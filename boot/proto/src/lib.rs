@@ -32,6 +32,8 @@
 //!   types, converted from E820 or another firmware's map) and what is
 //!   derived from it.
 //! - [`efimap`]: the UEFI memory map converted as GRUB converts it.
+//! - [`deferred`]: which bytes of a segment over memory UEFI boot services
+//!   hold are staged for the trampoline and which are read in place.
 //! - [`mb2_efi_info`]: the Multiboot 2 EFI information tags (boot services
 //!   kept).
 //! - [`load`]: the load plan (check memory, place modules, read and
@@ -57,6 +59,7 @@ pub mod acpi;
 pub mod bounds;
 pub mod checksum;
 pub mod crc32;
+pub mod deferred;
 pub mod efimap;
 pub mod layout;
 pub mod load;

@@ -20,6 +20,15 @@ use uefi::mem::memory_map::MemoryMap;
 /// Bytes per read of whole sectors straight into place.
 const CHUNK: u64 = 4 << 20;
 
+/// The largest disk command OVMF's ATA driver issues for disks under
+/// 128 GiB (256 sectors: it uses 28-bit commands there, and splits every
+/// read into such commands).
+const COMMAND: u64 = 128 << 10;
+const _: () = assert!(CHUNK.is_multiple_of(COMMAND) && COMMAND <= BOUNCE as u64);
+
+/// Sectors of the first read of the record (at most the partition's).
+const FIRST_RECORD_SECTORS: u64 = 8;
+
 /// The bootpack partition, from the MBR or the GPT.
 pub fn find_partition(disk: &mut Disk) -> Partition {
     match ptable::find(disk) {
@@ -32,12 +41,21 @@ pub fn find_partition(disk: &mut Disk) -> Partition {
 /// Reads and checks the configuration record; it stays in memory (loader
 /// data) until the kernel runs.
 pub fn read_record(disk: &mut Disk, part: &Partition) -> Record<'static> {
-    let mut first = vec![0u8; SECTOR as usize];
-    disk.read(part.start, &mut first);
-    let len = record::peek_len(&first).unwrap_or_else(|e| record_fail(e));
-    let sectors = (len as u64).div_ceil(SECTOR);
-    let mut bytes = vec![0u8; (sectors * SECTOR) as usize];
+    // One read for the usual record (a few hundred bytes), a second one
+    // only for a longer record: every firmware read costs (a disk
+    // command, and under emulation its round trip).
+    let first_sectors = FIRST_RECORD_SECTORS.min(part.sectors).max(1);
+    let mut bytes = vec![0u8; (first_sectors * SECTOR) as usize];
     disk.read(part.start, &mut bytes);
+    let len = record::peek_len(&bytes).unwrap_or_else(|e| record_fail(e));
+    let sectors = (len as u64).div_ceil(SECTOR);
+    if sectors > first_sectors {
+        bytes.resize((sectors * SECTOR) as usize, 0);
+        disk.read(
+            part.start + first_sectors,
+            &mut bytes[(first_sectors * SECTOR) as usize..],
+        );
+    }
     let bytes: &'static [u8] = Vec::leak(bytes);
     let rec = Record::parse(bytes).unwrap_or_else(|e| record_fail(e));
     if let Err(outside) = bounds::check(&rec, sectors, part) {
@@ -94,27 +112,19 @@ impl core::fmt::Display for Kernel {
 }
 
 /// Page ranges the kernel needs that the firmware's boot services hold
-/// now and free at ExitBootServices: segments there are read to a staging
-/// area and moved into place by the trampoline after the exit (GRUB's
-/// relocator does the same).
+/// now and free at ExitBootServices (sorted, disjoint): segment bytes there
+/// are read to a staging area and moved into place by the trampoline after
+/// the exit (GRUB's relocator does the same); the rest of such a segment is
+/// read in place (bootpack_proto::deferred).
 pub struct Deferred(pub Vec<(u64, u64)>);
 
-impl Deferred {
-    /// Whether segment memory `[start, end)` touches a deferred range.
-    pub fn touches(&self, start: u64, end: u64) -> bool {
-        let (s, e) = page_range(start, end);
-        self.0.iter().any(|&(a, b)| a < e && s < b)
-    }
-}
-
-/// Whether `[s, e)` lies wholly in memory that is free or boot-services
-/// memory now (so free after ExitBootServices); takes the free parts, so
-/// that nothing else (the staging area included) is put there.
-fn defer(s: u64, e: u64) -> bool {
+/// If `[s, e)` lies wholly in memory that is free or boot-services memory
+/// now (so free after ExitBootServices), takes the free parts, so that
+/// nothing else (the staging area included) is put there, and returns the
+/// boot-services parts.
+fn defer(s: u64, e: u64) -> Option<Vec<(u64, u64)>> {
     use bootpack_proto::efimap::kind;
-    let Ok(map) = boot::memory_map(MemoryType::LOADER_DATA) else {
-        return false;
-    };
+    let map = boot::memory_map(MemoryType::LOADER_DATA).ok()?;
     let mut regions: Vec<(u64, u64, u32)> = map
         .entries()
         .map(|d| (d.phys_start, d.phys_start + d.page_count * EFI_PAGE, d.ty.0))
@@ -129,16 +139,17 @@ fn defer(s: u64, e: u64) -> bool {
             kind::CONVENTIONAL | kind::BOOT_SERVICES_CODE | kind::BOOT_SERVICES_DATA
         );
         if a > at || !ok {
-            return false;
+            return None;
         }
         at = at.max(b);
     }
     if at < e {
-        return false;
+        return None;
     }
+    let mut held: Vec<(u64, u64)> = Vec::new();
     for &(a, b, ty) in &regions {
+        let (a, b) = (a.max(s), b.min(e));
         if ty == kind::CONVENTIONAL {
-            let (a, b) = (a.max(s), b.min(e));
             if boot::allocate_pages(
                 AllocateType::Address(a),
                 MemoryType::LOADER_DATA,
@@ -146,11 +157,16 @@ fn defer(s: u64, e: u64) -> bool {
             )
             .is_err()
             {
-                return false;
+                return None;
+            }
+        } else {
+            match held.last_mut() {
+                Some(last) if last.1 == a => last.1 = b,
+                _ => held.push((a, b)),
             }
         }
     }
-    true
+    Some(held)
 }
 
 /// Takes the memory of every segment, moved by `shift` (a relocatable
@@ -173,10 +189,9 @@ pub fn take_segments(rec: &Record, shift: Shift) -> Deferred {
     let mut deferred = Vec::new();
     for (s, e) in merged {
         if !try_take(s, e) {
-            if defer(s, e) {
-                deferred.push((s, e));
-            } else {
-                take(s, e, &Kernel);
+            match defer(s, e) {
+                Some(held) => deferred.extend(held),
+                None => take(s, e, &Kernel),
             }
         }
     }
@@ -225,13 +240,16 @@ pub fn free_map() -> Vec<Region> {
 /// above the kernel's end, below 4 GiB) in memory that is free now, and
 /// takes it from the firmware. Returns their start addresses.
 pub fn place_modules(rec: &Record, kernel_end: u64) -> [u64; MAX_MODULES] {
-    let map = free_map();
     let count = rec.module_count();
+    let mut starts = [0u64; MAX_MODULES];
+    if count == 0 {
+        return starts;
+    }
+    let map = free_map();
     let mut sizes = [0u64; MAX_MODULES];
     for (i, m) in rec.modules().enumerate() {
         sizes[i] = m.size;
     }
-    let mut starts = [0u64; MAX_MODULES];
     if let Err(e) = place::place_modules(&map, &[], kernel_end, &sizes[..count], &mut starts) {
         fail!(
             "module {} ({:#x} bytes) does not fit in free RAM between {:#x} and 4 GiB (free RAM below 4 GiB: {:#x} bytes): give the machine more memory",
@@ -274,11 +292,18 @@ impl Bounce {
 }
 
 /// Reads `size` bytes from partition sector `sector` to physical `dest`,
-/// feeding them to `sum`. Writes exactly `[dest, dest + size)`.
+/// feeding them to `sum`. Writes `[dest, dest + size)`, and when `room`
+/// (bytes at `dest` the caller lets it write, at least `size`) reaches the
+/// end of the last sector, the rest of that sector after them too: the
+/// caller zeroes those bytes before the kernel runs (a segment's bss) or
+/// owns them (staging). A partial last sector that does not fit goes
+/// through the bounce buffer.
 ///
 /// # Safety
-/// `[dest, dest + size)` must be memory this loader took from the firmware
-/// for this purpose (take_segments, place_modules), identity-mapped.
+/// `[dest, dest + room)` must be memory this loader took from the
+/// firmware for this purpose (take_segments, place_modules, staging),
+/// identity-mapped.
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn read_to(
     disk: &mut Disk,
     bounce: &mut Bounce,
@@ -286,19 +311,33 @@ pub unsafe fn read_to(
     sector: u64,
     size: u64,
     dest: u64,
+    room: u64,
     sum: &mut Fletcher64,
 ) {
     let lba = part.start + sector;
     let mut done = 0u64;
     if dest.is_multiple_of(disk.io_align()) {
-        let straight = size & !(SECTOR - 1);
+        let whole = size.div_ceil(SECTOR) * SECTOR;
+        // Whole sectors straight into place. A partial last sector that
+        // may not land in place goes through the bounce buffer, and with
+        // it the bytes after the last whole command, so that it costs no
+        // disk command of its own.
+        let straight = if whole <= room {
+            whole
+        } else {
+            size / COMMAND * COMMAND
+        };
         while done < straight {
             let n = (straight - done).min(CHUNK);
-            // SAFETY: inside the caller's range (done + n <= size).
+            // SAFETY: inside the caller's range (done + n <= room).
             let buf =
                 unsafe { core::slice::from_raw_parts_mut((dest + done) as *mut u8, n as usize) };
             disk.read(lba + done / SECTOR, buf);
-            sum.update(buf);
+            // Only the data counts, not the end of its last sector.
+            let data = &buf[..n.min(size - done) as usize];
+            let words = data.len() & !7;
+            sum.update(&data[..words]);
+            sum.update_tail(&data[words..]);
             done += n;
         }
     }
@@ -321,9 +360,9 @@ pub unsafe fn read_to(
 }
 
 /// Loads every segment in place (its link address moved by `shift`),
-/// zeroes its bss, and checks the payload checksum. Segments over deferred
-/// memory are read to staging memory below 4 GiB instead; returns the
-/// trampoline's moves for them.
+/// zeroes its bss, and checks the payload checksum. The bytes of a segment over deferred memory are read to
+/// staging memory below 4 GiB instead (and its bss there is left); returns
+/// the trampoline's moves for them.
 pub fn load_segments(
     disk: &mut Disk,
     bounce: &mut Bounce,
@@ -332,52 +371,86 @@ pub fn load_segments(
     deferred: &Deferred,
     shift: Shift,
 ) -> Vec<bootpack_proto::relocate::Move> {
+    use bootpack_proto::deferred::{file_pieces, zero_pieces, Piece};
+    use bootpack_proto::relocate::Move;
     let mut sum = Fletcher64::new();
     let mut moves = Vec::new();
     for s in rec.segments() {
-        let dest = shift.at(s.dest);
-        if deferred.touches(dest, dest + s.mem_size) {
-            let pages = s.file_size.div_ceil(EFI_PAGE).max(1) as usize;
+        let base = shift.at(s.dest);
+        // Pieces in order, so the checksum sees the bytes in order.
+        file_pieces(base, s.file_size, &deferred.0, |p: Piece| {
+            let sector = s.data_sector + p.offset / SECTOR;
+            let dest = base + p.offset;
+            if !p.staged {
+                // The last piece may fill its last sector into the bss
+                // (zeroed below), up to the next deferred page.
+                let mut room = p.len;
+                if p.offset + p.len == s.file_size {
+                    room = s.mem_size - p.offset;
+                    for &(a, _) in &deferred.0 {
+                        if a >= dest {
+                            room = room.min(a - dest);
+                        }
+                    }
+                }
+                // SAFETY: take_segments took [dest, dest + mem_size) from
+                // the firmware; this piece and its room touch no deferred
+                // page.
+                unsafe { read_to(disk, bounce, part, sector, p.len, dest, room, &mut sum) };
+                return;
+            }
+            let pages = p.len.div_ceil(EFI_PAGE);
             let at = boot::allocate_pages(
                 AllocateType::MaxAddress(0xFFFF_FFFF),
                 MemoryType::LOADER_DATA,
-                pages,
+                pages as usize,
             )
             .unwrap_or_else(|_| {
                 fail!(
-                    "no memory below 4 GiB to stage the kernel's segment at {dest:#x} ({:#x} bytes)",
-                    s.file_size
+                    "no memory below 4 GiB to stage the kernel's bytes at {dest:#x} ({:#x} bytes)",
+                    p.len
                 )
             })
             .as_ptr() as u64;
-            // SAFETY: [at, at + file_size) was just taken for this.
-            unsafe { read_to(disk, bounce, part, s.data_sector, s.file_size, at, &mut sum) };
-            moves.push(bootpack_proto::relocate::Move {
+            // SAFETY: [at, at + pages) was just taken for this.
+            unsafe {
+                read_to(
+                    disk,
+                    bounce,
+                    part,
+                    sector,
+                    p.len,
+                    at,
+                    pages * EFI_PAGE,
+                    &mut sum,
+                )
+            };
+            moves.push(Move {
                 dst: dest as u32,
                 src: at as u32,
-                len: s.file_size as u32,
-                zero: (s.mem_size - s.file_size) as u32,
+                len: p.len as u32,
+                zero: 0,
             });
-            continue;
-        }
-        // SAFETY: take_segments took [dest, dest + mem_size) from the
-        // firmware (with the same shift).
-        unsafe {
-            read_to(
-                disk,
-                bounce,
-                part,
-                s.data_sector,
-                s.file_size,
-                dest,
-                &mut sum,
-            );
-            core::ptr::write_bytes(
-                (dest + s.file_size) as *mut u8,
-                0,
-                (s.mem_size - s.file_size) as usize,
-            );
-        }
+        });
+        zero_pieces(
+            base + s.file_size,
+            s.mem_size - s.file_size,
+            &deferred.0,
+            |at, len, held| {
+                if held {
+                    moves.push(Move {
+                        dst: at as u32,
+                        src: at as u32,
+                        len: 0,
+                        zero: len as u32,
+                    });
+                } else {
+                    // SAFETY: take_segments took this memory, and it is
+                    // not deferred.
+                    unsafe { core::ptr::write_bytes(at as *mut u8, 0, len as usize) };
+                }
+            },
+        );
     }
     let computed = sum.finish();
     if computed != rec.payload_sum() {
@@ -399,7 +472,8 @@ pub fn load_modules(
 ) {
     for (i, m) in rec.modules().enumerate() {
         let mut sum = Fletcher64::new();
-        // SAFETY: place_modules took [start, start + size).
+        // SAFETY: place_modules took [start, start + size); nothing
+        // after it is written (room = size).
         unsafe {
             read_to(
                 disk,
@@ -408,6 +482,7 @@ pub fn load_modules(
                 m.data_sector,
                 m.size,
                 starts[i],
+                m.size,
                 &mut sum,
             )
         };
