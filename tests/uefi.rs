@@ -1118,6 +1118,8 @@ fn a_required_framebuffer_no_gop_mode_gives_is_refused() {
         assert!(!text.contains("BPTK"), "{name}: the kernel must not run");
         assert_eq!(run.exit, None, "{name}: halted, not rebooting or exiting");
     }
+}
+
 /// A segment that starts in boot-services memory and ends in free memory
 /// (OVMF 2022.11 with 256 MiB holds 0x820000-0x1500000: its decompressed
 /// DXE volume) is split: the held bytes are staged and moved, the rest is
