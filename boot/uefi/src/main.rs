@@ -253,9 +253,8 @@ fn main() -> Status {
             let meta = efi_map.meta();
             // SAFETY: the map's buffer lives until the kernel runs (it is
             // forgotten below, never freed: there is no allocator now).
-            let bytes: &'static [u8] = unsafe {
-                core::slice::from_raw_parts(efi_map.buffer().as_ptr(), meta.map_size)
-            };
+            let bytes: &'static [u8] =
+                unsafe { core::slice::from_raw_parts(efi_map.buffer().as_ptr(), meta.map_size) };
             let efi = efi_tags(bytes, meta.desc_size, meta.desc_version);
             if needed + mb2_efi_info::extra_size(&efi) > room {
                 fail!(

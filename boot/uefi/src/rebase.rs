@@ -39,7 +39,11 @@ pub fn shift(rec: &Record) -> Shift {
     };
     let mut found = rebase::choose(span, &tag, &load::free_map());
     if matches!(found, Err(NoBase::NoFit { .. })) && efi_entry::entry64(rec).is_none() {
-        found = rebase::choose(span, &tag, &load::converted_map(|r, out| efimap::free_later(r, out)));
+        found = rebase::choose(
+            span,
+            &tag,
+            &load::converted_map(|r, out| efimap::free_later(r, out)),
+        );
     }
     match found {
         Ok(base) => Shift::new(span.start, base),
