@@ -722,11 +722,13 @@ fn run_target(target: &Path, spec: RunSpec) -> ExitCode {
                 if target_is_kernel { target.display().to_string() } else { "KERNEL".into() }
             );
         }
-        match std::process::Command::new(&cmd[0]).args(&cmd[1..]).status() {
-            Ok(s) => match s.code() {
-                Some(c) => ExitCode::from(run::kernel_status(c) as u8),
-                None => error("QEMU was killed by a signal"),
-            },
+        match run::run_qemu(&cmd) {
+            Ok(run::Ended::Exited(Some(c))) => ExitCode::from(run::kernel_status(c) as u8),
+            Ok(run::Ended::Exited(None)) => error("QEMU was killed by a signal"),
+            Ok(run::Ended::KvmFailed) => error(format!(
+                "QEMU's KVM could not run the {} (\"KVM internal error\"; some nested or restricted KVM hosts cannot run OVMF): run again with --accel tcg",
+                if spec.uefi { "UEFI firmware" } else { "machine" }
+            )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => error(format!(
                 "{} not found: install QEMU (Debian/Ubuntu: apt-get install qemu-system-x86; Fedora: dnf install qemu-system-x86; macOS: brew install qemu)",
                 run::QEMU

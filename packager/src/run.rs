@@ -185,6 +185,59 @@ pub fn kernel_status(qemu_status: i32) -> i32 {
     }
 }
 
+/// How a QEMU run ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// QEMU exited with this status (None: killed by a signal).
+    Exited(Option<i32>),
+    /// KVM stopped the guest ("KVM internal error"; QEMU then pauses the
+    /// machine for ever): bootpack killed QEMU. Some hosts' KVM (nested or
+    /// restricted) cannot run OVMF, while TCG can.
+    KvmFailed,
+}
+
+/// The line QEMU prints when KVM cannot go on with the guest.
+const KVM_INTERNAL_ERROR: &[u8] = b"KVM internal error";
+
+/// Runs `cmd` (from [`qemu_command`]) with the terminal as its console,
+/// passing QEMU's stderr through; if QEMU reports a KVM internal error it
+/// is killed rather than left paused.
+pub fn run_qemu(cmd: &[OsString]) -> std::io::Result<Ended> {
+    use std::io::{Read, Write};
+    let mut child = std::process::Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut err = child.stderr.take().expect("piped stderr");
+    let mut seen: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut kvm_failed = false;
+    // Read until QEMU closes stderr (it exits) or KVM fails.
+    while let Ok(n) = err.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        let _ = std::io::stderr().write_all(&buf[..n]);
+        // Keep a tail long enough to find the marker across reads.
+        seen.extend_from_slice(&buf[..n]);
+        if seen
+            .windows(KVM_INTERNAL_ERROR.len())
+            .any(|w| w == KVM_INTERNAL_ERROR)
+        {
+            kvm_failed = true;
+            break;
+        }
+        let keep = seen.len().saturating_sub(KVM_INTERNAL_ERROR.len());
+        seen.drain(..keep);
+    }
+    if kvm_failed {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Ok(Ended::KvmFailed);
+    }
+    Ok(Ended::Exited(child.wait()?.code()))
+}
+
 /// Quotes a command line for a POSIX shell, for `--dry-run`.
 pub fn shell_quote(args: &[OsString]) -> String {
     args.iter()
@@ -206,6 +259,29 @@ pub fn shell_quote(args: &[OsString]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sh(script: &str) -> Vec<OsString> {
+        ["sh", "-c", script].iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn a_kvm_internal_error_stops_the_run() {
+        // QEMU pauses the machine for ever after this line; the run must
+        // not wait for it.
+        let t = std::time::Instant::now();
+        let ended = run_qemu(&sh(
+            "echo 'KVM internal error. Suberror: 1' >&2; exec sleep 60",
+        ))
+        .unwrap();
+        assert_eq!(ended, Ended::KvmFailed);
+        assert!(t.elapsed() < std::time::Duration::from_secs(30));
+    }
+
+    #[test]
+    fn other_runs_end_with_qemus_status() {
+        let ended = run_qemu(&sh("echo 'qemu: warning: something' >&2; exit 33")).unwrap();
+        assert_eq!(ended, Ended::Exited(Some(33)));
+    }
 
     fn opts() -> RunOptions {
         RunOptions {
