@@ -1151,3 +1151,82 @@ fn segments_partly_over_boot_services_memory_are_split() {
     );
     assert_eq!(r.get("bss"), "zero");
 }
+
+/// Real Multiboot kernels nobody here wrote, from Debian packages, boot
+/// under OVMF through bootpack's UEFI loader as they do on BIOS (see
+/// tests/real_kernels.rs): GNU Mach 1.8 (Multiboot 1, ELF64 at 16 MiB,
+/// gzip, a module) reads the converted memory map as its "BIOS" map and
+/// lists the module with its string; tboot 1.10.5 (Multiboot 2, gzip, a
+/// module) prints its command line and the map, then finds and moves the
+/// module. (Xen: `xen_boots_through_its_efi_entry`.)
+#[test]
+fn debian_kernels_boot_under_ovmf() {
+    let installed = |path: &str, package: &str| {
+        assert!(
+            Path::new(path).is_file(),
+            "{path} is missing: this test boots the kernel of the Debian package {package}. \
+             Install it: apt-get install -y --no-install-recommends {package}"
+        );
+        PathBuf::from(path)
+    };
+    let gnumach = installed("/boot/gnumach-1.8-486.gz", "gnumach-image-1.8-486");
+    let tboot = installed("/boot/tboot.gz", "tboot");
+    let dir = scratch("uefi-debian");
+    let module = dir.join("module.elf");
+    std::fs::write(&module, kernels::build(Shape::Elf32, None)).unwrap();
+    let mut handles = Vec::new();
+    for (name, kernel, args, module_string, done) in [
+        (
+            "gnumach",
+            gnumach,
+            "console=com0",
+            "marker-module $(task-create) $(task-resume)",
+            "multiboot modules",
+        ),
+        (
+            "tboot",
+            tboot,
+            "logging=serial",
+            "marker-kernel arg",
+            "TBOOT: moving module 0 (",
+        ),
+    ] {
+        let image = dir.join(format!("{name}.img"));
+        bootpack::Build::new(&kernel)
+            .name(name)
+            .args([args])
+            .module(&module, module_string)
+            .write(&image)
+            .unwrap();
+        let m = uefi_machine(&dir, name, "512M");
+        handles.push(std::thread::spawn(move || {
+            let run = qemu::boot_until(&image, &m, done, Duration::from_secs(2), BOOT_TIMEOUT);
+            (name, run)
+        }));
+    }
+    for h in handles {
+        let (name, run) = h.join().unwrap();
+        let s = run.serial_text();
+        let wants: &[&str] = if name == "gnumach" {
+            &[
+                "GNU Mach 1.8",
+                // The usable entry from 1 MiB, as GRUB's conversion of the
+                // EFI map gives it (S3 off).
+                "biosmem: 000000000000100000:",
+                "module 0: marker-module $(task-create) $(task-resume)",
+                "1 multiboot modules",
+            ]
+        } else {
+            &[
+                "TBOOT: command line: tboot logging=serial",
+                "TBOOT: original e820 map:",
+                "TBOOT: \t0000000000100000 - ",
+                "TBOOT: kernel is ELF format",
+                "TBOOT: moving module 0 (",
+            ]
+        };
+        for want in wants {
+            assert!(s.contains(want), "{name}: no {want:?} on COM1:\n{s}");
+        }
+    }
+}
