@@ -35,7 +35,7 @@ pub fn entry64(rec: &Record) -> Option<u32> {
 
 /// Room for the EFI memory map beyond its present size: the allocations
 /// made between now and the map taken for the kernel add a few entries.
-pub const MAP_SLACK: usize = 8192;
+const MAP_SLACK: usize = 8192;
 
 /// Builds the information with the EFI tags and enters the kernel at
 /// `entry` with boot services running. `template` is the usual
