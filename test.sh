@@ -76,6 +76,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 (cd boot/bios && cargo fmt -- --check && cargo clippy --release --locked -- -D warnings)
 (cd boot/handoff && cargo fmt -- --check && cargo clippy --release --locked --target x86_64-unknown-none -- -D warnings)
+(cd boot/proto && cargo fmt -- --check && cargo clippy --release --locked --target x86_64-unknown-none -- -D warnings)
 (cd boot/uefi && cargo fmt -- --check && cargo clippy --release --locked -- -D warnings)
 (cd tests/kernel && cargo fmt -- --check && cargo clippy --release --locked -- -D warnings)
 (cd packager/fuzz && cargo fmt -- --check)

@@ -7,9 +7,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR};
-use bootpack_proto::mb2_header;
-use bootpack_proto::record::Record;
+use bootpack::proto::layout::{PARTITION_START_LBA, SECTOR};
+use bootpack::proto::mb2_header;
+use bootpack::proto::record::Record;
 use support::kernels::{self, Headers, Payload, Shape, Spec};
 use support::qemu::{self, Machine};
 use support::report::{MmapEntry, Report};
@@ -143,7 +143,7 @@ fn assert_handoff1(r: &Report, cmdline: &[u8], occupied: &[(u64, u64)]) {
         (
             "info",
             r.num("info"),
-            bootpack_proto::mb1_info::INFO_LEN as u64,
+            bootpack::proto::mb1_info::INFO_LEN as u64,
         ),
         ("cmdline", r.num("cmdline_addr"), cmdline.len() as u64 + 1),
         ("mmap", r.num("mmap_addr"), r.num("mmap_length")),

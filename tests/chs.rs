@@ -13,8 +13,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR, STAGE2_LBA};
-use bootpack_proto::record::Record;
+use bootpack::proto::layout::{PARTITION_START_LBA, SECTOR, STAGE2_LBA};
+use bootpack::proto::record::Record;
 use support::kernels::{self, Headers, Payload, Shape, Spec};
 use support::qemu::{self, Machine, Run};
 use support::report::Report;

@@ -121,7 +121,7 @@ fn inspect_shows_and_verifies_a_bootpack_image() {
         &format!(
             "bootpack {} (this bootpack); stage 2 at LBA {}",
             env!("CARGO_PKG_VERSION"),
-            bootpack_proto::layout::STAGE2_LBA
+            bootpack::proto::layout::STAGE2_LBA
         ),
         "entry 0x100040, Multiboot flags 0x00010003",
         "ok",

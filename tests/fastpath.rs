@@ -22,8 +22,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR};
-use bootpack_proto::record::Record;
+use bootpack::proto::layout::{PARTITION_START_LBA, SECTOR};
+use bootpack::proto::record::Record;
 use support::kernels::{self, Headers, Payload, Shape, Spec};
 use support::memplan::SECTORS_PER_READ;
 use support::qemu::{self, Machine};

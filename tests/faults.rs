@@ -15,10 +15,10 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bootpack_proto::crc32::crc32;
-use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR, STAGE2_LBA};
-use bootpack_proto::record::{self, Record, RecordError};
-use bootpack_proto::stage1;
+use bootpack::proto::crc32::crc32;
+use bootpack::proto::layout::{PARTITION_START_LBA, SECTOR, STAGE2_LBA};
+use bootpack::proto::record::{self, Record, RecordError};
+use bootpack::proto::stage1;
 use support::kernels::{self, Shape};
 use support::qemu::{self, Machine};
 use support::report::Report;

@@ -27,7 +27,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bootpack_proto::layout::{STAGE2_LBA, STAGE2_MAX_SECTORS};
+use bootpack::proto::layout::{STAGE2_LBA, STAGE2_MAX_SECTORS};
 use support::asm_image::boot_sector as sector;
 use support::qemu::{self, Machine};
 use support::report::Report;

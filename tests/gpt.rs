@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use bootpack_proto::crc32::crc32;
+use bootpack::proto::crc32::crc32;
 use support::kernels::{self, Headers, Payload, Shape, Spec};
 use support::qemu::{self, Machine};
 use support::report::Report;

@@ -5,7 +5,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use bootpack_proto::mb1_header;
+use bootpack::proto::mb1_header;
 use support::elf::{self, Seg};
 use support::{bootpack, scratch};
 

@@ -36,8 +36,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR};
-use bootpack_proto::record::Record;
+use bootpack::proto::layout::{PARTITION_START_LBA, SECTOR};
+use bootpack::proto::record::Record;
 use support::kernels::{self, Payload};
 use support::memplan::SECTORS_PER_READ;
 use support::qemu::{self, Machine, Run};

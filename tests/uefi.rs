@@ -13,9 +13,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bootpack::proto::layout::{PARTITION_START_LBA, SECTOR};
+use bootpack::proto::record::Record;
 use bootpack::{Firmware, Protocol, Table};
-use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR};
-use bootpack_proto::record::Record;
 use support::kernels::{self, Headers, Shape, Spec};
 use support::qemu::{self, Machine};
 use support::report::Report;
@@ -218,7 +218,7 @@ fn assert_uefi_handoff(r: &Report, p: &Packed) {
         (
             "info",
             r.num("info"),
-            bootpack_proto::mb1_info::INFO_LEN as u64,
+            bootpack::proto::mb1_info::INFO_LEN as u64,
         ),
         ("cmdline", r.num("cmdline_addr"), p.cmdline.len() as u64 + 1),
         ("mmap", r.num("mmap_addr"), r.num("mmap_length")),
@@ -404,7 +404,7 @@ fn inspect_shows_the_esp_and_the_uefi_loader() {
         image
     };
     let efi = bootpack::bootloader::BOOTX64_EFI;
-    let sum = format!("{:#018x}", bootpack_proto::checksum::fletcher64(efi));
+    let sum = format!("{:#018x}", bootpack::proto::checksum::fletcher64(efi));
     for table in [Table::Mbr, Table::Gpt] {
         let a = build(&format!("{table}-a.img"), Firmware::Both, table);
         let b = build(&format!("{table}-b.img"), Firmware::Both, table);
@@ -493,7 +493,7 @@ fn multiboot2_kernel_boots_under_ovmf_with_the_rsdp() {
     let rsdp = support::report::unhex(hex);
     assert_eq!(&rsdp[..8], b"RSD PTR ");
     assert_eq!(
-        bootpack_proto::acpi::valid_at(&rsdp, 0),
+        bootpack::proto::acpi::valid_at(&rsdp, 0),
         Some(rsdp.len()),
         "a valid RSDP, whole"
     );
@@ -535,7 +535,7 @@ fn multiboot2_kernel_boots_under_ovmf_with_the_rsdp() {
 /// The test kernel (ELF32, Multiboot 1) asking for a graphics mode
 /// (mode_type 0, width, height, depth).
 fn mb1_video_kernel(width: u32, height: u32, depth: u32) -> Vec<u8> {
-    use bootpack_proto::mb1_header;
+    use bootpack::proto::mb1_header;
     let mut file = kernels::build_spec(&Spec::new(Shape::Elf32, Headers::Mb1));
     let off = mb1_header::find(&file).unwrap().offset;
     mb1_header::write(&mut file, off, 0x3 | mb1_header::FLAG_VIDEO_MODE, None);
@@ -768,7 +768,7 @@ fn mbi2_tags(mbi: &[u8]) -> Vec<(u32, &[u8])> {
 
 /// GRUB's conversion of EFI memory descriptors into a Multiboot map
 /// (grub-core/mmap/efi/mmap.c, with runtime code as 2 as bootpack
-/// documents), written out here apart from bootpack_proto::efimap so the
+/// documents), written out here apart from bootpack::proto::efimap so the
 /// test does not check the loader against itself: (base, len, type),
 /// sorted, adjacent entries of one type merged.
 fn grub_conversion(descriptors: &[(u32, u64, u64)]) -> Vec<(u64, u64, u32)> {

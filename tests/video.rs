@@ -10,7 +10,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bootpack_proto::mb1_header;
+use bootpack::proto::mb1_header;
 use support::kernels::{self, Headers, Shape, Spec};
 use support::memplan::{INFO_ARENA_ADDR, INFO_ARENA_LEN};
 use support::qemu::{self, Machine};
@@ -270,7 +270,7 @@ fn indexed_mode_gets_the_palette() {
     let r = boot(&pack("mb1-8", &k, &[]));
     let fb = fields(&r, "framebuffer");
     assert_eq!(fb, [LFB, 640, 640, 480, 8, 0], "indexed framebuffer");
-    let palette: Vec<u8> = bootpack_proto::video::PALETTE
+    let palette: Vec<u8> = bootpack::proto::video::PALETTE
         .iter()
         .flat_map(|&(r, g, b)| [r, g, b])
         .collect();
@@ -530,7 +530,7 @@ fn chooses_what_grub_chooses() {
 /// reserved, zero) still boots with this loader and is read by inspect.
 #[test]
 fn version_2_records_still_boot_and_inspect() {
-    use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR};
+    use bootpack::proto::layout::{PARTITION_START_LBA, SECTOR};
     let p = pack("v2-record", &mb1_kernel(None), &[]);
     let mut disk = std::fs::read(&p.image).unwrap();
     let base = (PARTITION_START_LBA as u64 * SECTOR) as usize;
@@ -544,7 +544,7 @@ fn version_2_records_still_boot_and_inspect() {
     let len = u32::from_le_bytes(rec[12..16].try_into().unwrap()) as usize;
     rec[8..10].copy_from_slice(&2u16.to_le_bytes());
     rec[16..24].fill(0);
-    let sum = bootpack_proto::checksum::fletcher64(&rec[..len]);
+    let sum = bootpack::proto::checksum::fletcher64(&rec[..len]);
     rec[16..24].copy_from_slice(&sum.to_le_bytes());
     std::fs::write(&p.image, &disk).unwrap();
     let r = boot(&p);

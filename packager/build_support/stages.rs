@@ -31,6 +31,7 @@ pub const SOURCES: &[&str] = &[
     "boot/handoff",
     "boot/bios",
     "boot/proto",
+    "packager/src/proto",
     "boot/uefi",
     "boot/Cargo.toml",
     "boot/Cargo.lock",

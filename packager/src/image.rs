@@ -212,10 +212,10 @@ pub fn write_atomically(
 mod tests {
     use super::*;
     use crate::kernel::{KernelFormat, LoadPlan, LoadSegment, Protocol};
-    use bootpack_proto::checksum::fletcher64;
-    use bootpack_proto::layout::STAGE2_LBA;
-    use bootpack_proto::record::Record;
-    use bootpack_proto::stage1;
+    use crate::proto::checksum::fletcher64;
+    use crate::proto::layout::STAGE2_LBA;
+    use crate::proto::record::Record;
+    use crate::proto::stage1;
 
     use crate::layout::tests::stage1;
 
@@ -228,7 +228,7 @@ mod tests {
             sections: None,
             load_base: 0x100000,
             entry: 0x100000,
-            video: bootpack_proto::video::Request::NONE,
+            video: crate::proto::video::Request::NONE,
             efi: Default::default(),
             segments: vec![
                 LoadSegment {

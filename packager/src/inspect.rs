@@ -12,12 +12,12 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use bootpack_proto::bounds;
-use bootpack_proto::checksum::Fletcher64;
-use bootpack_proto::layout::{PARTITION_TYPE, SECTOR};
-use bootpack_proto::ptable::{self, Invalid, SectorReader, Table, TableError, PROTECTIVE_MBR_TYPE};
-use bootpack_proto::record::{self, Record};
-use bootpack_proto::stage1;
+use crate::proto::bounds;
+use crate::proto::checksum::Fletcher64;
+use crate::proto::layout::{PARTITION_TYPE, SECTOR};
+use crate::proto::ptable::{self, Invalid, SectorReader, Table, TableError, PROTECTIVE_MBR_TYPE};
+use crate::proto::record::{self, Record};
+use crate::proto::stage1;
 use serde::Serialize;
 
 use crate::bootloader::{STAGE1, STAGE2};
@@ -318,7 +318,7 @@ fn inspect_esp(
             info.loader_is_this_bootpack = efi == crate::bootloader::BOOTX64_EFI;
             info.loader_checksum = Some(format!(
                 "{:#018x}",
-                bootpack_proto::checksum::fletcher64(&efi)
+                crate::proto::checksum::fletcher64(&efi)
             ));
             Ok(Some(info))
         }
@@ -650,7 +650,7 @@ fn check_backup(g: &ptable::GptInfo, disk: &mut dyn DiskReader) -> Result<(), St
     // check_gpt_header bounds the array to MAX_ENTRY_ARRAY bytes.
     let mut entries = vec![0u8; b.entry_count as usize * b.entry_size as usize];
     read(b.entries_lba, &mut entries).map_err(|e| format!("has unreadable entries: {e}"))?;
-    if bootpack_proto::crc32::crc32(&entries) != stored {
+    if crate::proto::crc32::crc32(&entries) != stored {
         return Err("has entries that do not match their checksum".into());
     }
     Ok(())
@@ -819,7 +819,7 @@ fn sum_range(
 }
 
 /// A line saying what the Multiboot 2 EFI tags ask, if there are any.
-fn efi_summary(e: &bootpack_proto::mb2_header::EfiTags) -> Option<String> {
+fn efi_summary(e: &crate::proto::mb2_header::EfiTags) -> Option<String> {
     if *e == Default::default() {
         return None;
     }
@@ -863,7 +863,7 @@ mod tests {
             .unwrap();
         assert!(inspect(&image).unwrap().is_sound());
         let mut disk = std::fs::read(&image).unwrap();
-        let base = bootpack_proto::layout::PARTITION_START_LBA as usize * SECTOR as usize;
+        let base = crate::proto::layout::PARTITION_START_LBA as usize * SECTOR as usize;
         let sector = Record::parse(&disk[base..]).unwrap().module(0).data_sector;
         disk[base + sector as usize * SECTOR as usize + 10] ^= 1;
         std::fs::write(&image, &disk).unwrap();
@@ -938,7 +938,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             sum.finish(),
-            bootpack_proto::checksum::fletcher64(&data[1024..])
+            crate::proto::checksum::fletcher64(&data[1024..])
         );
         let mut disk = StreamDisk::new(&data[..]);
         assert!(sum_range(&mut disk, 0, u64::MAX / 2, 10, &mut sum, &mut []).is_err());

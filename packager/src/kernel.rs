@@ -26,13 +26,13 @@
 
 use std::ops::Range;
 
-use bootpack_proto::layout::{KERNEL_CEILING, KERNEL_FLOOR};
-use bootpack_proto::mb1_header::{self, HeaderError, Kludge, FLAG_AOUT_KLUDGE};
-use bootpack_proto::mb2_header::{self, HeaderError as Header2Error};
-use bootpack_proto::mb2_info;
-use bootpack_proto::rebase;
-pub use bootpack_proto::record::Protocol;
-use bootpack_proto::video::{self, Mode, Request};
+use crate::proto::layout::{KERNEL_CEILING, KERNEL_FLOOR};
+use crate::proto::mb1_header::{self, HeaderError, Kludge, FLAG_AOUT_KLUDGE};
+use crate::proto::mb2_header::{self, HeaderError as Header2Error};
+use crate::proto::mb2_info;
+use crate::proto::rebase;
+pub use crate::proto::record::Protocol;
+use crate::proto::video::{self, Mode, Request};
 use goblin::elf::program_header::PT_LOAD;
 use goblin::elf::Elf;
 
@@ -127,7 +127,7 @@ pub struct LoadPlan {
     /// The EFI tags of the Multiboot 2 header (none for Multiboot 1):
     /// bootpack's UEFI loader enters a kernel that keeps boot services
     /// through its EFI amd64 entry. A record carrying any is version 4.
-    pub efi: bootpack_proto::mb2_header::EfiTags,
+    pub efi: crate::proto::mb2_header::EfiTags,
 }
 
 /// Why a kernel cannot be packed. Each message says what is wrong, where
@@ -816,7 +816,7 @@ fn check_segments(segments: &mut [LoadSegment]) -> Result<(), KernelError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bootpack_proto::mb1_header::write;
+    use crate::proto::mb1_header::write;
 
     /// `header_check` on a file's first bytes refuses exactly what
     /// `plan_for` on the whole file refuses for lack of a header, with the
@@ -1039,7 +1039,7 @@ mod tests {
 
     #[test]
     fn video_requests_as_grub_reads_them() {
-        use bootpack_proto::mb1_header::VideoFields;
+        use crate::proto::mb1_header::VideoFields;
         assert_eq!(video1(None), Request::NONE);
         let v = |mode_type, width, height, depth| VideoFields {
             mode_type,

@@ -592,7 +592,7 @@ fn summary(out: &Path, r: &bootpack::Report) {
         }
     }
     let v = &r.plan.video;
-    if v.mode != bootpack_proto::video::Mode::None {
+    if v.mode != bootpack::proto::video::Mode::None {
         println!(
             "video mode:  {} ({}), set at boot through VBE as GRUB chooses it{}",
             bootpack::video::describe(&v.mode),

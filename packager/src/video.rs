@@ -1,7 +1,7 @@
 //! Video modes at pack time: the kernel's request, the `--video` override
 //! and what cannot be met.
 
-use bootpack_proto::video::{self, Mode, Request};
+use crate::proto::video::{self, Mode, Request};
 
 /// A `--video` value: `WxHxD`, `WxH`, `text` or `keep` (GRUB's
 /// `gfxpayload`).

@@ -9,7 +9,7 @@
 //! paths run the same checks.
 
 use bootpack::bootloader::DEMO_KERNEL;
-use bootpack_proto::{mb1_header, mb2_header};
+use bootpack::proto::{mb1_header, mb2_header};
 
 use super::elf::{self, Seg};
 

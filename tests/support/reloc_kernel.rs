@@ -22,7 +22,7 @@
 use super::asm_image::bytes;
 use super::elf::{self, Seg};
 use super::kernels::random_bytes;
-use bootpack_proto::mb2_header;
+use bootpack::proto::mb2_header;
 
 /// Where the code starts in the image (the header comes first).
 pub const CODE_OFF: u64 = 0x100;

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bootpack::bootloader::DEMO_KERNEL;
-use bootpack_proto::{mb1_header, mb2_header};
+use bootpack::proto::{mb1_header, mb2_header};
 
 /// Where the payload of the large kernels loads: 16 MiB.
 const PAYLOAD_ADDR: u64 = 0x100_0000;

@@ -8,7 +8,7 @@
 //! raw image with SEEK_DATA/SEEK_HOLE, and zero-filled parts of a kernel
 //! cost nothing in any format.
 
-use bootpack_proto::checksum::Fletcher64;
+use crate::proto::checksum::Fletcher64;
 
 use crate::disk::Disk;
 

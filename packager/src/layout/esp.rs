@@ -10,7 +10,7 @@
 //! type C12A7328-F81F-11D2-BA4B-00A0C93EC93B, named "EFI system
 //! partition".
 
-use bootpack_proto::ptable::Guid;
+use crate::proto::ptable::Guid;
 
 pub use crate::fat::ESP_SECTORS;
 

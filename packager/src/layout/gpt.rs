@@ -8,9 +8,9 @@
 //! GUIDs are derived from the content, like the MBR's disk signature, so
 //! the same inputs give the same image.
 
-use bootpack_proto::crc32::crc32;
-use bootpack_proto::layout::{PARTITION_START_LBA, SECTOR};
-use bootpack_proto::ptable::{
+use crate::proto::crc32::crc32;
+use crate::proto::layout::{PARTITION_START_LBA, SECTOR};
+use crate::proto::ptable::{
     Guid, BOOTPACK_TYPE_GUID, GPT_HEADER_SIZE, GPT_REVISION, GPT_SIGNATURE,
 };
 
@@ -150,7 +150,7 @@ pub fn build_with_esp(disk_sectors: u64, seed: u64, esp: Option<(u64, u64)>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bootpack_proto::ptable::{check_gpt_header, find, SectorReader, Table};
+    use crate::proto::ptable::{check_gpt_header, find, SectorReader, Table};
 
     struct Sparse<'a> {
         mbr: [u8; 512],

@@ -4,9 +4,9 @@
 
 use std::io::Cursor;
 
-use bootpack_proto::layout::{PARTITION_START_LBA, PARTITION_TYPE, SECTOR, STAGE2_LBA};
-use bootpack_proto::ptable::PROTECTIVE_MBR_TYPE;
-use bootpack_proto::stage1;
+use crate::proto::layout::{PARTITION_START_LBA, PARTITION_TYPE, SECTOR, STAGE2_LBA};
+use crate::proto::ptable::PROTECTIVE_MBR_TYPE;
+use crate::proto::stage1;
 use mbrman::{MBRHeader, MBRPartitionEntry, CHS};
 
 use crate::image::ImageError;

@@ -19,11 +19,11 @@
 //! and partition's size, and each table's limit), then the table writers
 //! [`mbr`] and [`gpt`].
 
-use bootpack_proto::checksum::{fletcher64, Fletcher64};
-use bootpack_proto::layout::{
+use crate::proto::checksum::{fletcher64, Fletcher64};
+use crate::proto::layout::{
     CMDLINE_MAX, KERNEL_CEILING, PARTITION_START_LBA, SECTOR, STAGE2_LBA, STAGE2_MAX_SECTORS,
 };
-use bootpack_proto::record::{
+use crate::proto::record::{
     self, ElfSections, Module, RecordSpec, Segment, MAX_MODULES, RECORD_MAX,
 };
 
@@ -595,7 +595,7 @@ fn disk_sectors(
 pub(crate) mod tests {
     use super::*;
     use crate::kernel::{KernelFormat, LoadSegment, Protocol};
-    use bootpack_proto::stage1;
+    use crate::proto::stage1;
 
     /// A stand-in stage 1: filler with the patch placeholders in place.
     pub(crate) fn stage1() -> Vec<u8> {
@@ -615,7 +615,7 @@ pub(crate) mod tests {
             header_offset: 0,
             sections: None,
             load_base: 0x100000,
-            video: bootpack_proto::video::Request::NONE,
+            video: crate::proto::video::Request::NONE,
             efi: Default::default(),
             entry: 0x100000,
             segments: vec![LoadSegment {

@@ -2,9 +2,9 @@
 //! the kernel partition: checked by stage 2 before it reads any data and by
 //! `bootpack inspect`, with the same words.
 
-use crate::layout::SECTOR;
-use crate::ptable::Partition;
-use crate::record::Record;
+use super::layout::SECTOR;
+use super::ptable::Partition;
+use super::record::Record;
 use core::fmt;
 
 /// What lies outside the partition.
@@ -74,8 +74,8 @@ pub fn check(rec: &Record, record_sectors: u64, part: &Partition) -> Result<(), 
 
 #[cfg(test)]
 mod tests {
+    use super::super::record::{encode, Module, Protocol, RecordSpec, Segment};
     use super::*;
-    use crate::record::{encode, Module, Protocol, RecordSpec, Segment};
     extern crate std;
     use std::string::ToString;
 
@@ -109,7 +109,7 @@ mod tests {
             modules: &mods,
             elf_sections: None,
             load_base: 0x100000,
-            video: crate::video::Request::NONE,
+            video: super::super::video::Request::NONE,
             efi: Default::default(),
         };
         let mut buf = [0u8; 512];

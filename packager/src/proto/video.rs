@@ -16,7 +16,7 @@
 //! monitor's preferred resolution from EDID (modes no larger than it), or
 //! exactly 640x480 without EDID. "text" is the EGA text console.
 
-use crate::le;
+use super::le;
 
 /// Multiboot framebuffer types.
 pub const FB_TYPE_INDEXED: u8 = 0;

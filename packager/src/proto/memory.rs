@@ -10,7 +10,7 @@
 //! Solo5 needs an entry starting at exactly 1 MiB, and merging or
 //! splitting entries could break that.
 
-use crate::le;
+use super::le;
 
 /// One region of the memory map.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

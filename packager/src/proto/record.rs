@@ -50,7 +50,7 @@
 //!                         2 xz, 3 zstd; FLAG_KERNEL_COMPRESSION_MASK),
 //!                         bit 12 FLAG_MODULES_DECOMPRESSED, bit 13
 //!                         FLAG_MODULES_KEPT_COMPRESSED, bits 14-15 zero
-//!  88  video         the video request (crate::video::Request), 8 bytes:
+//!  88  video         the video request (super::video::Request), 8 bytes:
 //!                         88 width u16, 90 height u16, 92 depth u8 (0 = no
 //!                         preference), 93 kind u8 (0 none, 1 graphics,
 //!                         2 text, 3 keep), 94 flags u8 (bit 0 the kernel
@@ -74,14 +74,14 @@
 //! section headers: shdrs_len bytes, copied from the ELF file as they are
 //! ```
 //!
-//! Where modules go in memory is decided at boot ([`crate::place`]): it
+//! Where modules go in memory is decided at boot ([`super::place`]): it
 //! depends on the machine's memory map.
 
-use crate::checksum::fletcher64;
-use crate::layout::{KERNEL_CEILING, KERNEL_FLOOR};
-use crate::le;
-use crate::mb2_header::{EfiTags, Relocatable};
-use crate::video::{Request, REQUEST_LEN};
+use super::checksum::fletcher64;
+use super::layout::{KERNEL_CEILING, KERNEL_FLOOR};
+use super::le;
+use super::mb2_header::{EfiTags, Relocatable};
+use super::video::{Request, REQUEST_LEN};
 
 pub const MAGIC: [u8; 8] = *b"BOOTPACK";
 /// The newest version. Records are written as version 3 unless the
@@ -455,7 +455,7 @@ impl<'a> Record<'a> {
             return Err(RecordError::BadLength);
         }
         let stored = le::u64(bytes, SUM_OFFSET);
-        let mut f = crate::checksum::Fletcher64::new();
+        let mut f = super::checksum::Fletcher64::new();
         f.update(&bytes[..SUM_OFFSET]);
         f.update(&[0u8; 8]);
         f.update_padded(&bytes[SUM_OFFSET + 8..]);
@@ -682,7 +682,7 @@ mod tests {
             }),
             load_base: 0x100000,
             video: Request {
-                mode: crate::video::Mode::Graphics {
+                mode: super::super::video::Mode::Graphics {
                     width: 1024,
                     height: 768,
                     depth: 32,

@@ -1,6 +1,6 @@
 //! The Multiboot 1 header a kernel carries (spec section 3.1).
 
-use crate::le;
+use super::le;
 
 pub const HEADER_MAGIC: u32 = 0x1BAD_B002;
 /// The header must lie entirely within this many bytes of the file's start.

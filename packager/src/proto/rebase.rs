@@ -18,7 +18,7 @@
 //! the information's tag 21 carries the load base.
 //!
 //! [`choose`] is that search over a free-memory map (for UEFI:
-//! [`crate::efimap::free_now`], then [`crate::efimap::free_later`]); the
+//! [`super::efimap::free_now`], then [`super::efimap::free_later`]); the
 //! loader applies the result with [`Shift`].
 //!
 //! Two deliberate differences from GRUB 2.06: the image ends at or below
@@ -27,10 +27,10 @@
 //! there), and it never starts in page 0 (the UEFI loader never takes page
 //! 0; nothing else can be there).
 
-use crate::efimap::EFI_PAGE;
-use crate::layout::KERNEL_CEILING;
-use crate::mb2_header::Relocatable;
-use crate::memory::{Region, USABLE};
+use super::efimap::EFI_PAGE;
+use super::layout::KERNEL_CEILING;
+use super::mb2_header::Relocatable;
+use super::memory::{Region, USABLE};
 
 /// The header's "lowest possible address" preference.
 pub const PREFER_LOW: u32 = 1;
@@ -105,7 +105,7 @@ pub fn check_range(span: Span, r: &Relocatable) -> Result<(), NoBase> {
 
 /// The load base for an image spanning `span` per the relocatable tag `r`,
 /// in the usable (type 1) regions of `free` (sorted or not, but adjacent
-/// free memory in one entry, as [`crate::efimap`] gives it): the lowest
+/// free memory in one entry, as [`super::efimap`] gives it): the lowest
 /// (or, with preference "high", the highest) multiple of `align` (0 counts
 /// as 1) at or above `min_addr` and page 1 where the whole span lies in
 /// one free region below 4 GiB and ends at or below `max_addr`.

@@ -12,10 +12,10 @@
 //!   services run); bootpack gives the map of the moment it enters the
 //!   kernel, which the kernel may ignore.
 //!
-//! They are appended to a block [`crate::mbi2::build`] wrote, in place of
+//! They are appended to a block [`super::mbi2::build`] wrote, in place of
 //! its end tag, so the BIOS path's builder stays as it is.
 
-use crate::le;
+use super::le;
 
 pub const TAG_EFI64_SYSTEM_TABLE: u32 = 12;
 pub const TAG_EFI_MMAP: u32 = 17;

@@ -17,9 +17,9 @@
 //! framebuffer its palette (3 bytes per colour)
 //! ```
 
-use crate::le;
-use crate::memory::{mem_lower_kib, mem_upper_kib, Region};
-use crate::video::{
+use super::le;
+use super::memory::{mem_lower_kib, mem_upper_kib, Region};
+use super::video::{
     rebase_control_info, FbKind, VideoInfo, CONTROLLER_INFO_LEN, MODE_INFO_LEN, PALETTE,
 };
 
@@ -73,7 +73,7 @@ pub struct BiosBootDevice {
 
 /// What goes into the information, whatever the firmware: the part both
 /// Multiboot versions carry (Multiboot 2 adds its own in
-/// [`crate::mb2_info::Mbi2Spec`], where a UEFI loader's tags go too).
+/// [`super::mb2_info::Mbi2Spec`], where a UEFI loader's tags go too).
 #[derive(Clone, Copy, Debug)]
 pub struct InfoSpec<'a> {
     /// The machine's memory map, in the firmware's order.
@@ -266,8 +266,8 @@ fn video(v: &VideoInfo, arena: &mut [u8], vbe_off: usize, palette_off: usize, ba
 
 #[cfg(test)]
 mod tests {
+    use super::super::video::{text_mode_info, Framebuffer, Vbe};
     use super::*;
-    use crate::video::{text_mode_info, Framebuffer, Vbe};
 
     #[test]
     fn builds_every_field() {
@@ -429,7 +429,7 @@ mod tests {
     fn builds_the_vbe_and_rgb_framebuffer_fields() {
         let v = VideoInfo {
             vbe: Some(vbe()),
-            fb: crate::video::TEST_FB_1024X768X32,
+            fb: super::super::video::TEST_FB_1024X768X32,
         };
         let mut arena = [0xAAu8; 2048];
         let a = with_video(&v, &mut arena);

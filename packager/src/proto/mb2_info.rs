@@ -31,11 +31,11 @@
 //!  0 end
 //! ```
 
-use crate::le;
-use crate::mb1_info::{ArenaFull, InfoSpec};
-use crate::memory::{mem_lower_kib, mem_upper_kib};
-use crate::record::ElfSections;
-use crate::video::{
+use super::le;
+use super::mb1_info::{ArenaFull, InfoSpec};
+use super::memory::{mem_lower_kib, mem_upper_kib};
+use super::record::ElfSections;
+use super::video::{
     rebase_control_info, FbKind, VideoInfo, CONTROLLER_INFO_LEN, MODE_INFO_LEN, PALETTE,
 };
 
@@ -207,7 +207,7 @@ pub fn build(spec: &Mbi2Spec, arena: &mut [u8], base: u32) -> Result<u32, ArenaF
         w.tag(TAG_ELF_SECTIONS, &[e.num, e.entsize, e.shndx], e.headers);
     }
     if let Some(r) = spec.rsdp {
-        let ty = if r.len() > crate::acpi::V1_LEN {
+        let ty = if r.len() > super::acpi::V1_LEN {
             TAG_ACPI_NEW
         } else {
             TAG_ACPI_OLD
@@ -278,9 +278,9 @@ fn video(w: &mut Writer, v: &VideoInfo, base: u32) {
 #[cfg(test)]
 mod tests {
     extern crate std;
+    use super::super::mb1_info::{BiosBootDevice, ModuleInfo};
+    use super::super::memory::Region;
     use super::*;
-    use crate::mb1_info::{BiosBootDevice, ModuleInfo};
-    use crate::memory::Region;
     use std::vec::Vec;
 
     /// (type, offset, size) of each tag, walking the block as a kernel does.
@@ -475,7 +475,7 @@ mod tests {
 
     #[test]
     fn video_tags_as_grub_lays_them_out() {
-        use crate::video::{Framebuffer, Vbe};
+        use super::super::video::{Framebuffer, Vbe};
         let mut control_info = [0u8; CONTROLLER_INFO_LEN];
         control_info[..4].copy_from_slice(b"VESA");
         let vbe = Vbe {
@@ -489,7 +489,7 @@ mod tests {
         };
         let rgb = VideoInfo {
             vbe: Some(vbe),
-            fb: crate::video::TEST_FB_1024X768X32,
+            fb: super::super::video::TEST_FB_1024X768X32,
         };
         let mut arena = [0xAAu8; 2048];
         let t = video_block(&rgb, &mut arena);

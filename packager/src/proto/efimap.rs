@@ -11,7 +11,7 @@
 //! Before ExitBootServices only conventional memory is free: [`free_now`]
 //! gives the map the loader places modules in.
 
-use crate::memory::Region;
+use super::memory::Region;
 
 /// UEFI memory types (UEFI 2.10 §7.2, EFI_MEMORY_TYPE).
 pub mod kind {

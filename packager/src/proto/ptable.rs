@@ -16,8 +16,8 @@
 //!   header is not read: the boot reads only the primary, as firmware does
 //!   when it is sound.
 
-use crate::crc32::Crc32;
-use crate::le;
+use super::crc32::Crc32;
+use super::le;
 use core::fmt;
 
 /// Bytes per sector: every disk bootpack writes and reads.
@@ -27,7 +27,7 @@ pub const SECTOR_BYTES: usize = 512;
 pub const MAX_READ_SECTORS: u32 = 32;
 /// MBR partition type of the kernel partition (0x7F: reserved for
 /// individual/experimental use, so no operating system mounts it).
-pub const MBR_PARTITION_TYPE: u8 = crate::layout::PARTITION_TYPE;
+pub const MBR_PARTITION_TYPE: u8 = super::layout::PARTITION_TYPE;
 /// MBR type of the protective entry that announces a GPT.
 pub const PROTECTIVE_MBR_TYPE: u8 = 0xEE;
 /// GPT partition type of the kernel partition: a random (version 4) GUID
@@ -409,8 +409,8 @@ fn find_gpt<R: SectorReader>(disk: &mut R) -> Result<Found, TableError<R::Error>
 
 #[cfg(test)]
 mod tests {
+    use super::super::crc32::crc32;
     use super::*;
-    use crate::crc32::crc32;
     extern crate std;
     use std::string::ToString;
 

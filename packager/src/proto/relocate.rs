@@ -2,7 +2,7 @@
 //! are staged, where the Multiboot information and the final trampoline
 //! go, and the trampoline block's format.
 //!
-//! A kernel may load anywhere from [`crate::layout::KERNEL_FLOOR`] up that the
+//! A kernel may load anywhere from [`super::layout::KERNEL_FLOOR`] up that the
 //! firmware reports usable, including over the loader's code, stack, page
 //! tables, buffers and information arena (its own memory, which each
 //! loader passes in; for the BIOS stage 2 its memory plan's
@@ -21,11 +21,11 @@
 //! keeps the information below 1 MiB whenever there is room (it must stay
 //! below [`INFO_CEILING`] and out of page 0 for Solo5).
 
-use crate::layout::{INFO_CEILING, KERNEL_CEILING};
-use crate::le;
-use crate::memory::Region;
-use crate::place::{clash_with, place_in};
-use crate::record::Segment;
+use super::layout::{INFO_CEILING, KERNEL_CEILING};
+use super::le;
+use super::memory::Region;
+use super::place::{clash_with, place_in};
+use super::record::Segment;
 
 /// Staged copies start on the same offset within a page as their
 /// destination, so the read path sees the same alignment as for a direct

@@ -7,8 +7,8 @@
 //! wholly in usable RAM per the E820 map, overlaps none of the `avoid`
 //! ranges, and ends at or below 4 GiB (Multiboot addresses are 32 bits).
 
-use crate::layout::KERNEL_CEILING;
-use crate::memory::{is_usable, Region, USABLE};
+use super::layout::KERNEL_CEILING;
+use super::memory::{is_usable, Region, USABLE};
 
 /// Modules start on page boundaries (Multiboot 1 header flag bit 0,
 /// Multiboot 2 module alignment tag): bootpack always aligns them.

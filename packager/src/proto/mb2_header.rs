@@ -7,7 +7,7 @@
 //! optional: a loader that cannot honour it may ignore it. Any other tag a
 //! loader cannot honour must make it refuse the kernel.
 
-use crate::le;
+use super::le;
 
 pub const HEADER_MAGIC: u32 = 0xE852_50D6;
 /// EAX at kernel entry.

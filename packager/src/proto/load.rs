@@ -25,15 +25,15 @@
 //! Failures come back as [`LoadError`] values; the loader words them (the
 //! BIOS loader prints exactly the messages docs/reliability.md lists).
 
-use crate::checksum::Fletcher64;
-use crate::layout::KERNEL_FLOOR;
-use crate::mb1_info::{self, ArenaFull, InfoSpec, ModuleInfo};
-use crate::mb2_header;
-use crate::mb2_info::{self, Mbi2Spec};
-use crate::memory::{self, Region};
-use crate::place::{self, NoRoom};
-use crate::record::{Protocol, Record, MAX_MODULES};
-use crate::relocate::Stager;
+use super::checksum::Fletcher64;
+use super::layout::KERNEL_FLOOR;
+use super::mb1_info::{self, ArenaFull, InfoSpec, ModuleInfo};
+use super::mb2_header;
+use super::mb2_info::{self, Mbi2Spec};
+use super::memory::{self, Region};
+use super::place::{self, NoRoom};
+use super::record::{Protocol, Record, MAX_MODULES};
+use super::relocate::Stager;
 
 /// Reads partition data into physical memory.
 pub trait PartitionReader {
@@ -255,12 +255,12 @@ impl<'a> Info<'a> {
 #[cfg(test)]
 mod tests {
     extern crate std;
+    use super::super::checksum::fletcher64;
+    use super::super::layout::SECTOR;
+    use super::super::record::{encode, Module, Protocol, RecordSpec, Segment};
+    use super::super::relocate::staging_need;
+    use super::super::video::{Mode, Request};
     use super::*;
-    use crate::checksum::fletcher64;
-    use crate::layout::SECTOR;
-    use crate::record::{encode, Module, Protocol, RecordSpec, Segment};
-    use crate::relocate::staging_need;
-    use crate::video::{Mode, Request};
     use std::vec;
     use std::vec::Vec;
 
