@@ -124,6 +124,23 @@ fn report_of(name: &str, run: &qemu::Run) -> Report {
     Report::parse(&run.serial)
 }
 
+/// Packs `kernel` (its bytes) for UEFI only, boots it under OVMF with
+/// `mem` and `extra` QEMU arguments, and parses the test kernel's report.
+fn boot_uefi_kernel(test: &str, kernel: &[u8], mem: &'static str, extra: &[&str]) -> Report {
+    let dir = scratch(test);
+    let path = dir.join("kernel");
+    std::fs::write(&path, kernel).unwrap();
+    let image = dir.join("disk.img");
+    bootpack::Build::new(&path)
+        .firmware(Firmware::Uefi)
+        .write(&image)
+        .unwrap();
+    let mut m = uefi_machine(&dir, test, mem);
+    m.extra.extend(extra.iter().map(|a| a.to_string()));
+    let run = qemu::boot_image(&image, &m, BOOT_TIMEOUT);
+    report_of(test, &run)
+}
+
 /// The handoff under UEFI: what tests/boot.rs checks on BIOS, with the
 /// memory map converted from the EFI map as GRUB converts it and the
 /// information anywhere out of page 0 below 1 GiB.
@@ -554,18 +571,12 @@ fn mb1_video_kernel(width: u32, height: u32, depth: u32) -> Vec<u8> {
 /// as framebuffer information only (no VBE under UEFI).
 #[test]
 fn video_requests_get_the_gop_framebuffer() {
-    let dir = scratch("uefi-gop");
-    let kernel = dir.join("kernel");
-    std::fs::write(&kernel, mb1_video_kernel(1024, 768, 32)).unwrap();
-    let image = dir.join("disk.img");
-    bootpack::Build::new(&kernel)
-        .firmware(Firmware::Uefi)
-        .write(&image)
-        .unwrap();
-    let mut m = uefi_machine(&dir, "gop", "256M");
-    m.extra.extend(["-vga".to_string(), "std".to_string()]);
-    let run = qemu::boot_image(&image, &m, BOOT_TIMEOUT);
-    let r = report_of("ovmf-gop", &run);
+    let r = boot_uefi_kernel(
+        "uefi-gop",
+        &mb1_video_kernel(1024, 768, 32),
+        "256M",
+        &["-vga", "std"],
+    );
     let flags = r.num("flags");
     assert_eq!(flags & 0x1800, 0x1000, "framebuffer, no VBE: {flags:#x}");
     let fb: Vec<u64> = r
@@ -718,22 +729,12 @@ fn every_format_boots_under_ovmf() {
 /// does: the kernel checksums the payload where it was linked.
 #[test]
 fn segments_over_boot_services_memory_are_moved_into_place() {
-    let dir = scratch("uefi-deferred");
     let payload = kernels::Payload::random(16 << 20, 3 << 20, 7);
     let spec = Spec {
         payload: Some(&payload),
         ..Spec::new(Shape::Elf32, Headers::Mb1)
     };
-    let kernel = dir.join("kernel");
-    std::fs::write(&kernel, kernels::build_spec(&spec)).unwrap();
-    let image = dir.join("disk.img");
-    bootpack::Build::new(&kernel)
-        .firmware(Firmware::Uefi)
-        .write(&image)
-        .unwrap();
-    let m = uefi_machine(&dir, "deferred", "256M");
-    let run = qemu::boot_image(&image, &m, BOOT_TIMEOUT);
-    let r = report_of("ovmf-deferred", &run);
+    let r = boot_uefi_kernel("uefi-deferred", &kernels::build_spec(&spec), "256M", &[]);
     assert_eq!(
         r.get("payload"),
         format!("0x{:08x} {} ok", payload.addr, payload.data.len()),
@@ -1121,7 +1122,6 @@ fn a_required_framebuffer_no_gop_mode_gives_is_refused() {
 /// zeroed by the trampoline. The kernel checks both where it was linked.
 #[test]
 fn segments_partly_over_boot_services_memory_are_split() {
-    let dir = scratch("uefi-split");
     let payload = kernels::Payload::random(0x140_0000, (3 << 20) + 200, 11);
     let bss = (0x90_0000, 0x1_0128);
     let spec = Spec {
@@ -1129,16 +1129,7 @@ fn segments_partly_over_boot_services_memory_are_split() {
         bss: Some(bss),
         ..Spec::new(Shape::Elf32, Headers::Mb1)
     };
-    let kernel = dir.join("kernel");
-    std::fs::write(&kernel, kernels::build_spec(&spec)).unwrap();
-    let image = dir.join("disk.img");
-    bootpack::Build::new(&kernel)
-        .firmware(Firmware::Uefi)
-        .write(&image)
-        .unwrap();
-    let m = uefi_machine(&dir, "split", "256M");
-    let run = qemu::boot_image(&image, &m, BOOT_TIMEOUT);
-    let r = report_of("ovmf-split", &run);
+    let r = boot_uefi_kernel("uefi-split", &kernels::build_spec(&spec), "256M", &[]);
     assert_eq!(
         r.get("payload"),
         format!("0x{:08x} {} ok", payload.addr, payload.data.len()),

@@ -211,43 +211,32 @@ pub fn write_atomically(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::{KernelFormat, LoadPlan, LoadSegment, Protocol};
+    use crate::kernel::{LoadPlan, LoadSegment};
     use crate::proto::checksum::fletcher64;
     use crate::proto::layout::STAGE2_LBA;
     use crate::proto::record::Record;
     use crate::proto::stage1;
 
-    use crate::layout::tests::stage1;
+    use crate::layout::tests::{plan_of, stage1};
 
     fn plan() -> LoadPlan {
-        LoadPlan {
-            format: KernelFormat::Elf32,
-            protocol: Protocol::Multiboot1,
-            mb_flags: 3,
-            header_offset: 0,
-            sections: None,
-            load_base: 0x100000,
-            entry: 0x100000,
-            video: crate::proto::video::Request::NONE,
-            efi: Default::default(),
-            segments: vec![
-                LoadSegment {
-                    dest: 0x100000,
-                    file: 0..1000,
-                    mem_size: 0x2000,
-                },
-                LoadSegment {
-                    dest: 0x200000,
-                    file: 1000..1000,
-                    mem_size: 0x1000,
-                },
-                LoadSegment {
-                    dest: 0x300000,
-                    file: 1000..1700,
-                    mem_size: 700,
-                },
-            ],
-        }
+        plan_of(vec![
+            LoadSegment {
+                dest: 0x100000,
+                file: 0..1000,
+                mem_size: 0x2000,
+            },
+            LoadSegment {
+                dest: 0x200000,
+                file: 1000..1000,
+                mem_size: 0x1000,
+            },
+            LoadSegment {
+                dest: 0x300000,
+                file: 1000..1700,
+                mem_size: 700,
+            },
+        ])
     }
 
     #[test]

@@ -9,11 +9,13 @@ use bootpack_proto::bounds;
 use bootpack_proto::checksum::Fletcher64;
 use bootpack_proto::efimap::{self, EfiRegion, EFI_PAGE};
 use bootpack_proto::layout::SECTOR;
+use bootpack_proto::load::{self as proto_load, LoadError, PartitionReader};
+use bootpack_proto::mb1_info::ModuleInfo;
 use bootpack_proto::memory::Region;
-use bootpack_proto::place;
 use bootpack_proto::ptable::{self, Partition, TableError};
 use bootpack_proto::rebase::Shift;
 use bootpack_proto::record::{self, Record, MAX_MODULES};
+use core::convert::Infallible;
 use uefi::boot::{self, AllocateType, MemoryType};
 use uefi::mem::memory_map::MemoryMap;
 
@@ -246,17 +248,14 @@ pub fn place_modules(rec: &Record, kernel_end: u64) -> [u64; MAX_MODULES] {
         return starts;
     }
     let map = free_map();
-    let mut sizes = [0u64; MAX_MODULES];
-    for (i, m) in rec.modules().enumerate() {
-        sizes[i] = m.size;
-    }
-    if let Err(e) = place::place_modules(&map, &[], kernel_end, &sizes[..count], &mut starts) {
+    if let Err(LoadError::<Infallible>::ModuleNoRoom { room, usable }) =
+        proto_load::place_modules(rec, &map, &[], kernel_end, &mut starts)
+    {
         fail!(
-            "module {} ({:#x} bytes) does not fit in free RAM between {:#x} and 4 GiB (free RAM below 4 GiB: {:#x} bytes): give the machine more memory",
-            e.index + 1,
-            e.size,
-            e.from,
-            place::usable_below_4g(&map)
+            "module {} ({:#x} bytes) does not fit in free RAM between {:#x} and 4 GiB (free RAM below 4 GiB: {usable:#x} bytes): give the machine more memory",
+            room.index + 1,
+            room.size,
+            room.from,
         );
     }
     for (i, m) in rec.modules().enumerate() {
@@ -462,37 +461,65 @@ pub fn load_segments(
     moves
 }
 
-/// Loads each module at its place and checks its checksum.
-pub fn load_modules(
+/// Loads each module at its place and checks its checksum
+/// (bootpack_proto::load, as the BIOS loader does); returns what the
+/// information says of them.
+pub fn load_modules<'r>(
     disk: &mut Disk,
     bounce: &mut Bounce,
     part: &Partition,
-    rec: &Record,
+    rec: &Record<'r>,
     starts: &[u64; MAX_MODULES],
-) {
-    for (i, m) in rec.modules().enumerate() {
-        let mut sum = Fletcher64::new();
-        // SAFETY: place_modules took [start, start + size); nothing
-        // after it is written (room = size).
-        unsafe {
-            read_to(
-                disk,
-                bounce,
-                part,
-                m.data_sector,
-                m.size,
-                starts[i],
-                m.size,
-                &mut sum,
-            )
-        };
-        if sum.finish() != m.sum {
-            fail!(
-                "module {} checksum mismatch (stored {:#x}, computed {:#x}): the disk image is damaged, rebuild it",
-                i + 1,
-                m.sum,
-                sum.finish()
-            );
+) -> [ModuleInfo<'r>; MAX_MODULES] {
+    /// The firmware side of bootpack_proto::load's module reads.
+    struct Modules<'a> {
+        disk: &'a mut Disk,
+        bounce: &'a mut Bounce,
+        part: &'a Partition,
+    }
+    impl PartitionReader for Modules<'_> {
+        type Error = Infallible;
+        fn read(
+            &mut self,
+            sector: u64,
+            size: u64,
+            dest: u64,
+            sum: &mut Fletcher64,
+        ) -> Result<(), Infallible> {
+            // SAFETY: bootpack_proto::load asks only for the modules'
+            // ranges, which place_modules took from the firmware; nothing
+            // after a module is written (room = size).
+            unsafe {
+                read_to(
+                    self.disk,
+                    self.bounce,
+                    self.part,
+                    sector,
+                    size,
+                    dest,
+                    size,
+                    sum,
+                )
+            };
+            Ok(())
         }
     }
+    let mut out = [ModuleInfo {
+        start: 0,
+        end: 0,
+        string: &[],
+    }; MAX_MODULES];
+    let mut reader = Modules { disk, bounce, part };
+    if let Err(LoadError::ModuleSum {
+        index,
+        stored,
+        computed,
+    }) = proto_load::load_modules(rec, starts, &mut reader, &mut out)
+    {
+        fail!(
+            "module {} checksum mismatch (stored {stored:#x}, computed {computed:#x}): the disk image is damaged, rebuild it",
+            index + 1
+        );
+    }
+    out
 }

@@ -28,13 +28,13 @@ mod load;
 mod rebase;
 
 use bootpack_proto::efimap::{self, EfiRegion};
-use bootpack_proto::layout::{INFO_CEILING, KERNEL_FLOOR};
-use bootpack_proto::mb1_info::{self, BiosBootDevice, InfoSpec, ModuleInfo};
+use bootpack_proto::layout::INFO_CEILING;
+use bootpack_proto::mb1_info::{self, BiosBootDevice, InfoSpec};
 use bootpack_proto::mb2_efi_info::{self, EfiInfo};
 use bootpack_proto::mb2_header;
 use bootpack_proto::mb2_info::{self, Mbi2Spec};
 use bootpack_proto::memory::Region;
-use bootpack_proto::record::{Protocol, MAX_MODULES};
+use bootpack_proto::record::Protocol;
 use uefi::boot::{self, AllocateType, MemoryType};
 use uefi::mem::memory_map::MemoryMap;
 use uefi::prelude::*;
@@ -113,33 +113,15 @@ fn main() -> Status {
     // Modules go where they go for the kernel at its link addresses (above
     // its linked end), skipping the memory a relocated image took: a
     // kernel placed high still has room for them.
-    let kernel_end = rec
-        .segments()
-        .map(|s| s.end())
-        .max()
-        .unwrap_or(KERNEL_FLOOR);
-    let starts = load::place_modules(&rec, kernel_end);
+    let starts = load::place_modules(&rec, bootpack_proto::load::kernel_end(&rec));
     let mut bounce = load::Bounce::new();
     let moves = load::load_segments(&mut disk, &mut bounce, &part, &rec, &deferred, shift);
-    load::load_modules(&mut disk, &mut bounce, &part, &rec, &starts);
+    let modules = load::load_modules(&mut disk, &mut bounce, &part, &rec, &starts);
+    let modules = &modules[..rec.module_count()];
     // After every loading step, so their failures still reach the firmware
     // console (a mode change may take it away); nothing for kernels that
     // ask for no video mode.
     let video = gop::setup(&rec.video());
-
-    let mut modules = [ModuleInfo {
-        start: 0,
-        end: 0,
-        string: &[],
-    }; MAX_MODULES];
-    for (i, m) in rec.modules().enumerate() {
-        modules[i] = ModuleInfo {
-            start: starts[i] as u32,
-            end: (starts[i] + m.size) as u32,
-            string: m.string,
-        };
-    }
-    let modules = &modules[..rec.module_count()];
 
     // The information's room, sized for the largest map, below 1 GiB
     // (older Solo5 maps only that) and never in page 0 (Solo5's NULL

@@ -607,7 +607,8 @@ pub(crate) mod tests {
         s
     }
 
-    fn plan() -> LoadPlan {
+    /// A Multiboot 1 ELF32 plan loading at 1 MiB with these segments.
+    pub(crate) fn plan_of(segments: Vec<LoadSegment>) -> LoadPlan {
         LoadPlan {
             format: KernelFormat::Elf32,
             protocol: Protocol::Multiboot1,
@@ -618,12 +619,16 @@ pub(crate) mod tests {
             video: crate::proto::video::Request::NONE,
             efi: Default::default(),
             entry: 0x100000,
-            segments: vec![LoadSegment {
-                dest: 0x100000,
-                file: 0..1000,
-                mem_size: 0x2000,
-            }],
+            segments,
         }
+    }
+
+    fn plan() -> LoadPlan {
+        plan_of(vec![LoadSegment {
+            dest: 0x100000,
+            file: 0..1000,
+            mem_size: 0x2000,
+        }])
     }
 
     fn lay(table: Table, size: Option<u64>) -> Result<Layout, ImageError> {
