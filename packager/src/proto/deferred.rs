@@ -9,10 +9,10 @@
 //! mostly in place: staging costs a second copy of every staged byte and
 //! memory the loader must find below 4 GiB.
 
-/// The disk's sector size: staged pieces start and end on sector
-/// boundaries of the segment's data (or at its end), so each piece is read
-/// with whole-sector reads from its own first sector.
-pub const SECTOR: u64 = 512;
+// Staged pieces start and end on sector boundaries of the segment's data
+// (or at its end), so each piece is read with whole-sector reads from its
+// own first sector.
+use super::layout::SECTOR;
 
 /// A run of a segment's file bytes: `len` bytes from byte `offset` of the
 /// segment's data (its `dest + offset` in memory), read in place or
@@ -36,6 +36,22 @@ pub fn file_pieces(dest: u64, file_size: u64, held: &[(u64, u64)], mut f: impl F
     let end = dest + file_size;
     // Bytes already handed to `f`.
     let mut done = 0u64;
+    // Hands `f` the bytes in place up to `s`, then the staged piece [s, e).
+    let mut stage = |s: u64, e: u64, done: &mut u64| {
+        if s > *done {
+            f(Piece {
+                offset: *done,
+                len: s - *done,
+                staged: false,
+            });
+        }
+        f(Piece {
+            offset: s,
+            len: e - s,
+            staged: true,
+        });
+        *done = e;
+    };
     // A staged piece that may still grow: [start, end) in data offsets.
     let mut pending: Option<(u64, u64)> = None;
     for &(a, b) in held {
@@ -49,32 +65,14 @@ pub fn file_pieces(dest: u64, file_size: u64, held: &[(u64, u64)], mut f: impl F
             Some((ps, pe)) if s <= pe => pending = Some((ps, pe.max(e))),
             _ => {
                 if let Some((ps, pe)) = pending {
-                    f(Piece {
-                        offset: ps,
-                        len: pe - ps,
-                        staged: true,
-                    });
-                    done = pe;
-                }
-                if s > done {
-                    f(Piece {
-                        offset: done,
-                        len: s - done,
-                        staged: false,
-                    });
-                    done = s;
+                    stage(ps, pe, &mut done);
                 }
                 pending = Some((s, e));
             }
         }
     }
     if let Some((ps, pe)) = pending {
-        f(Piece {
-            offset: ps,
-            len: pe - ps,
-            staged: true,
-        });
-        done = pe;
+        stage(ps, pe, &mut done);
     }
     if done < file_size {
         f(Piece {
