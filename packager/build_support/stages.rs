@@ -145,6 +145,10 @@ fn remap_flags(root: &Path, cargo: &str) -> Vec<String> {
         }
         flags.push(format!("--remap-path-prefix={}={to}", from.display()));
     }
+    // boot/proto's modules are packager/src/proto's files, reached from
+    // its root through `#[path]`: their panic locations would spell the
+    // detour in every message of stage 2 (a sector of its 127).
+    flags.push("--remap-path-prefix=proto/src/../../../packager/src/proto=proto/src".into());
     flags
 }
 
